@@ -1,0 +1,58 @@
+# Behalf — the two commands: `make run` and `make test`.
+# Both install what is missing on a fresh machine (see ../shared/TOOLCHAIN.md for why
+# each tool is installed the way it is).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+# wasm-opt comes from npm's binaryen (Debian's is too old and breaks hydration).
+export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+
+CARGO_LEPTOS_VERSION := 0.3.10
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3; exit }' Cargo.lock)
+SITE_ROOT := $(CURDIR)/target/site
+
+.PHONY: run test build tools chromium node-modules fmt lint unit e2e bench clean
+
+## run: build in release mode, create a first super user if there is none, serve on http://127.0.0.1:3000
+run: build
+	./target/release/behalf init-admin
+	LEPTOS_SITE_ROOT=$(SITE_ROOT) ./target/release/behalf serve
+
+## test: formatting, clippy, unit and integration tests (SQLite, and PostgreSQL when
+## BEHALF_TEST_POSTGRES_URL is set), then Playwright against a fresh release build
+test: tools chromium fmt lint unit build e2e
+
+build: tools
+	cargo leptos build --release
+
+fmt:
+	cargo fmt --all -- --check
+
+lint:
+	cargo clippy -p app -p server --all-targets -- -D warnings
+	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+unit:
+	@if [ -z "$${BEHALF_TEST_POSTGRES_URL:-}" ]; then echo "note: BEHALF_TEST_POSTGRES_URL is not set, so the PostgreSQL variants of the database tests will be skipped"; fi
+	cargo test -p app -p server
+
+e2e: chromium node-modules
+	end2end/run.sh
+
+tools: node-modules
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@cargo leptos --version 2>/dev/null | grep -q " $(CARGO_LEPTOS_VERSION)$$" || cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked
+	@wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)$$" || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+
+node-modules:
+	@[ -x end2end/node_modules/.bin/playwright ] && [ -x end2end/node_modules/.bin/wasm-opt ] || (cd end2end && npm ci --no-audit --no-fund)
+
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  apt-get update; \
+	  for attempt in 1 2 3; do apt-get install -y chromium && break; echo "apt-get failed (attempt $$attempt), retrying"; sleep 5; done; \
+	fi
+	@[ -x /usr/bin/chromium ] || { echo "Chromium could not be installed"; exit 1; }
+
+clean:
+	cargo clean
+	rm -rf end2end/node_modules end2end/test-results

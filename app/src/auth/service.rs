@@ -1,0 +1,85 @@
+//! What signing in and out do (server only).
+
+use crate::{
+    auth::{
+        session::{self, CurrentSession, EndReason, RequestContext},
+        token::Token,
+        Password, Viewer,
+    },
+    clock::format_utc,
+    error::AppError,
+    members::service::{find_credentials, MAX_EMAIL_LEN, MAX_PASSWORD_BYTES},
+    state::AppState,
+};
+
+/// Checks the credentials and starts a new session. The browser's previous
+/// session, if any, ends (no session fixation: the token always changes).
+#[tracing::instrument(skip_all)]
+pub async fn sign_in(
+    state: &AppState,
+    request: &RequestContext,
+    email: &str,
+    password: Password,
+) -> Result<Token, AppError> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Err(AppError::validation("email", "Enter your email address."));
+    }
+    if email.len() > MAX_EMAIL_LEN {
+        return Err(AppError::validation(
+            "email",
+            format!("An email address has at most {MAX_EMAIL_LEN} characters."),
+        ));
+    }
+    if password.expose().is_empty() {
+        return Err(AppError::validation("password", "Enter your password."));
+    }
+    if password.expose().len() > MAX_PASSWORD_BYTES {
+        return Err(AppError::validation(
+            "password",
+            format!("A password has at most {MAX_PASSWORD_BYTES} bytes."),
+        ));
+    }
+    let credentials = find_credentials(&state.db, email).await?;
+    let known = credentials.is_some();
+    let stored = credentials.as_ref().map(|c| c.password_hash.clone());
+    let verified = state.hasher.verify(stored, password).await?;
+    let Some(credentials) = credentials.filter(|_| verified) else {
+        tracing::info!(known, "sign-in refused: bad credentials");
+        return Err(AppError::InvalidCredentials);
+    };
+    if !credentials.login_enabled {
+        tracing::info!(
+            member = credentials.id,
+            "sign-in refused: not authorized to log in"
+        );
+        return Err(AppError::forbidden(
+            "This account is not authorized to sign in. Ask an administrator to enable it.",
+        ));
+    }
+    let replacing = request.session.as_ref().map(|s| s.id);
+    let token = session::start_own_session(state, credentials.id, replacing, request).await?;
+    tracing::info!(member = credentials.id, "signed in");
+    Ok(token)
+}
+
+/// Ends the current session.
+pub async fn sign_out(state: &AppState, request: &RequestContext) -> Result<(), AppError> {
+    let current = request.require_session()?;
+    session::end_session(state, current.id, EndReason::SignedOut).await?;
+    tracing::info!(member = current.member.id, "signed out");
+    Ok(())
+}
+
+pub fn viewer_of(session: &CurrentSession) -> Viewer {
+    let member = &session.member;
+    Viewer {
+        id: member.id,
+        email: member.email.clone(),
+        display_name: member.display_name.clone(),
+        role: member.role,
+        admin_access: member.admin_access,
+        member_since: format_utc(member.created_at),
+        last_sign_in: member.last_sign_in_at.map(format_utc),
+    }
+}

@@ -1,0 +1,117 @@
+//! The sign-in page and the sign-out button.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{components::Redirect, hooks::use_query_map};
+
+use crate::{
+    auth::{safe_next, Login, Logout},
+    error::AppError,
+    ui::ViewerResource,
+};
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let ViewerResource(viewer) = expect_context();
+    let query = use_query_map();
+    let next = move || safe_next(query.read_untracked().get("next").as_deref());
+    view! {
+        <Title text="Sign in"/>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match viewer.await {
+                    // Already signed in (or just signed in without JavaScript): go on.
+                    Ok(Some(_)) => view! { <Redirect path=next()/> }.into_any(),
+                    _ => view! { <LoginForm next=next()/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn LoginForm(next: String) -> impl IntoView {
+    let action = ServerAction::<Login>::new();
+    // On success, load the next page afresh so every part of it sees the new identity.
+    Effect::new(move |_| {
+        if let Some(Ok(next)) = action.value().get() {
+            let _ = window().location().set_href(&next);
+        }
+    });
+    let error = move || action.value().get().and_then(Result::err);
+    let field_error = move |field: &'static str| {
+        move || {
+            error()
+                .filter(|e: &AppError| e.field() == Some(field))
+                .map(|e| e.to_string())
+        }
+    };
+    let form_error = move || {
+        error()
+            .filter(|e: &AppError| e.field().is_none())
+            .map(|e| e.to_string())
+    };
+    let email_error = field_error("email");
+    let password_error = field_error("password");
+    view! {
+        <section class="card narrow">
+            <h1>"Sign in"</h1>
+            <p class="muted">"Sign in with the email address and password of your Behalf account."</p>
+            <ActionForm action=action attr:class="form" attr:novalidate=true>
+                {move || form_error().map(|message| view! {
+                    <div class="notice notice-error" role="alert">{message}</div>
+                })}
+                <input type="hidden" name="next" value=next/>
+                <div class="field">
+                    <label for="login-email">"Email"</label>
+                    <input
+                        id="login-email"
+                        type="email"
+                        name="email"
+                        autocomplete="username"
+                        maxlength="254"
+                        required
+                        aria-invalid=move || email_error().is_some().then_some("true")
+                        aria-describedby="login-email-error"
+                    />
+                    <p id="login-email-error" class="field-error">{email_error}</p>
+                </div>
+                <div class="field">
+                    <label for="login-password">"Password"</label>
+                    <input
+                        id="login-password"
+                        type="password"
+                        name="password"
+                        autocomplete="current-password"
+                        maxlength="1024"
+                        required
+                        aria-invalid=move || password_error().is_some().then_some("true")
+                        aria-describedby="login-password-error"
+                    />
+                    <p id="login-password-error" class="field-error">{password_error}</p>
+                </div>
+                <button type="submit" class="button primary" disabled=move || action.pending().get()>
+                    "Sign in"
+                </button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+pub fn SignOutButton() -> impl IntoView {
+    let action = ServerAction::<Logout>::new();
+    // Whatever the answer (even "already signed out"), the sign-in page is next.
+    Effect::new(move |_| {
+        if action.value().get().is_some() {
+            let _ = window().location().set_href("/login");
+        }
+    });
+    view! {
+        <ActionForm action=action attr:class="inline-form">
+            <button type="submit" class="button" disabled=move || action.pending().get()>
+                "Sign out"
+            </button>
+        </ActionForm>
+    }
+}

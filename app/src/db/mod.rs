@@ -1,0 +1,188 @@
+//! The database: SQLite (the zero-setup default) or PostgreSQL (for several
+//! instances). Queries are written once with `$1` placeholders, which both
+//! accept, and run against whichever pool is configured through `with_db!`.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    PgPool, Postgres, Sqlite, SqlitePool, Transaction,
+};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool. The body is compiled once
+/// per database, so it may use any sqlx API both support.
+#[macro_export]
+macro_rules! with_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL (expected sqlite:PATH or postgres://…); got one starting with {0:?}")]
+    UnsupportedUrl(String),
+    #[error("could not open the database at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Db {
+    /// Opens (and for SQLite creates) the database named by `url`.
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
+        Db::connect_in_schema(url, None).await
+    }
+
+    /// Like `connect`; on PostgreSQL every connection uses `schema` first in its
+    /// search path (tests use one schema each so runs never collide).
+    pub async fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<Db, DbError> {
+        let fail = |source| DbError::Connect {
+            url: redact_url(url),
+            source,
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut options = PgConnectOptions::from_str(url).map_err(fail)?;
+            if let Some(schema) = schema {
+                options = options.options([("search_path", schema)]);
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(fail)?;
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(fail)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(fail)?;
+            Ok(Db::Sqlite(pool))
+        } else {
+            let scheme: String = url.chars().take_while(|c| *c != ':').take(20).collect();
+            Err(DbError::UnsupportedUrl(scheme))
+        }
+    }
+
+    /// Applies every pending migration. Never skipped silently: a failure is an error.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self {
+            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        with_db!(self, pool => pool.close().await)
+    }
+}
+
+/// Starts a transaction that is going to write. On SQLite it takes the write lock
+/// up front (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead
+/// of failing when a read lock cannot be upgraded.
+pub trait BeginWrite {
+    type Database: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Transaction<'static, Self::Database>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = Sqlite;
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+/// True when `error` is a unique-constraint violation.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+/// The URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            let tail = tail.split('?').next().unwrap_or("");
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => format!("{scheme}://{authority}{}", tail.split('?').next().unwrap_or("")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_appear_in_a_redacted_url() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db.example:5432/behalf?sslmode=require&password=x"),
+            "postgres://app:***@db.example:5432/behalf"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact_url("sqlite:behalf.db"), "sqlite:behalf.db");
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_refused_clearly() {
+        let error = Db::connect("mysql://root@localhost/x").await.unwrap_err();
+        assert!(error.to_string().contains("unsupported database URL"), "{error}");
+        assert!(error.to_string().contains("\"mysql\""), "{error}");
+    }
+}

@@ -1,0 +1,102 @@
+//! Shared components: the header, the guard for signed-in pages, error panels.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{components::Redirect, hooks::use_location};
+
+use crate::{
+    auth::{login_url, ui::SignOutButton, Viewer},
+    error::AppError,
+};
+
+/// The signed-in member (or none), loaded once per page load.
+#[derive(Clone, Copy)]
+pub struct ViewerResource(pub Resource<Result<Option<Viewer>, AppError>>);
+
+#[component]
+pub fn Header() -> impl IntoView {
+    let ViewerResource(viewer) = expect_context();
+    view! {
+        <header class="site-header">
+            <a class="brand" href="/">"Behalf"</a>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match viewer.await {
+                        Ok(Some(viewer)) => view! {
+                            <nav class="member-menu" aria-label="Account">
+                                <a href="/">"My account"</a>
+                                <span class="who">
+                                    <span class="who-name">{viewer.display_name}</span>
+                                    <span class="badge">{viewer.role.label()}</span>
+                                </span>
+                                <SignOutButton/>
+                            </nav>
+                        }
+                        .into_any(),
+                        _ => view! {
+                            <nav class="member-menu" aria-label="Account">
+                                <a href="/login">"Sign in"</a>
+                            </nav>
+                        }
+                        .into_any(),
+                    }
+                })}
+            </Suspense>
+        </header>
+    }
+}
+
+/// Renders `render(viewer)` for a signed-in member; sends anyone else to the
+/// sign-in page (a 302 from the server, a client-side redirect in the browser),
+/// with the current address to come back to.
+#[component]
+pub fn Protected<F, V>(render: F) -> impl IntoView
+where
+    F: Fn(Viewer) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let ViewerResource(viewer) = expect_context();
+    let location = use_location();
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                let render = render.clone();
+                let here = format!(
+                    "{}{}",
+                    location.pathname.get_untracked(),
+                    location.search.get_untracked()
+                );
+                Suspend::new(async move {
+                    match viewer.await {
+                        Ok(Some(viewer)) => render(viewer).into_any(),
+                        Ok(None) => view! { <Redirect path=login_url(&here)/> }.into_any(),
+                        Err(error) => view! { <ErrorPanel error/> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn ErrorPanel(error: AppError) -> impl IntoView {
+    view! {
+        <div class="notice notice-error" role="alert">
+            <p>{error.to_string()}</p>
+        </div>
+    }
+}
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::server::set_status(404);
+    view! {
+        <Title text="Page not found"/>
+        <section class="card narrow">
+            <h1>"Page not found"</h1>
+            <p>"There is nothing at this address. It may have moved, or the link may be mistyped."</p>
+            <p><a href="/">"Go to My account"</a></p>
+        </section>
+    }
+}

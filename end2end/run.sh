@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs the Playwright suite against a freshly built release server on a free port
+# with a temporary SQLite database, then prints one summary line for CI.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/target/release/behalf"
+[ -x "$bin" ] || { echo "run.sh: $bin is missing; build it with 'make build' first" >&2; exit 2; }
+
+tmp=$(mktemp -d)
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export BEHALF_DATABASE_URL="sqlite:$tmp/e2e.db"
+export BEHALF_E2E_PASSWORD="e2e-password-123"
+export BEHALF_LOG="${BEHALF_LOG:-warn}"
+
+"$bin" migrate >/dev/null
+"$bin" create-member --email ada@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Ada Admin" --role super_user >/dev/null
+"$bin" create-member --email ann@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Ann Lee" --role member >/dev/null
+
+LEPTOS_SITE_ROOT="$root/target/site" "$bin" serve --addr "127.0.0.1:$port" >"$tmp/server.log" 2>&1 &
+pid=$!
+cleanup() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 150); do
+  if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$pid" 2>/dev/null; then echo "the server exited:" >&2; cat "$tmp/server.log" >&2; exit 1; fi
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || { echo "the server did not come up:" >&2; cat "$tmp/server.log" >&2; exit 1; }
+
+cd "$root/end2end"
+rm -f test-results/report.json
+set +e
+BEHALF_E2E_URL="http://127.0.0.1:$port" npx playwright test "$@"
+status=$?
+set -e
+if [ -f test-results/report.json ]; then
+  node -e '
+    const s = require("./test-results/report.json").stats;
+    console.log(`e2e: ${s.expected + s.flaky} passed, ${s.unexpected} failed, ${s.skipped} skipped`);
+  '
+else
+  echo "e2e: 0 passed, 1 failed, 0 skipped (no report was written)"
+  status=1
+fi
+if [ "$status" -ne 0 ]; then
+  echo "--- server log (last 50 lines) ---"
+  tail -n 50 "$tmp/server.log" || true
+fi
+exit "$status"

@@ -1,0 +1,74 @@
+import { expect, test } from '@playwright/test';
+import { hydrated, MEMBER, ADMIN, PASSWORD, signIn } from './helpers';
+
+test('a member signs in, sees their name, stays signed in across a reload, and signs out', async ({ page }) => {
+  await signIn(page, MEMBER.email);
+  await expect(page).toHaveURL(/\/$/);
+  const header = page.getByRole('banner');
+  await expect(header.getByText(MEMBER.name)).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'My account' })).toBeVisible();
+  await expect(page).toHaveTitle(/^My account/);
+
+  await page.reload();
+  await hydrated(page);
+  await expect(header.getByText(MEMBER.name)).toBeVisible();
+  await expect(page.getByText(MEMBER.email)).toBeVisible();
+
+  await header.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await expect(page.getByRole('button', { name: 'Sign in' })).toBeVisible();
+  await expect(page.getByRole('banner').getByText(MEMBER.name)).toHaveCount(0);
+
+  // The old session is gone for good: the account page sends us to sign in.
+  await page.goto('/');
+  await expect(page).toHaveURL(/\/login$/);
+});
+
+test('a protected page sends a stranger to sign in, and back afterwards', async ({ page }) => {
+  await page.goto('/?tab=details');
+  await expect(page).toHaveURL(/\/login\?next=/);
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+  await hydrated(page);
+  await page.getByLabel('Email').fill(ADMIN.email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/\?tab=details$/);
+  await expect(page.getByRole('banner').getByText(ADMIN.name)).toBeVisible();
+  await expect(page.getByRole('banner').getByText('Super user')).toBeVisible();
+});
+
+test('a wrong password shows a clear message and signs nobody in', async ({ page }) => {
+  await signIn(page, MEMBER.email, 'not-the-password');
+  const alert = page.getByRole('alert');
+  await expect(alert).toHaveText('Email or password is incorrect.');
+  await expect(page).toHaveURL(/\/login/);
+  await expect(page.getByRole('banner').getByText(MEMBER.name)).toHaveCount(0);
+
+  // An unknown email gets exactly the same message.
+  await page.getByLabel('Email').fill('nobody@e2e.test');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('alert')).toHaveText('Email or password is incorrect.');
+});
+
+test('an empty email is pointed out next to its field', async ({ page }) => {
+  await page.goto('/login');
+  await hydrated(page);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByText('Enter your email address.')).toBeVisible();
+  await expect(page.getByLabel('Email')).toHaveAttribute('aria-invalid', 'true');
+});
+
+test.describe('without JavaScript', () => {
+  test.use({ javaScriptEnabled: false });
+
+  test('signing in still works (the form posts natively)', async ({ page }) => {
+    await page.goto('/login');
+    await page.getByLabel('Email').fill(MEMBER.email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page).toHaveURL(/\/$/);
+    await expect(page.getByRole('heading', { name: 'My account' })).toBeVisible();
+    await expect(page.getByRole('banner').getByText(MEMBER.name)).toBeVisible();
+  });
+});

@@ -1,0 +1,190 @@
+//! The command line and typed settings: flags, `BEHALF_*` variables, defaults.
+
+use std::net::SocketAddr;
+
+use app::members::Role;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "behalf",
+    version,
+    about = "Behalf: log in on behalf of another member, safely.",
+    long_about = "Behalf lets admins and support engineers switch into a member's account — after \
+                  re-entering their own password, under a banner they cannot miss, with hard limits \
+                  and an audit trail — and switch back.\n\nEvery command reads the database from \
+                  --database-url or BEHALF_DATABASE_URL (default: a SQLite file behalf.db in the \
+                  working directory; postgres://… selects PostgreSQL)."
+)]
+pub struct Cli {
+    /// Database URL: sqlite:PATH (created if missing) or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        env = "BEHALF_DATABASE_URL",
+        default_value = "sqlite:behalf.db",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web application (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create a member who can sign in.
+    CreateMember(CreateMemberArgs),
+    /// Fill the database with realistic, deterministic demo members.
+    Seed(SeedArgs),
+    /// Create a first super user if there is none, and print its credentials once.
+    InitAdmin(InitAdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BEHALF_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Minutes without a request after which a session ends.
+    #[arg(long, env = "BEHALF_SESSION_IDLE_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=10_080))]
+    pub session_idle_minutes: u32,
+    /// Hours after sign-in at which a session ends, however active.
+    #[arg(long, env = "BEHALF_SESSION_LIFETIME_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub session_lifetime_hours: u32,
+    /// Trust X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run).
+    #[arg(long, env = "BEHALF_TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateMemberArgs {
+    /// Email address (unique, case-insensitively).
+    #[arg(long)]
+    pub email: String,
+    /// Password (at least 8 characters).
+    #[arg(long)]
+    pub password: String,
+    /// Display name (defaults to the part of the email before the @).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Role: member, support, editor or super_user. Every role above member gets admin access.
+    #[arg(long, default_value = "member")]
+    pub role: Role,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// How many members to create.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub members: u64,
+    /// Seed for the generator: the same seed gives the same members.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The password every seeded member gets (hashed once, shared).
+    #[arg(long, default_value = "behalf-demo-password")]
+    pub password: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InitAdminArgs {
+    /// Email of the super user to create.
+    #[arg(long, default_value = "admin@behalf.local")]
+    pub email: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_documented_commands_parse() {
+        let cli = Cli::try_parse_from([
+            "behalf",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--database-url",
+            "sqlite:x.db",
+        ])
+        .unwrap();
+        assert_eq!(cli.database_url, "sqlite:x.db");
+        assert!(matches!(
+            cli.command,
+            Command::Serve(ServeArgs {
+                session_idle_minutes: 30,
+                ..
+            })
+        ));
+        let cli = Cli::try_parse_from([
+            "behalf",
+            "create-member",
+            "--email",
+            "a@b.co",
+            "--password",
+            "p",
+            "--name",
+            "A",
+            "--role",
+            "super_user",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::CreateMember(CreateMemberArgs {
+                role: Role::SuperUser,
+                ..
+            })
+        ));
+        let cli = Cli::try_parse_from([
+            "behalf",
+            "seed",
+            "--members",
+            "10",
+            "--seed",
+            "7",
+            "--password",
+            "pw",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Seed(SeedArgs {
+                members: 10,
+                seed: 7,
+                ..
+            })
+        ));
+        assert!(Cli::try_parse_from(["behalf", "migrate"]).is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_message() {
+        let error = Cli::try_parse_from([
+            "behalf",
+            "create-member",
+            "--email",
+            "a@b.co",
+            "--password",
+            "p",
+            "--role",
+            "god",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("unknown role"), "{error}");
+        assert!(Cli::try_parse_from(["behalf", "serve", "--addr", "nowhere"]).is_err());
+        assert!(Cli::try_parse_from(["behalf", "seed", "--members", "0"]).is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! The `behalf` server: configuration, database start-up, HTTP and the CLI commands.
+
+pub mod config;
+pub mod http;
+pub mod seed;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use app::{
+    auth::{password::PasswordHasher, Password},
+    clock::{Clock, HOUR, MINUTE},
+    db::Db,
+    error::AppError,
+    members::{
+        service::{count_with_role, create_member, NewMember},
+        Role,
+    },
+    state::{AppState, Settings},
+};
+use leptos::config::{Env, LeptosOptions};
+use tokio::net::TcpListener;
+
+use crate::config::{CreateMemberArgs, InitAdminArgs, ServeArgs};
+
+/// A failure of a CLI command, shown to the operator as one clear sentence.
+pub type CliResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Opens the database and applies pending migrations.
+pub async fn open_database(url: &str) -> CliResult<Db> {
+    let db = Db::connect(url).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Leptos's settings: where the built site is (LEPTOS_SITE_ROOT, default target/site).
+pub fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".to_string());
+    let env = match std::env::var("LEPTOS_ENV").as_deref() {
+        Ok("DEV") | Ok("dev") => Env::DEV,
+        _ => Env::PROD,
+    };
+    LeptosOptions::builder()
+        .output_name("behalf")
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .env(env)
+        .build()
+}
+
+pub fn app_state(db: Db, settings: Settings, clock: Clock) -> AppState {
+    AppState {
+        db,
+        clock,
+        hasher: Arc::new(PasswordHasher::with_default_limit()),
+        settings: Arc::new(settings),
+    }
+}
+
+pub fn settings_from(args: &ServeArgs) -> Settings {
+    Settings {
+        session_idle_timeout: i64::from(args.session_idle_minutes) * MINUTE,
+        session_lifetime: i64::from(args.session_lifetime_hours) * HOUR,
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM.
+pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
+    let db = open_database(database_url).await?;
+    tracing::info!(database = db.kind(), "database ready");
+    let state = app_state(db.clone(), settings_from(&args), Clock::system());
+    let router = http::router(state, leptos_options(args.addr), args.trust_proxy);
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let local = listener.local_addr()?;
+    tracing::info!("listening on http://{local}");
+    println!("Behalf is serving on http://{local}");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    db.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+pub async fn create_member_command(database_url: &str, args: CreateMemberArgs) -> CliResult<i64> {
+    let db = open_database(database_url).await?;
+    let hasher = PasswordHasher::new(1);
+    let name = args
+        .name
+        .unwrap_or_else(|| args.email.split('@').next().unwrap_or("").trim().to_string());
+    let new = NewMember {
+        email: args.email,
+        display_name: name,
+        role: args.role,
+        admin_access: args.role.default_admin_access(),
+        login_enabled: true,
+    };
+    let id = create_member(
+        &db,
+        &hasher,
+        app::clock::system_now(),
+        new,
+        Password::new(args.password),
+    )
+    .await
+    .map_err(describe)?;
+    db.close().await;
+    Ok(id)
+}
+
+/// Creates a super user with a random password when there is none. Returns the
+/// credentials to print, or None when a super user already exists.
+pub async fn init_admin_command(
+    database_url: &str,
+    args: InitAdminArgs,
+) -> CliResult<Option<(String, String)>> {
+    let db = open_database(database_url).await?;
+    if count_with_role(&db, Role::SuperUser).await.map_err(describe)? > 0 {
+        db.close().await;
+        return Ok(None);
+    }
+    let password = random_password();
+    let new = NewMember {
+        email: args.email.clone(),
+        display_name: "Administrator".to_string(),
+        role: Role::SuperUser,
+        admin_access: true,
+        login_enabled: true,
+    };
+    create_member(
+        &db,
+        &PasswordHasher::new(1),
+        app::clock::system_now(),
+        new,
+        Password::new(password.clone()),
+    )
+    .await
+    .map_err(describe)?;
+    db.close().await;
+    Ok(Some((args.email, password)))
+}
+
+/// 20 characters from an unambiguous alphabet (about 100 bits).
+fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// An application error as one sentence for the terminal (with the field, if any).
+pub fn describe(error: AppError) -> Box<dyn std::error::Error + Send + Sync> {
+    match error.field() {
+        Some(field) => format!("{field}: {error}").into(),
+        None => error.to_string().into(),
+    }
+}

@@ -1,0 +1,48 @@
+use clap::Parser;
+use server::config::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("BEHALF_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let url = cli.database_url.clone();
+    let outcome = match cli.command {
+        Command::Serve(args) => server::serve(&url, args).await,
+        Command::Migrate => server::open_database(&url).await.map(|db| {
+            println!("Migrations applied ({}).", db.kind());
+        }),
+        Command::CreateMember(args) => {
+            let email = args.email.clone();
+            let role = args.role;
+            server::create_member_command(&url, args).await.map(|id| {
+                println!("Created member {id}: {} ({role}).", email.trim());
+            })
+        }
+        Command::Seed(args) => server::seed::run(&url, args).await.map(|report| {
+            println!("{report}");
+        }),
+        Command::InitAdmin(args) => {
+            server::init_admin_command(&url, args)
+                .await
+                .map(|created| match created {
+                    Some((email, password)) => {
+                        println!("Created the first super user. Sign in with:");
+                        println!("  Email:    {email}");
+                        println!("  Password: {password}");
+                        println!("(Shown only this once.)");
+                    }
+                    None => println!("A super user already exists; sign in with their credentials."),
+                })
+        }
+    };
+    if let Err(error) = outcome {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}

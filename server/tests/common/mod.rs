@@ -1,0 +1,267 @@
+//! Test harness: the real application on a random port with its own database — a
+//! temporary SQLite file, or a fresh PostgreSQL schema when
+//! BEHALF_TEST_POSTGRES_URL is set — and an HTTP client that keeps cookies and
+//! does not follow redirects.
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use app::{
+    auth::{password::PasswordHasher, Password},
+    clock::Clock,
+    db::Db,
+    members::{
+        service::{create_member, NewMember},
+        Role,
+    },
+    state::{AppState, Settings},
+    with_db,
+};
+use reqwest::{header, redirect::Policy, Client, Response};
+use tokio::net::TcpListener;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub clock: Clock,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<(String, String)>,
+}
+
+pub struct Options {
+    pub trust_proxy: bool,
+    pub settings: Settings,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            trust_proxy: false,
+            settings: Settings::default(),
+        }
+    }
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Runs `body` against a fresh app on `backend`, or prints why it is skipped.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if std::env::var("BEHALF_TEST_POSTGRES_URL").is_err() {
+                        eprintln!("skipped: BEHALF_TEST_POSTGRES_URL is not set, so there is no PostgreSQL to test against");
+                        return;
+                    }
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let (db, dir, schema) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join("behalf.db").display());
+                (Db::connect(&url).await.expect("open sqlite"), Some(dir), None)
+            }
+            Backend::Postgres => {
+                let url = std::env::var("BEHALF_TEST_POSTGRES_URL").expect("postgres url");
+                let schema = format!("behalf_test_{}_{}_{}", std::process::id(), n, rand_suffix());
+                let admin = sqlx::PgPool::connect(&url).await.expect("connect to postgres");
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create schema");
+                admin.close().await;
+                let db = Db::connect_in_schema(&url, Some(&schema))
+                    .await
+                    .expect("open postgres");
+                (db, None, Some((url, schema)))
+            }
+        };
+        db.migrate().await.expect("migrations apply");
+        let clock = Clock::manual(app::clock::system_now());
+        let state = AppState {
+            db,
+            clock: clock.clone(),
+            hasher: std::sync::Arc::new(PasswordHasher::new(2)),
+            settings: std::sync::Arc::new(options.settings),
+        };
+        let router = server::http::router(
+            state.clone(),
+            server::leptos_options("127.0.0.1:0".parse().unwrap()),
+            options.trust_proxy,
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("server runs");
+        });
+        TestApp {
+            addr,
+            state,
+            clock,
+            _dir: dir,
+            schema,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A browser-like client: keeps cookies, does not follow redirects.
+    pub fn client(&self) -> Client {
+        Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub async fn create_member(&self, email: &str, name: &str, role: Role) -> i64 {
+        create_member(
+            &self.state.db,
+            &self.state.hasher,
+            self.clock.now(),
+            NewMember {
+                email: email.to_string(),
+                display_name: name.to_string(),
+                role,
+                admin_access: role.default_admin_access(),
+                login_enabled: true,
+            },
+            Password::new(PASSWORD),
+        )
+        .await
+        .expect("member created")
+    }
+
+    pub async fn login(&self, client: &Client, email: &str, password: &str) -> Response {
+        client
+            .post(self.url("/api/login"))
+            .form(&[("email", email), ("password", password)])
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    pub async fn logout(&self, client: &Client) -> Response {
+        client
+            .post(self.url("/api/logout"))
+            .send()
+            .await
+            .expect("logout request")
+    }
+
+    /// The signed-in member's email according to the server, or None.
+    pub async fn whoami(&self, client: &Client) -> Option<String> {
+        let response = client
+            .post(self.url("/api/whoami"))
+            .send()
+            .await
+            .expect("whoami request");
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body.get("email").and_then(|v| v.as_str()).map(str::to_string)
+    }
+
+    /// A raw request with only this session cookie (no cookie store).
+    pub async fn whoami_with_token(&self, token: &str) -> Option<String> {
+        let response = Client::new()
+            .post(self.url("/api/whoami"))
+            .header(header::COOKIE, format!("behalf_session={token}"))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        body.get("email").and_then(|v| v.as_str()).map(str::to_string)
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let (value,): (i64,) = with_db!(&self.state.db, pool => {
+            sqlx::query_as(sql).fetch_one(pool).await.expect("scalar query")
+        });
+        value
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        with_db!(&self.state.db, pool => {
+            sqlx::query(sql).execute(pool).await.expect("statement");
+        });
+    }
+
+    /// Drops the PostgreSQL schema (SQLite's temp dir goes on its own).
+    pub async fn finish(self) {
+        self.state.db.close().await;
+        if let Some((url, schema)) = &self.schema {
+            if let Ok(admin) = sqlx::PgPool::connect(url).await {
+                let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .execute(&admin)
+                    .await;
+                admin.close().await;
+            }
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use rand::Rng;
+    rand::rng().random_range(0..1_000_000)
+}
+
+/// The value of our session cookie in a response's Set-Cookie headers.
+pub fn session_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("behalf_session="))
+        .map(str::to_string)
+}
+
+pub fn token_of(set_cookie: &str) -> String {
+    set_cookie
+        .trim_start_matches("behalf_session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
