@@ -53,6 +53,10 @@ chromium:
 	fi
 	@[ -x /usr/bin/chromium ] || { echo "Chromium could not be installed"; exit 1; }
 
+## bench: sign-in latency and per-request cost (median/p95/p99); PostgreSQL too when BEHALF_TEST_POSTGRES_URL is set
+bench:
+	cargo bench -p server --bench signin
+
 clean:
 	cargo clean
 	rm -rf end2end/node_modules end2end/test-results

@@ -173,7 +173,8 @@ async fn bad_input_gets_a_clear_message_and_changes_nothing(backend: Backend) {
     let long_email = format!("{}@example.com", "a".repeat(300));
     let long_password = "p".repeat(2_000);
 
-    let cases: Vec<(Vec<(&str, &str)>, StatusCode, &str)> = vec![
+    type Form<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(Form, StatusCode, &str)> = vec![
         (
             vec![("email", ""), ("password", PASSWORD)],
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -405,6 +406,16 @@ async fn protected_pages_send_strangers_to_sign_in(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(response.headers().get(header::LOCATION).unwrap(), "/login");
+    let response = client
+        .get(app.url("/?tab=2"))
+        .header(header::ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers().get(header::LOCATION).unwrap(),
+        "/login?next=/%3Ftab%3D2"
+    );
 
     // A stale cookie is refused and cleared.
     let response = reqwest::Client::builder()

@@ -61,11 +61,12 @@ where
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
                 let render = render.clone();
-                let here = format!(
-                    "{}{}",
-                    location.pathname.get_untracked(),
-                    location.search.get_untracked()
-                );
+                // leptos_router's `search` comes without its leading '?'.
+                let search = location.search.get_untracked();
+                let here = match search.trim_start_matches('?') {
+                    "" => location.pathname.get_untracked(),
+                    query => format!("{}?{query}", location.pathname.get_untracked()),
+                };
                 Suspend::new(async move {
                     match viewer.await {
                         Ok(Some(viewer)) => render(viewer).into_any(),

@@ -39,18 +39,10 @@ pub struct TestApp {
     schema: Option<(String, String)>,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub trust_proxy: bool,
     pub settings: Settings,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            trust_proxy: false,
-            settings: Settings::default(),
-        }
-    }
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);

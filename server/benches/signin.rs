@@ -1,0 +1,195 @@
+//! `cargo bench -p server --bench signin`: sign-in latency over real HTTP on a
+//! temporary SQLite file (and PostgreSQL when BEHALF_TEST_POSTGRES_URL is set), how
+//! much of it is argon2id, and the cost of a signed-in request. Prints
+//! median / p95 / p99 in milliseconds.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use app::{
+    auth::{
+        password::{hash_password_blocking, verify_password_blocking, verify_password_in, PasswordHasher},
+        Password,
+    },
+    clock::Clock,
+    db::Db,
+    members::{
+        service::{create_member, NewMember},
+        Role,
+    },
+    state::{AppState, Settings},
+};
+
+const PASSWORD: &str = "benchmark password";
+
+fn summary(label: &str, mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{label:<44} n={:<5} median {:>8.3} ms   p95 {:>8.3} ms   p99 {:>8.3} ms",
+        samples.len(),
+        at(0.5),
+        at(0.95),
+        at(0.99)
+    );
+    at(0.5)
+}
+
+async fn run(db: Db, label: &str) {
+    db.migrate().await.expect("migrate");
+    let state = AppState {
+        db: db.clone(),
+        clock: Clock::system(),
+        hasher: Arc::new(PasswordHasher::with_default_limit()),
+        settings: Arc::new(Settings::default()),
+    };
+    let new = NewMember {
+        email: "bench@example.com".into(),
+        display_name: "Bench Mark".into(),
+        role: Role::Member,
+        admin_access: false,
+        login_enabled: true,
+    };
+    create_member(
+        &db,
+        &state.hasher,
+        state.clock.now(),
+        new,
+        Password::new(PASSWORD),
+    )
+    .await
+    .expect("member");
+    let router = server::http::router(
+        state,
+        server::leptos_options("127.0.0.1:0".parse().unwrap()),
+        false,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let url = |path: &str| format!("http://{addr}{path}");
+    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+
+    println!("-- {label}");
+    let mut signin = Vec::new();
+    for i in 0..60 {
+        let started = Instant::now();
+        let response = client
+            .post(url("/api/login"))
+            .form(&[("email", "bench@example.com"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        let _ = response.bytes().await;
+        if i >= 10 {
+            signin.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let signin_median = summary("sign-in (POST /api/login, whole request)", signin);
+
+    let mut unknown = Vec::new();
+    for _ in 0..30 {
+        let started = Instant::now();
+        let response = reqwest::Client::new()
+            .post(url("/api/login"))
+            .form(&[("email", "nobody@example.com"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        unknown.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    summary("refused sign-in, unknown email", unknown);
+
+    let mut whoami = Vec::new();
+    for i in 0..1_100 {
+        let started = Instant::now();
+        let response = client.post(url("/api/whoami")).send().await.unwrap();
+        let _ = response.bytes().await;
+        if i >= 100 {
+            whoami.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    summary("signed-in server function (whoami)", whoami);
+
+    let mut page = Vec::new();
+    for i in 0..550 {
+        let started = Instant::now();
+        let response = client.get(url("/")).send().await.unwrap();
+        assert!(response.status().is_success());
+        let _ = response.bytes().await;
+        if i >= 50 {
+            page.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    summary("signed-in page, server-rendered (GET /)", page);
+    println!(
+        "sign-in median minus argon2 median (see above): {:.3} ms",
+        signin_median - ARGON2_MEDIAN.with(|m| *m.borrow())
+    );
+}
+
+thread_local! {
+    static ARGON2_MEDIAN: std::cell::RefCell<f64> = const { std::cell::RefCell::new(0.0) };
+}
+
+fn main() {
+    println!(
+        "machine: {} cores; argon2id m=19456 KiB, t=2, p=1",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let password = Password::new(PASSWORD);
+    let hash = hash_password_blocking(&password);
+    let mut fresh = Vec::new();
+    for _ in 0..30 {
+        let started = Instant::now();
+        assert!(verify_password_blocking(&hash, &password));
+        fresh.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    summary("argon2id verify, library (fresh memory)", fresh);
+    let mut memory = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..40 {
+        let started = Instant::now();
+        assert!(verify_password_in(&hash, &password, &mut memory));
+        warm.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let median = summary("argon2id verify, as served (warm memory)", warm);
+    ARGON2_MEDIAN.with(|m| *m.borrow_mut() = median);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+        run(Db::connect(&url).await.unwrap(), "SQLite").await;
+        if let Ok(pg) = std::env::var("BEHALF_TEST_POSTGRES_URL") {
+            let schema = format!("behalf_bench_{}", std::process::id());
+            let admin = sqlx::PgPool::connect(&pg).await.unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            run(
+                Db::connect_in_schema(&pg, Some(&schema)).await.unwrap(),
+                "PostgreSQL",
+            )
+            .await;
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+        } else {
+            println!("-- PostgreSQL skipped: BEHALF_TEST_POSTGRES_URL is not set");
+        }
+    });
+}
