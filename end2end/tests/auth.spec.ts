@@ -55,7 +55,7 @@ test('an empty email is pointed out next to its field', async ({ page }) => {
   await hydrated(page);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByText('Enter your email address.')).toBeVisible();
+  await expect(page.getByText('Enter an email address.')).toBeVisible();
   await expect(page.getByLabel('Email')).toHaveAttribute('aria-invalid', 'true');
 });
 

@@ -8,7 +8,7 @@ use crate::{
     },
     clock::format_utc,
     error::AppError,
-    members::service::{find_credentials, MAX_EMAIL_LEN, MAX_PASSWORD_BYTES},
+    members::service::{find_credentials, require_email, MAX_PASSWORD_BYTES},
     state::AppState,
 };
 
@@ -21,16 +21,7 @@ pub async fn sign_in(
     email: &str,
     password: Password,
 ) -> Result<Token, AppError> {
-    let email = email.trim();
-    if email.is_empty() {
-        return Err(AppError::validation("email", "Enter your email address."));
-    }
-    if email.len() > MAX_EMAIL_LEN {
-        return Err(AppError::validation(
-            "email",
-            format!("An email address has at most {MAX_EMAIL_LEN} characters."),
-        ));
-    }
+    let email = require_email(email)?;
     if password.expose().is_empty() {
         return Err(AppError::validation("password", "Enter your password."));
     }

@@ -7,7 +7,7 @@ use leptos_router::{components::Redirect, hooks::use_query_map};
 use crate::{
     auth::{safe_next, Login, Logout},
     error::AppError,
-    ui::ViewerResource,
+    ui::{TextField, ViewerResource},
 };
 
 #[component]
@@ -51,8 +51,6 @@ fn LoginForm(next: String) -> impl IntoView {
             .filter(|e: &AppError| e.field().is_none())
             .map(|e| e.to_string())
     };
-    let email_error = field_error("email");
-    let password_error = field_error("password");
     view! {
         <section class="card narrow">
             <h1>"Sign in"</h1>
@@ -62,34 +60,26 @@ fn LoginForm(next: String) -> impl IntoView {
                     <div class="notice notice-error" role="alert">{message}</div>
                 })}
                 <input type="hidden" name="next" value=next/>
-                <div class="field">
-                    <label for="login-email">"Email"</label>
-                    <input
-                        id="login-email"
-                        type="email"
-                        name="email"
-                        autocomplete="username"
-                        maxlength="254"
-                        required
-                        aria-invalid=move || email_error().is_some().then_some("true")
-                        aria-describedby="login-email-error"
-                    />
-                    <p id="login-email-error" class="field-error">{email_error}</p>
-                </div>
-                <div class="field">
-                    <label for="login-password">"Password"</label>
-                    <input
-                        id="login-password"
-                        type="password"
-                        name="password"
-                        autocomplete="current-password"
-                        maxlength="1024"
-                        required
-                        aria-invalid=move || password_error().is_some().then_some("true")
-                        aria-describedby="login-password-error"
-                    />
-                    <p id="login-password-error" class="field-error">{password_error}</p>
-                </div>
+                <TextField
+                    id="login-email"
+                    label="Email"
+                    name="email"
+                    kind="email"
+                    autocomplete="username"
+                    maxlength=254
+                    required=true
+                    error=Signal::derive(field_error("email"))
+                />
+                <TextField
+                    id="login-password"
+                    label="Password"
+                    name="password"
+                    kind="password"
+                    autocomplete="current-password"
+                    maxlength=1024
+                    required=true
+                    error=Signal::derive(field_error("password"))
+                />
                 <button type="submit" class="button primary" disabled=move || action.pending().get()>
                     "Sign in"
                 </button>

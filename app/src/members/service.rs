@@ -32,9 +32,8 @@ pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// Checks an email address for sign-up or editing. Deliberately modest: one `@`,
-/// something on each side, a dot in the domain, no spaces or control characters.
-pub fn validate_email(email: &str) -> Result<String, AppError> {
+/// Trims an email and checks it is there and not too long (sign-in needs no more).
+pub fn require_email(email: &str) -> Result<&str, AppError> {
     let email = email.trim();
     if email.is_empty() {
         return Err(AppError::validation("email", "Enter an email address."));
@@ -45,6 +44,13 @@ pub fn validate_email(email: &str) -> Result<String, AppError> {
             format!("An email address has at most {MAX_EMAIL_LEN} characters."),
         ));
     }
+    Ok(email)
+}
+
+/// Checks an email address for sign-up or editing. Deliberately modest: one `@`,
+/// something on each side, a dot in the domain, no spaces or control characters.
+pub fn validate_email(email: &str) -> Result<String, AppError> {
+    let email = require_email(email)?;
     let valid = match email.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

@@ -101,3 +101,36 @@ pub fn NotFound() -> impl IntoView {
         </section>
     }
 }
+
+/// A labelled input with its validation message beside it (linked for screen readers).
+#[component]
+pub fn TextField(
+    id: &'static str,
+    label: &'static str,
+    name: &'static str,
+    #[prop(default = "text")] kind: &'static str,
+    #[prop(optional)] autocomplete: Option<&'static str>,
+    #[prop(optional)] maxlength: Option<usize>,
+    #[prop(optional)] value: Option<String>,
+    #[prop(optional)] required: bool,
+    #[prop(into)] error: Signal<Option<String>>,
+) -> impl IntoView {
+    let error_id = format!("{id}-error");
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <input
+                id=id
+                type=kind
+                name=name
+                value=value
+                autocomplete=autocomplete
+                maxlength=maxlength
+                required=required
+                aria-invalid=move || error.get().is_some().then_some("true")
+                aria-describedby=error_id.clone()
+            />
+            <p id=error_id class="field-error">{move || error.get()}</p>
+        </div>
+    }
+}
