@@ -10,6 +10,7 @@ use leptos_router::{
 };
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod members;

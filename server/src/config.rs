@@ -43,6 +43,18 @@ pub enum Command {
     Seed(SeedArgs),
     /// Create a first super user if there is none, and print its credentials once.
     InitAdmin(InitAdminArgs),
+    /// Work with the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain and report the first record that does not match, or "ok"
+    /// with the count. Exits with 1 when the chain is broken.
+    Verify,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +179,13 @@ mod tests {
             })
         ));
         assert!(Cli::try_parse_from(["behalf", "migrate"]).is_ok());
+        let cli = Cli::try_parse_from(["behalf", "audit", "verify"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Audit {
+                command: AuditCommand::Verify
+            }
+        ));
     }
 
     #[test]

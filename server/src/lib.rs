@@ -175,6 +175,23 @@ fn random_password() -> String {
         .collect()
 }
 
+/// `behalf audit verify`: Ok(message) when the chain is intact, Err(message) otherwise.
+pub async fn audit_verify_command(database_url: &str) -> CliResult<Result<String, String>> {
+    let db = open_database(database_url).await?;
+    let started = std::time::Instant::now();
+    let verdict = app::audit::service::verify(&db).await.map_err(describe)?;
+    db.close().await;
+    let took = started.elapsed().as_secs_f64();
+    Ok(match verdict {
+        app::audit::service::Verdict::Intact { records } => {
+            Ok(format!("ok: {records} audit records verified in {took:.2} s"))
+        }
+        app::audit::service::Verdict::Broken { id, problem } => {
+            Err(format!("audit chain broken at record {id}: {problem}"))
+        }
+    })
+}
+
 /// An application error as one sentence for the terminal (with the field, if any).
 pub fn describe(error: AppError) -> Box<dyn std::error::Error + Send + Sync> {
     match error.field() {

@@ -1,5 +1,5 @@
 use clap::Parser;
-use server::config::{Cli, Command};
+use server::config::{AuditCommand, Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -40,6 +40,16 @@ async fn main() {
                     None => println!("A super user already exists; sign in with their credentials."),
                 })
         }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => match server::audit_verify_command(&url).await {
+            Ok(Ok(message)) => {
+                println!("{message}");
+                Ok(())
+            }
+            Ok(Err(broken)) => Err(broken.into()),
+            Err(error) => Err(error),
+        },
     };
     if let Err(error) = outcome {
         eprintln!("error: {error}");

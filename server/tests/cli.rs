@@ -184,3 +184,28 @@ fn an_unsupported_database_url_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(text(&out).contains("unsupported database URL"), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn audit_verify_reports_ok_or_the_broken_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("audit.db").display());
+    let out = behalf(&url, &["audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("ok: 0 audit records"), "{}", text(&out));
+
+    // Two records through the real sign-in path.
+    let db = app::db::Db::connect(&url).await.unwrap();
+    let request = app::auth::session::RequestContext::default();
+    for action in ["sign_in_failed", "sign_in_failed"] {
+        let event = app::audit::service::NewEvent::new(action, &request);
+        app::audit::service::record(&db, 1, event).await.unwrap();
+    }
+    let out = behalf(&url, &["audit", "verify"]);
+    assert!(text(&out).contains("ok: 2 audit records"), "{}", text(&out));
+
+    app::with_db!(&db, pool => sqlx::query("UPDATE audit_events SET details = '{\"edited\":true}' WHERE id = 2").execute(pool).await.unwrap().rows_affected());
+    db.close().await;
+    let out = behalf(&url, &["audit", "verify"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("broken at record 2"), "{}", text(&out));
+}

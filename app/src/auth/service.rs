@@ -1,6 +1,9 @@
 //! What signing in and out do (server only).
 
+use serde_json::json;
+
 use crate::{
+    audit::service::{self as audit, NewEvent},
     auth::{
         session::{self, CurrentSession, EndReason, RequestContext},
         token::Token,
@@ -32,11 +35,19 @@ pub async fn sign_in(
         ));
     }
     let credentials = find_credentials(&state.db, email).await?;
-    let known = credentials.is_some();
+    let known_id = credentials.as_ref().map(|c| c.id);
     let stored = credentials.as_ref().map(|c| c.password_hash.clone());
     let verified = state.hasher.verify(stored, password).await?;
     let Some(credentials) = credentials.filter(|_| verified) else {
-        tracing::info!(known, "sign-in refused: bad credentials");
+        tracing::info!(known = known_id.is_some(), "sign-in refused: bad credentials");
+        // What was typed into an unknown email is not kept: people paste passwords there.
+        let event = match known_id {
+            Some(id) => NewEvent::new("sign_in_failed", request)
+                .subject(id)
+                .details(json!({ "reason": "wrong_password" })),
+            None => NewEvent::new("sign_in_failed", request).details(json!({ "reason": "unknown_email" })),
+        };
+        audit::record(&state.db, state.clock.now(), event).await?;
         return Err(AppError::InvalidCredentials);
     };
     if !credentials.login_enabled {
@@ -44,6 +55,10 @@ pub async fn sign_in(
             member = credentials.id,
             "sign-in refused: not authorized to log in"
         );
+        let event = NewEvent::new("sign_in_refused", request)
+            .subject(credentials.id)
+            .details(json!({ "reason": "not_authorized_to_log_in" }));
+        audit::record(&state.db, state.clock.now(), event).await?;
         return Err(AppError::forbidden(
             "This account is not authorized to sign in. Ask an administrator to enable it.",
         ));
@@ -57,7 +72,9 @@ pub async fn sign_in(
 /// Ends the current session.
 pub async fn sign_out(state: &AppState, request: &RequestContext) -> Result<(), AppError> {
     let current = request.require_session()?;
-    session::end_session(state, current.id, EndReason::SignedOut).await?;
+    let member = current.member.id;
+    let event = NewEvent::new("sign_out", request).actor(member).subject(member);
+    session::end_session(state, current.id, EndReason::SignedOut, Some(event)).await?;
     tracing::info!(member = current.member.id, "signed out");
     Ok(())
 }

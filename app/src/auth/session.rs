@@ -5,6 +5,7 @@ use axum::http::{header, HeaderMap};
 use cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 
 use crate::{
+    audit::service::{AuditTx, NewEvent},
     auth::token::{self, Token},
     clock::{Millis, MINUTE, SECOND},
     db::BeginWrite,
@@ -184,7 +185,7 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Option<CurrentSe
     match liveness(now, row.ended_at, row.idle_expires_at, row.absolute_expires_at) {
         Liveness::Ended => return Ok(None),
         Liveness::IdleExpired | Liveness::LifetimeExpired => {
-            end_session(state, row.id, EndReason::Expired).await?;
+            end_session(state, row.id, EndReason::Expired, None).await?;
             return Ok(None);
         }
         Liveness::Live => {}
@@ -194,7 +195,7 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Option<CurrentSe
         return Err(AppError::Internal);
     };
     if row.deleted_at.is_some() || !row.login_enabled {
-        end_session(state, row.id, EndReason::Revoked).await?;
+        end_session(state, row.id, EndReason::Revoked, None).await?;
         return Ok(None);
     }
     let mut idle_expires_at = row.idle_expires_at;
@@ -228,24 +229,37 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Option<CurrentSe
     }))
 }
 
-/// Ends a session if it is still open. Returns whether it was.
-pub async fn end_session(state: &AppState, session_id: i64, reason: EndReason) -> Result<bool, AppError> {
+/// Ends a session if it is still open, recording `event` (if any) in the same
+/// transaction. Returns whether it was open.
+pub async fn end_session(
+    state: &AppState,
+    session_id: i64,
+    reason: EndReason,
+    event: Option<NewEvent>,
+) -> Result<bool, AppError> {
     let now = state.clock.now();
-    let done = with_db!(&state.db, pool => {
-        sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
+    let ended = with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let ended = sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
             .bind(now)
             .bind(reason.as_str())
             .bind(session_id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
+            == 1;
+        if let (true, Some(event)) = (ended, event) {
+            tx.append_audit(now, event.object("session", session_id)).await?;
+        }
+        tx.commit().await?;
+        ended
     });
-    Ok(done == 1)
+    Ok(ended)
 }
 
 /// A new session for `member_id` signing in as themselves. In one transaction it
-/// ends `replacing` (the browser's previous session, if any), inserts the new row
-/// and records the sign-in time on the member.
+/// ends `replacing` (the browser's previous session, if any), inserts the new row,
+/// records the sign-in time on the member and appends the `sign_in` audit record.
 pub async fn start_own_session(
     state: &AppState,
     member_id: i64,
@@ -268,9 +282,9 @@ pub async fn start_own_session(
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(
+        let (session_id,): (i64,) = sqlx::query_as(
             "INSERT INTO sessions (token_hash, member_id, created_at, last_seen_at, idle_expires_at, \
-             absolute_expires_at, user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
+             absolute_expires_at, user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(token.hash())
         .bind(member_id)
@@ -279,13 +293,15 @@ pub async fn start_own_session(
         .bind(absolute)
         .bind(user_agent)
         .bind(context.ip.as_deref())
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         sqlx::query("UPDATE members SET last_sign_in_at = $1 WHERE id = $2")
             .bind(now)
             .bind(member_id)
             .execute(&mut *tx)
             .await?;
+        let event = NewEvent::new("sign_in", context).actor(member_id).subject(member_id).object("session", session_id);
+        tx.append_audit(now, event).await?;
         tx.commit().await?;
     });
     Ok(token)
