@@ -28,6 +28,7 @@ pub mod state;
 use crate::{
     account::HomePage,
     auth::ui::LoginPage,
+    members::ui::MembersPage,
     ui::{Header, NotFound, ViewerResource},
 };
 
@@ -75,6 +76,11 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async/>
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("members"))
+                        view=MembersPage
+                        ssr=SsrMode::Async
+                    />
                 </Routes>
             </main>
         </Router>

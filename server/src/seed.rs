@@ -194,7 +194,7 @@ const LAST_NAMES: &[&str] = &[
 const EPOCH_2024: i64 = 1_704_067_200_000;
 const YEAR: i64 = 365 * 24 * 3_600_000;
 
-/// Rows per INSERT statement (10 values each, well under both databases' limits).
+/// Rows per INSERT statement (11 values each, well under both databases' limits).
 const BATCH: usize = 1_000;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -328,13 +328,14 @@ pub async fn insert_members(
         inserted += with_db!(db, pool => {
             let mut tx = pool.begin_write().await?;
             let mut query = QueryBuilder::new(
-                "INSERT INTO members (email, email_key, display_name, password_hash, role, admin_access, \
-                 login_enabled, created_at, updated_at, last_sign_in_at) ",
+                "INSERT INTO members (email, email_key, display_name, name_key, password_hash, role, \
+                 admin_access, login_enabled, created_at, updated_at, last_sign_in_at) ",
             );
             query.push_values(&batch, |mut row, m| {
                 row.push_bind(&m.email)
                     .push_bind(m.email.to_lowercase())
                     .push_bind(&m.display_name)
+                    .push_bind(m.display_name.to_lowercase())
                     .push_bind(password_hash)
                     .push_bind(m.role.as_str())
                     .push_bind(m.admin_access)

@@ -74,21 +74,8 @@ pub fn login_url(path: &str) -> String {
     if next == "/" {
         "/login".to_string()
     } else {
-        format!("/login?next={}", encode_query_value(&next))
+        format!("/login?next={}", crate::ui::encode_query_value(&next))
     }
-}
-
-fn encode_query_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 /// Signs in with email and password. Sets a new session cookie and answers with

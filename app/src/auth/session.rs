@@ -65,6 +65,17 @@ impl RequestContext {
     pub fn require_session(&self) -> Result<&CurrentSession, AppError> {
         self.session.as_ref().ok_or(AppError::Unauthenticated)
     }
+
+    /// A session whose member may use the management screens.
+    pub fn require_admin(&self) -> Result<&CurrentSession, AppError> {
+        let session = self.require_session()?;
+        if !session.member.admin_access {
+            return Err(AppError::forbidden(
+                "You do not have access to the management screens.",
+            ));
+        }
+        Ok(session)
+    }
 }
 
 // ---- expiry arithmetic (pure) -----------------------------------------------------

@@ -1,11 +1,13 @@
 //! Members on the server: rows, validation, creation.
 
+use sqlx::QueryBuilder;
+
 use crate::{
     auth::{password::PasswordHasher, Password},
-    clock::Millis,
+    clock::{format_utc, Millis},
     db::{is_unique_violation, BeginWrite, Db},
     error::AppError,
-    members::Role,
+    members::{ListQuery, MemberPage, MemberSummary, Role, SortKey, COUNT_CAP, PAGE_SIZE},
     with_db,
 };
 
@@ -30,6 +32,11 @@ pub struct MemberRow {
 /// The lookup key for an email: emails are unique case-insensitively.
 pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
+}
+
+/// The search and sort key for a display name.
+pub fn name_key(display_name: &str) -> String {
+    display_name.trim().to_lowercase()
 }
 
 /// Trims an email and checks it is there and not too long (sign-in needs no more).
@@ -138,12 +145,14 @@ pub async fn create_member(
         async {
             let mut tx = pool.begin_write().await?;
             let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO members (email, email_key, display_name, password_hash, role, admin_access, \
-                 login_enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                "INSERT INTO members (email, email_key, display_name, name_key, password_hash, role, \
+                 admin_access, login_enabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
             )
             .bind(&email)
             .bind(&key)
             .bind(&display_name)
+            .bind(name_key(&display_name))
             .bind(&hash)
             .bind(new.role.as_str())
             .bind(new.admin_access)
@@ -195,6 +204,104 @@ pub async fn count_with_role(db: &Db, role: Role) -> Result<i64, AppError> {
             .await?
     });
     Ok(count)
+}
+
+/// The exclusive upper bound of the keys starting with `prefix` (keys compare
+/// byte-wise: SQLite's BINARY collation, PostgreSQL's COLLATE "C").
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+/// Appends the WHERE clause of a list query (the same for the page and the count).
+macro_rules! push_member_filters {
+    ($builder:expr, $query:expr, $prefix:expr) => {{
+        $builder.push(" WHERE deleted_at IS NULL");
+        if let Some(prefix) = $prefix {
+            let end = prefix_end(prefix);
+            $builder.push(" AND ((name_key >= ").push_bind(prefix.to_string());
+            $builder.push(" AND name_key < ").push_bind(end.clone());
+            $builder.push(") OR (email_key >= ").push_bind(prefix.to_string());
+            $builder.push(" AND email_key < ").push_bind(end);
+            $builder.push(")");
+            if let Ok(id) = $query.q.trim_start_matches('#').parse::<i64>() {
+                $builder.push(" OR id = ").push_bind(id);
+            }
+            $builder.push(")");
+        }
+        if let Some(role) = $query.role {
+            $builder.push(" AND role = ").push_bind(role.as_str());
+        }
+    }};
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: i64,
+    email: String,
+    display_name: String,
+    role: String,
+    admin_access: bool,
+    login_enabled: bool,
+    last_sign_in_at: Option<i64>,
+}
+
+/// One page of the members list: ID exactly, or name or email by prefix,
+/// case-insensitively; `%`, `_` and quotes are plain characters (bound values,
+/// range comparisons, no LIKE).
+pub async fn list(db: &Db, query: ListQuery) -> Result<MemberPage, AppError> {
+    let prefix = (!query.q.is_empty()).then(|| query.q.to_lowercase());
+    let prefix = prefix.as_deref();
+    let direction = if query.descending { " DESC" } else { " ASC" };
+    let order = match query.sort {
+        SortKey::Id => format!("id{direction}"),
+        SortKey::Name => format!("name_key{direction}, id{direction}"),
+        SortKey::Email => format!("email_key{direction}"),
+        SortKey::Role => format!(
+            "CASE role WHEN 'member' THEN 0 WHEN 'support' THEN 1 WHEN 'editor' THEN 2 ELSE 3 END{direction}, \
+             name_key ASC, id ASC"
+        ),
+        SortKey::LastSignIn if query.descending => "last_sign_in_at DESC NULLS LAST, id DESC".to_string(),
+        SortKey::LastSignIn => "last_sign_in_at ASC NULLS FIRST, id ASC".to_string(),
+    };
+    let offset = (query.page - 1) * PAGE_SIZE;
+    let (rows, total): (Vec<SummaryRow>, i64) = with_db!(db, pool => {
+        let mut page = QueryBuilder::new(
+            "SELECT id, email, display_name, role, admin_access, login_enabled, last_sign_in_at FROM members",
+        );
+        push_member_filters!(page, query, prefix);
+        page.push(" ORDER BY ").push(&order);
+        page.push(" LIMIT ").push_bind(PAGE_SIZE).push(" OFFSET ").push_bind(offset);
+        let rows = page.build_query_as().fetch_all(pool).await?;
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM members");
+        push_member_filters!(count, query, prefix);
+        count.push(" LIMIT ").push_bind(COUNT_CAP + 1).push(") AS matching");
+        let (total,): (i64,) = count.build_query_as().fetch_one(pool).await?;
+        (rows, total)
+    });
+    let members = rows
+        .into_iter()
+        .map(|row| {
+            let role = Role::parse(&row.role).ok_or_else(|| {
+                tracing::error!(member = row.id, role = %row.role, "member has an unknown role");
+                AppError::Internal
+            })?;
+            Ok(MemberSummary {
+                id: row.id,
+                display_name: row.display_name,
+                email: row.email,
+                role,
+                admin_access: row.admin_access,
+                login_enabled: row.login_enabled,
+                last_sign_in: row.last_sign_in_at.map(format_utc),
+            })
+        })
+        .collect::<Result<Vec<_>, AppError>>()?;
+    Ok(MemberPage {
+        query,
+        members,
+        total: total.min(COUNT_CAP),
+        more: total > COUNT_CAP,
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,37 @@ use crate::{
     error::AppError,
 };
 
+/// Percent-encodes a query-string value (slashes kept, for readable `next` paths).
+pub fn encode_query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
 /// The signed-in member (or none), loaded once per page load.
 #[derive(Clone, Copy)]
 pub struct ViewerResource(pub Resource<Result<Option<Viewer>, AppError>>);
@@ -25,6 +56,7 @@ pub fn Header() -> impl IntoView {
                         Ok(Some(viewer)) => view! {
                             <nav class="member-menu" aria-label="Account">
                                 <a href="/">"My account"</a>
+                                {viewer.admin_access.then(|| view! { <a href="/admin/members">"Members"</a> })}
                                 <span class="who">
                                     <span class="who-name">{viewer.display_name}</span>
                                     <span class="badge">{viewer.role.label()}</span>
@@ -88,6 +120,21 @@ pub fn ErrorPanel(error: AppError) -> impl IntoView {
     }
 }
 
+/// The page for a signed-in member who may not see this one (HTTP 403).
+#[component]
+pub fn Forbidden() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::server::set_status(403);
+    view! {
+        <Title text="Not allowed"/>
+        <section class="card narrow">
+            <h1>"Not allowed"</h1>
+            <p>"You do not have access to the management screens. If you need it, ask an editor or a super user."</p>
+            <p><a href="/">"Go to My account"</a></p>
+        </section>
+    }
+}
+
 #[component]
 pub fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]
@@ -132,5 +179,25 @@ pub fn TextField(
             />
             <p id=error_id class="field-error">{move || error.get()}</p>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_get_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(-10_000), "-10,000");
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode_query_value("/a?b=c&d"), "/a%3Fb%3Dc%26d");
+        assert_eq!(encode_query_value("é %_'"), "%C3%A9%20%25_%27");
     }
 }

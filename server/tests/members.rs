@@ -1,0 +1,226 @@
+//! The members list over HTTP: who may see it, how it searches, sorts and pages.
+
+mod common;
+
+use app::members::Role;
+use common::{Backend, TestApp, PASSWORD};
+use reqwest::{header, StatusCode};
+use serde_json::Value;
+
+on_both_databases!(
+    only_members_with_admin_access_may_list_members,
+    search_matches_id_exactly_and_name_or_email_by_prefix_literally,
+    sorting_filtering_and_paging_work_and_bad_parameters_are_refused,
+);
+
+async fn list(app: &TestApp, client: &reqwest::Client, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let response = client
+        .post(app.url("/api/members/list"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+fn names(page: &Value) -> Vec<String> {
+    page["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["display_name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
+    let client = app.client();
+    assert!(app.login(&client, email, PASSWORD).await.status().is_success());
+    client
+}
+
+async fn only_members_with_admin_access_may_list_members(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    app.create_member("sam@example.com", "Sam Ortiz", Role::Support)
+        .await;
+    app.create_member("bob@example.com", "Bob Stone", Role::Member)
+        .await;
+
+    let (status, _) = list(&app, &app.client(), &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no session");
+    let member = signed_in(&app, "ann@example.com").await;
+    let (status, body) = list(&app, &member, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let support = signed_in(&app, "sam@example.com").await;
+    let (status, body) = list(&app, &support, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["total"], 3);
+
+    // The page itself: 403 for a member, the table for support, sign-in for strangers.
+    let page = member.get(app.url("/admin/members")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    assert!(page.text().await.unwrap().contains("Not allowed"));
+    let page = support.get(app.url("/admin/members?q=ann")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("aria-label=\"Members\""));
+    assert!(
+        html.contains("ann@example.com") && !html.contains("bob@example.com"),
+        "only the matches are listed"
+    );
+    let page = app
+        .client()
+        .get(app.url("/admin/members"))
+        .header(header::ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::FOUND);
+    assert_eq!(
+        page.headers().get(header::LOCATION).unwrap(),
+        "/login?next=/admin/members"
+    );
+    app.finish().await;
+}
+
+async fn search_matches_id_exactly_and_name_or_email_by_prefix_literally(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_member("admin@example.com", "Ada Admin", Role::SuperUser)
+        .await;
+    let ann = app
+        .create_member("ann.lee@example.com", "Ann Lee", Role::Member)
+        .await;
+    app.create_member("annika@example.org", "Annika Berg", Role::Member)
+        .await;
+    app.create_member("elodie@exemple.fr", "Élodie Dubois", Role::Member)
+        .await;
+    app.create_member("pct@example.com", "50%_off O'Brien", Role::Member)
+        .await;
+    app.create_member("fifty@example.com", "50 Cent", Role::Member)
+        .await;
+    let admin = signed_in(&app, "admin@example.com").await;
+
+    let search = |q: &'static str| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let (status, page) = list(app, admin, &[("q", q)]).await;
+            assert_eq!(status, StatusCode::OK, "{q}: {page}");
+            let mut found = names(&page);
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(
+        search("ann").await,
+        vec!["Ann Lee", "Annika Berg"],
+        "name prefix, case-insensitive"
+    );
+    assert_eq!(search("ANN.LEE@").await, vec!["Ann Lee"], "email prefix");
+    assert_eq!(search("élodie").await, vec!["Élodie Dubois"], "non-ASCII");
+    assert_eq!(
+        search("ÉLODIE").await,
+        vec!["Élodie Dubois"],
+        "non-ASCII, any case"
+    );
+    assert_eq!(
+        search(Box::leak(ann.to_string().into_boxed_str())).await,
+        vec!["Ann Lee"],
+        "ID exactly"
+    );
+    assert_eq!(
+        search("50%").await,
+        vec!["50%_off O'Brien"],
+        "% is a plain character"
+    );
+    assert_eq!(
+        search("50%_").await,
+        vec!["50%_off O'Brien"],
+        "_ is a plain character"
+    );
+    assert_eq!(
+        search("50 ").await,
+        vec!["50 Cent", "50%_off O'Brien"],
+        "the search is trimmed"
+    );
+    assert_eq!(search("50 c").await, vec!["50 Cent"]);
+    assert_eq!(
+        search("50%_off o'b").await,
+        vec!["50%_off O'Brien"],
+        "quotes are plain characters"
+    );
+    assert!(search("' OR '1'='1").await.is_empty());
+    assert!(search("%").await.is_empty());
+    assert!(search("_").await.is_empty());
+    assert_eq!(search("").await.len(), 6);
+    app.finish().await;
+}
+
+async fn sorting_filtering_and_paging_work_and_bad_parameters_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_member("admin@example.com", "Zed Admin", Role::SuperUser)
+        .await;
+    server::seed::insert_members(&app.state.db, 3, 120, "$argon2id$unused", |_| {})
+        .await
+        .unwrap();
+    let admin = signed_in(&app, "admin@example.com").await;
+
+    let (_, first) = list(&app, &admin, &[]).await;
+    assert_eq!(first["total"], 121);
+    assert_eq!(first["members"].as_array().unwrap().len(), 25);
+    let by_name = names(&first);
+    let mut sorted = by_name.clone();
+    sorted.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(by_name, sorted, "sorted by name by default");
+
+    let (_, last) = list(&app, &admin, &[("page", "5")]).await;
+    assert_eq!(last["members"].as_array().unwrap().len(), 21, "121 = 4 × 25 + 21");
+    let (_, clamped) = list(&app, &admin, &[("page", "100000")]).await;
+    assert_eq!(
+        clamped["query"]["page"], 400,
+        "clamped to the last reachable page"
+    );
+    let (_, clamped) = list(&app, &admin, &[("page", "-3")]).await;
+    assert_eq!(clamped["query"]["page"], 1);
+
+    let (_, desc) = list(&app, &admin, &[("sort", "id"), ("dir", "desc")]).await;
+    let ids: Vec<i64> = desc["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids[0], 121);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]));
+
+    let (_, supers) = list(&app, &admin, &[("role", "super_user")]).await;
+    assert!(supers["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["role"] == "super_user"));
+    assert!(
+        supers["total"].as_i64().unwrap() >= 2,
+        "the admin and the seeded super user"
+    );
+
+    let (_, by_role) = list(&app, &admin, &[("sort", "role"), ("dir", "desc")]).await;
+    assert_eq!(by_role["members"][0]["role"], "super_user");
+
+    for (form, field) in [
+        (vec![("sort", "password_hash")], "sort"),
+        (vec![("dir", "up")], "dir"),
+        (vec![("role", "god")], "role"),
+    ] {
+        let (status, body) = list(&app, &admin, &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{form:?}");
+        assert_eq!(body["Validation"]["field"], field);
+    }
+    let long = "x".repeat(101);
+    let (status, _) = list(&app, &admin, &[("q", long.as_str())]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = list(&app, &admin, &[("page", "two")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a page that is not a number");
+    app.finish().await;
+}
