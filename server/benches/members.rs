@@ -1,0 +1,249 @@
+//! `cargo bench -p server --bench members`: the members list at scale. Seeds
+//! BEHALF_BENCH_MEMBERS members (default 1,000,000) into a temporary SQLite file
+//! (and a PostgreSQL schema when BEHALF_TEST_POSTGRES_URL is set), then runs 200
+//! varied searches — prefixes, roles, every sort, pages deep in the results — once
+//! server-side (the query alone) and once as whole server-rendered pages over HTTP.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use app::{
+    auth::password::PasswordHasher,
+    clock::Clock,
+    db::Db,
+    members::{service::list, ListQuery, Role, SortKey, PAGE_SIZE},
+    state::{AppState, Settings},
+};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+const PREFIXES: &[&str] = &[
+    "an",
+    "ann",
+    "sam",
+    "mar",
+    "mari",
+    "ja",
+    "jam",
+    "ai",
+    "li",
+    "ol",
+    "no",
+    "em",
+    "mat",
+    "so",
+    "lu",
+    "ch",
+    "el",
+    "bj",
+    "zo",
+    "jo",
+    "fa",
+    "om",
+    "pr",
+    "ar",
+    "me",
+    "we",
+    "yu",
+    "ha",
+    "ke",
+    "in",
+    "hu",
+    "le",
+    "jon",
+    "fr",
+    "os",
+    "ni",
+    "kw",
+    "am",
+    "ta",
+    "lei",
+    "di",
+    "ca",
+    "va",
+    "ra",
+    "is",
+    "to",
+    "pe",
+    "ann.lee",
+    "sam.ortiz",
+    "maria.g",
+    "olivia.k",
+];
+
+fn summary(label: &str, mut samples: Vec<f64>) {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{label:<48} n={:<4} median {:>7.2} ms   p95 {:>7.2} ms   p99 {:>7.2} ms",
+        samples.len(),
+        at(0.5),
+        at(0.95),
+        at(0.99)
+    );
+}
+
+/// 200 queries, the same for both databases: a prefix (or an ID), sometimes a role,
+/// any sort, and mostly a page deep in that search's results.
+async fn queries(db: &Db, count: i64) -> Vec<ListQuery> {
+    let mut rng = StdRng::seed_from_u64(99);
+    let mut out = Vec::new();
+    while out.len() < 200 {
+        let q = if rng.random_bool(0.05) {
+            rng.random_range(1..=count).to_string()
+        } else {
+            PREFIXES[rng.random_range(0..PREFIXES.len())].to_string()
+        };
+        let role = rng
+            .random_bool(0.2)
+            .then(|| Role::ALL[rng.random_range(0..4)].as_str());
+        let sort = SortKey::ALL[rng.random_range(0..SortKey::ALL.len())].as_str();
+        let dir = if rng.random_bool(0.5) { "desc" } else { "asc" };
+        let probe = ListQuery::parse(Some(&q), role, Some(sort), Some(dir), Some(1)).unwrap();
+        let pages = list(db, probe.clone()).await.unwrap().pages();
+        let page = if rng.random_bool(0.7) {
+            pages
+        } else {
+            rng.random_range(1..=pages)
+        };
+        out.push(ListQuery { page, ..probe });
+    }
+    out
+}
+
+async fn run(db: Db, label: &str, count: u64) {
+    db.migrate().await.unwrap();
+    let started = Instant::now();
+    server::seed::insert_members(&db, 1, count, "$argon2id$v=19$m=19456,t=2,p=1$unused", |_| {})
+        .await
+        .unwrap();
+    println!(
+        "-- {label}: seeded {count} members in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    app::with_db!(&db, pool => {
+        sqlx::query(if label == "SQLite" { "ANALYZE" } else { "ANALYZE members" }).execute(pool).await.unwrap();
+    });
+    let queries = queries(&db, count as i64).await;
+    let deep = queries.iter().filter(|q| q.page > 1).count();
+    println!(
+        "   {} queries, {deep} past page 1, deepest offset {}",
+        queries.len(),
+        queries.iter().map(|q| (q.page - 1) * PAGE_SIZE).max().unwrap()
+    );
+
+    let mut server_side = Vec::new();
+    for query in &queries {
+        let started = Instant::now();
+        let page = list(&db, query.clone()).await.unwrap();
+        server_side.push(started.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(page);
+    }
+    summary("list query (service, server-side)", server_side);
+
+    // Whole pages: an admin signed in over HTTP, then GET /admin/members?… for each query.
+    let state = AppState {
+        db: db.clone(),
+        clock: Clock::system(),
+        hasher: Arc::new(PasswordHasher::new(2)),
+        settings: Arc::new(Settings::default()),
+    };
+    let admin = app::members::service::NewMember {
+        email: "bench.admin@example.net".into(),
+        display_name: "Bench Admin".into(),
+        role: Role::SuperUser,
+        admin_access: true,
+        login_enabled: true,
+    };
+    app::members::service::create_member(
+        &db,
+        &state.hasher,
+        state.clock.now(),
+        admin,
+        app::auth::Password::new("bench password"),
+    )
+    .await
+    .unwrap();
+    let router = server::http::router(
+        state,
+        server::leptos_options("127.0.0.1:0".parse().unwrap()),
+        false,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let login = client
+        .post(format!("http://{addr}/api/login"))
+        .form(&[
+            ("email", "bench.admin@example.net"),
+            ("password", "bench password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(login.status().is_success());
+    let mut pages = Vec::new();
+    for query in &queries {
+        let href = app::members::ui::members_href(
+            &query.q,
+            query.role.map(Role::as_str),
+            Some(query.sort.as_str()),
+            query.descending,
+            query.page,
+        );
+        let started = Instant::now();
+        let response = client.get(format!("http://{addr}{href}")).send().await.unwrap();
+        assert!(response.status().is_success(), "{href}: {}", response.status());
+        let body = response.text().await.unwrap();
+        pages.push(started.elapsed().as_secs_f64() * 1e3);
+        assert!(body.contains("aria-label=\"Members\""));
+    }
+    summary("whole page /admin/members?… (SSR over HTTP)", pages);
+}
+
+fn main() {
+    let count: u64 = std::env::var("BEHALF_BENCH_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    println!(
+        "machine: {} cores; {count} members",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+        run(Db::connect(&url).await.unwrap(), "SQLite", count).await;
+        if let Ok(pg) = std::env::var("BEHALF_TEST_POSTGRES_URL") {
+            let schema = format!("behalf_bench_{}", std::process::id());
+            let admin = sqlx::PgPool::connect(&pg).await.unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            run(
+                Db::connect_in_schema(&pg, Some(&schema)).await.unwrap(),
+                "PostgreSQL",
+                count,
+            )
+            .await;
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+        } else {
+            println!("-- PostgreSQL skipped: BEHALF_TEST_POSTGRES_URL is not set");
+        }
+    });
+}
