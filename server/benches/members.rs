@@ -4,7 +4,7 @@
 //! varied searches — prefixes, roles, every sort, pages deep in the results — once
 //! server-side (the query alone) and once as whole server-rendered pages over HTTP.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use app::{
     auth::password::PasswordHasher,
@@ -162,21 +162,7 @@ async fn run(db: Db, label: &str, count: u64) {
     )
     .await
     .unwrap();
-    let router = server::http::router(
-        state,
-        server::leptos_options("127.0.0.1:0".parse().unwrap()),
-        false,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = server::spawn_on_free_port(state, false).await.unwrap();
     let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
     let login = client
         .post(format!("http://{addr}/api/login"))

@@ -3,7 +3,7 @@
 //! much of it is argon2id, and the cost of a signed-in request. Prints
 //! median / p95 / p99 in milliseconds.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use app::{
     auth::{
@@ -58,21 +58,7 @@ async fn run(db: Db, label: &str) {
     )
     .await
     .expect("member");
-    let router = server::http::router(
-        state,
-        server::leptos_options("127.0.0.1:0".parse().unwrap()),
-        false,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = server::spawn_on_free_port(state, false).await.unwrap();
     let url = |path: &str| format!("http://{addr}{path}");
     let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
 

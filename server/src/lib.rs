@@ -64,6 +64,29 @@ pub fn settings_from(args: &ServeArgs) -> Settings {
     }
 }
 
+/// Serves `state` in the background on a free loopback port and returns the
+/// address (integration tests and benchmarks).
+pub async fn spawn_on_free_port(state: AppState, trust_proxy: bool) -> std::io::Result<SocketAddr> {
+    let router = http::router(
+        state,
+        leptos_options(SocketAddr::from(([127, 0, 0, 1], 0))),
+        trust_proxy,
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        {
+            tracing::error!(%error, "test server stopped");
+        }
+    });
+    Ok(addr)
+}
+
 /// Serves until Ctrl-C or SIGTERM.
 pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
     let db = open_database(database_url).await?;

@@ -21,7 +21,6 @@ use app::{
     with_db,
 };
 use reqwest::{header, redirect::Policy, Client, Response};
-use tokio::net::TcpListener;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -110,21 +109,9 @@ impl TestApp {
             hasher: std::sync::Arc::new(PasswordHasher::new(2)),
             settings: std::sync::Arc::new(options.settings),
         };
-        let router = server::http::router(
-            state.clone(),
-            server::leptos_options("127.0.0.1:0".parse().unwrap()),
-            options.trust_proxy,
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
+        let addr = server::spawn_on_free_port(state.clone(), options.trust_proxy)
             .await
-            .expect("server runs");
-        });
+            .expect("serve");
         TestApp {
             addr,
             state,
