@@ -52,13 +52,33 @@ fn href_for(query: &ListQuery, sort: SortKey, descending: bool, page: i64) -> St
     )
 }
 
+/// The list's data, keyed on the URL: a newer query always wins, so results never
+/// arrive out of order. Created once per page here, outside `Protected`'s
+/// suspense, which re-renders its children while resources settle (a resource made
+/// inside would be made, and fetched, again each time).
+type MembersResource = Resource<Result<MemberPage, crate::error::AppError>>;
+
 #[component]
 pub fn MembersPage() -> impl IntoView {
+    let params = use_query_map();
+    let members: MembersResource = Resource::new(
+        move || {
+            let p = params.read();
+            (
+                p.get("q"),
+                p.get("role"),
+                p.get("sort"),
+                p.get("dir"),
+                p.get("page"),
+            )
+        },
+        |(q, role, sort, dir, page)| list_members(q, role, sort, dir, page.and_then(|p| p.parse().ok())),
+    );
     view! {
         <Title text="Members"/>
-        <Protected render=|viewer: Viewer| {
+        <Protected render=move |viewer: Viewer| {
             if viewer.admin_access {
-                view! { <MembersList/> }.into_any()
+                view! { <MembersList members/> }.into_any()
             } else {
                 view! { <Forbidden/> }.into_any()
             }
@@ -67,22 +87,8 @@ pub fn MembersPage() -> impl IntoView {
 }
 
 #[component]
-fn MembersList() -> impl IntoView {
+fn MembersList(members: MembersResource) -> impl IntoView {
     let params = use_query_map();
-    let raw = move || {
-        let p = params.read();
-        (
-            p.get("q"),
-            p.get("role"),
-            p.get("sort"),
-            p.get("dir"),
-            p.get("page"),
-        )
-    };
-    // Keyed on the URL: a newer query always wins, so results never arrive out of order.
-    let members = Resource::new(raw, |(q, role, sort, dir, page)| {
-        list_members(q, role, sort, dir, page.and_then(|p| p.parse().ok()))
-    });
 
     let navigate = use_navigate();
     let search_input = NodeRef::<html::Input>::new();
