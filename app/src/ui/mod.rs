@@ -81,6 +81,11 @@ pub fn Header() -> impl IntoView {
 /// Renders `render(viewer)` for a signed-in member; sends anyone else to the
 /// sign-in page (a 302 from the server, a client-side redirect in the browser),
 /// with the current address to come back to.
+///
+/// `render` may run more than once per page (the suspense re-renders while
+/// resources settle): create a page's resources in the page component, outside
+/// `Protected`, and pass them in — a resource created inside `render` is created,
+/// and fetched, again on every re-render (see `members::ui::MembersPage`).
 #[component]
 pub fn Protected<F, V>(render: F) -> impl IntoView
 where
