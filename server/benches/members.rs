@@ -4,6 +4,8 @@
 //! varied searches — prefixes, roles, every sort, pages deep in the results — once
 //! server-side (the query alone) and once as whole server-rendered pages over HTTP.
 
+mod support;
+
 use std::{sync::Arc, time::Instant};
 
 use app::{
@@ -14,6 +16,7 @@ use app::{
     state::{AppState, Settings},
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
+use support::{on_each_database, summary};
 
 const PREFIXES: &[&str] = &[
     "an",
@@ -68,18 +71,6 @@ const PREFIXES: &[&str] = &[
     "maria.g",
     "olivia.k",
 ];
-
-fn summary(label: &str, mut samples: Vec<f64>) {
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "{label:<48} n={:<4} median {:>7.2} ms   p95 {:>7.2} ms   p99 {:>7.2} ms",
-        samples.len(),
-        at(0.5),
-        at(0.95),
-        at(0.99)
-    );
-}
 
 /// 200 queries, the same for both databases: a prefix (or an ID), sometimes a role,
 /// any sort, and mostly a page deep in that search's results.
@@ -207,29 +198,5 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("bench.db").display());
-        run(Db::connect(&url).await.unwrap(), "SQLite", count).await;
-        if let Ok(pg) = std::env::var("BEHALF_TEST_POSTGRES_URL") {
-            let schema = format!("behalf_bench_{}", std::process::id());
-            let admin = sqlx::PgPool::connect(&pg).await.unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            run(
-                Db::connect_in_schema(&pg, Some(&schema)).await.unwrap(),
-                "PostgreSQL",
-                count,
-            )
-            .await;
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
-        } else {
-            println!("-- PostgreSQL skipped: BEHALF_TEST_POSTGRES_URL is not set");
-        }
-    });
+    runtime.block_on(on_each_database(|db, label| run(db, label, count)));
 }

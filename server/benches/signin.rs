@@ -3,6 +3,8 @@
 //! much of it is argon2id, and the cost of a signed-in request. Prints
 //! median / p95 / p99 in milliseconds.
 
+mod support;
+
 use std::{sync::Arc, time::Instant};
 
 use app::{
@@ -18,23 +20,11 @@ use app::{
     },
     state::{AppState, Settings},
 };
+use support::{on_each_database, summary};
 
 const PASSWORD: &str = "benchmark password";
 
-fn summary(label: &str, mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "{label:<44} n={:<5} median {:>8.3} ms   p95 {:>8.3} ms   p99 {:>8.3} ms",
-        samples.len(),
-        at(0.5),
-        at(0.95),
-        at(0.99)
-    );
-    at(0.5)
-}
-
-async fn run(db: Db, label: &str) {
+async fn run(db: Db, label: &str, argon2_median: f64) {
     db.migrate().await.expect("migrate");
     let state = AppState {
         db: db.clone(),
@@ -118,12 +108,8 @@ async fn run(db: Db, label: &str) {
     summary("signed-in page, server-rendered (GET /)", page);
     println!(
         "sign-in median minus argon2 median (see above): {:.3} ms",
-        signin_median - ARGON2_MEDIAN.with(|m| *m.borrow())
+        signin_median - argon2_median
     );
-}
-
-thread_local! {
-    static ARGON2_MEDIAN: std::cell::RefCell<f64> = const { std::cell::RefCell::new(0.0) };
 }
 
 fn main() {
@@ -147,35 +133,11 @@ fn main() {
         assert!(verify_password_in(&hash, &password, &mut memory));
         warm.push(started.elapsed().as_secs_f64() * 1e3);
     }
-    let median = summary("argon2id verify, as served (warm memory)", warm);
-    ARGON2_MEDIAN.with(|m| *m.borrow_mut() = median);
+    let argon2_median = summary("argon2id verify, as served (warm memory)", warm);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("bench.db").display());
-        run(Db::connect(&url).await.unwrap(), "SQLite").await;
-        if let Ok(pg) = std::env::var("BEHALF_TEST_POSTGRES_URL") {
-            let schema = format!("behalf_bench_{}", std::process::id());
-            let admin = sqlx::PgPool::connect(&pg).await.unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            run(
-                Db::connect_in_schema(&pg, Some(&schema)).await.unwrap(),
-                "PostgreSQL",
-            )
-            .await;
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
-        } else {
-            println!("-- PostgreSQL skipped: BEHALF_TEST_POSTGRES_URL is not set");
-        }
-    });
+    runtime.block_on(on_each_database(|db, label| run(db, label, argon2_median)));
 }

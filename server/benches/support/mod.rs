@@ -1,0 +1,53 @@
+//! What the benchmarks share: percentiles, and running a bench on a temporary
+//! SQLite file and then (when BEHALF_TEST_POSTGRES_URL is set) a throwaway
+//! PostgreSQL schema.
+
+use std::future::Future;
+
+use app::db::Db;
+
+/// Prints median / p95 / p99 of `samples` (milliseconds) and returns the median.
+pub fn summary(label: &str, mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{label:<48} n={:<5} median {:>8.3} ms   p95 {:>8.3} ms   p99 {:>8.3} ms",
+        samples.len(),
+        at(0.5),
+        at(0.95),
+        at(0.99)
+    );
+    at(0.5)
+}
+
+/// Runs `bench` on a fresh SQLite file, then on a fresh PostgreSQL schema (dropped
+/// afterwards) or says why PostgreSQL is skipped.
+pub async fn on_each_database<F, Fut>(bench: F)
+where
+    F: Fn(Db, &'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+    bench(Db::connect(&url).await.unwrap(), "SQLite").await;
+    match std::env::var("BEHALF_TEST_POSTGRES_URL") {
+        Ok(pg) => {
+            let schema = format!("behalf_bench_{}", std::process::id());
+            let admin = sqlx::PgPool::connect(&pg).await.unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            bench(
+                Db::connect_in_schema(&pg, Some(&schema)).await.unwrap(),
+                "PostgreSQL",
+            )
+            .await;
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+        }
+        Err(_) => println!("-- PostgreSQL skipped: BEHALF_TEST_POSTGRES_URL is not set"),
+    }
+}
