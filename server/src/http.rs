@@ -1,7 +1,7 @@
 //! The HTTP surface: pages (server-rendered, then hydrated), server functions,
 //! static files, and the middleware in front of them.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, sync::OnceLock};
 
 use app::{
     auth::session::{clearing_cookie, find_live, token_from_headers, RequestContext},
@@ -20,7 +20,7 @@ use axum::{
     Json, Router,
 };
 use leptos::prelude::{provide_context, LeptosOptions};
-use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use leptos_axum::{generate_route_list, handle_server_fns_with_context, AxumRouteListing, LeptosRoutes};
 use tower_http::{limit::RequestBodyLimitLayer, services::ServeDir, trace::TraceLayer};
 
 /// Everything a handler can reach.
@@ -34,7 +34,7 @@ pub struct ServerState {
 
 /// The whole application as an axum router.
 pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let pkg_dir = PathBuf::from(leptos_options.site_root.as_ref()).join(leptos_options.site_pkg_dir.as_ref());
     let state = ServerState {
         app,
@@ -53,6 +53,15 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
         .layer(RequestBodyLimitLayer::new(256 * 1024))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The app's routes, generated once per process. Generating them runs the app with
+/// a process-wide switch that parks every resource first polled meanwhile for good
+/// (leptos-rs/leptos#4773): a second server started while another one renders a
+/// page (the tests run several in one process) would hang that page forever.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 /// Resolves the session cookie (and client details) before anything renders.

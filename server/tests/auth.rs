@@ -276,7 +276,8 @@ async fn the_token_changes_at_every_sign_in(backend: Backend) {
 
     // A fixed token planted before sign-in is never adopted.
     let planted = "A".repeat(43);
-    let response = reqwest::Client::new()
+    let response = app
+        .bare_client()
         .post(app.url("/api/login"))
         .header(header::COOKIE, format!("behalf_session={planted}"))
         .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
@@ -418,10 +419,8 @@ async fn protected_pages_send_strangers_to_sign_in(backend: Backend) {
     );
 
     // A stale cookie is refused and cleared.
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    let response = app
+        .bare_client()
         .get(app.url("/"))
         .header(header::ACCEPT, "text/html")
         .header(header::COOKIE, format!("behalf_session={}", "B".repeat(43)))

@@ -24,6 +24,10 @@ use reqwest::{header, redirect::Policy, Client, Response};
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// No request of a test takes this long unless the server hangs; failing then
+/// names the request instead of stalling the whole run.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Clone, Copy, Debug)]
 pub enum Backend {
     Sqlite,
@@ -130,6 +134,17 @@ impl TestApp {
         Client::builder()
             .cookie_store(true)
             .redirect(Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .unwrap()
+    }
+
+    /// A client without a cookie store (each request carries what the test gives it);
+    /// does not follow redirects.
+    pub fn bare_client(&self) -> Client {
+        Client::builder()
+            .redirect(Policy::none())
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .unwrap()
     }
@@ -183,7 +198,8 @@ impl TestApp {
 
     /// A raw request with only this session cookie (no cookie store).
     pub async fn whoami_with_token(&self, token: &str) -> Option<String> {
-        let response = Client::new()
+        let response = self
+            .bare_client()
             .post(self.url("/api/whoami"))
             .header(header::COOKIE, format!("behalf_session={token}"))
             .send()
@@ -208,7 +224,9 @@ impl TestApp {
 
     /// Drops the PostgreSQL schema (SQLite's temp dir goes on its own).
     pub async fn finish(self) {
-        self.state.db.close().await;
+        tokio::time::timeout(REQUEST_TIMEOUT, self.state.db.close())
+            .await
+            .expect("the database pool closes (no connection left checked out)");
         if let Some((url, schema)) = &self.schema {
             if let Ok(admin) = sqlx::PgPool::connect(url).await {
                 let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
