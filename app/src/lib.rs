@@ -5,14 +5,15 @@
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes},
-    SsrMode, StaticSegment,
+    components::{ParentRoute, Route, Router, Routes},
+    ParamSegment, SsrMode, StaticSegment,
 };
 
 pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod groups;
 pub mod members;
 pub mod ui;
 
@@ -28,7 +29,8 @@ pub mod state;
 use crate::{
     account::HomePage,
     auth::ui::LoginPage,
-    members::ui::MembersPage,
+    groups::ui::{GroupBladeRoute, GroupDetailPage, GroupsPage},
+    members::ui::{MemberBladeRoute, MembersPage},
     ui::{Header, NotFound, ViewerResource},
 };
 
@@ -76,11 +78,31 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async/>
-                    <Route
+                    <ParentRoute
                         path=(StaticSegment("admin"), StaticSegment("members"))
                         view=MembersPage
                         ssr=SsrMode::Async
+                    >
+                        <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
+                        <Route path=ParamSegment("id") view=MemberBladeRoute ssr=SsrMode::Async/>
+                    </ParentRoute>
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("groups"))
+                        view=GroupsPage
+                        ssr=SsrMode::Async
                     />
+                    <ParentRoute
+                        path=(StaticSegment("admin"), StaticSegment("groups"), ParamSegment("group"))
+                        view=GroupDetailPage
+                        ssr=SsrMode::Async
+                    >
+                        <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
+                        <Route
+                            path=(StaticSegment("members"), ParamSegment("id"))
+                            view=GroupBladeRoute
+                            ssr=SsrMode::Async
+                        />
+                    </ParentRoute>
                 </Routes>
             </main>
         </Router>

@@ -189,12 +189,45 @@ const LAST_NAMES: &[&str] = &[
     "Nakamura",
 ];
 
+/// The seeded groups (companies and teams a member can belong to).
+pub const GROUPS: &[&str] = &[
+    "Acme Retail",
+    "Northwind Traders",
+    "Contoso Pharmacy",
+    "Globex Logistics",
+    "Initech Software",
+    "Umbrella Garden Centres",
+    "Wayne Hardware",
+    "Stark Electronics",
+    "Tyrell Books",
+    "Hooli Cloud",
+    "Pied Piper Studio",
+    "Wonka Confectionery",
+];
+
+/// Which seeded groups member `index` belongs to: none, one or two of them.
+pub fn groups_of(seed: u64, index: u64) -> Vec<usize> {
+    // splitmix64: a cheap, well-mixed hash, so memberships need no RNG state.
+    let mut z = (index ^ seed.rotate_left(32)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let n = GROUPS.len() as u64;
+    let first = ((z >> 8) % n) as usize;
+    let second = ((z >> 24) % n) as usize;
+    match z % 4 {
+        0 => vec![],
+        3 if second != first => vec![first, second],
+        _ => vec![first],
+    }
+}
+
 /// 2024-01-01T00:00:00Z: seeded times are spread over the years after it, so they
 /// do not depend on when the seed ran.
 const EPOCH_2024: i64 = 1_704_067_200_000;
 const YEAR: i64 = 365 * 24 * 3_600_000;
 
-/// Rows per INSERT statement (11 values each, well under both databases' limits).
+/// Rows per INSERT statement (13 values each, well under both databases' limits).
 const BATCH: usize = 1_000;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -268,6 +301,32 @@ pub struct SeedReport {
     pub seconds: f64,
 }
 
+/// Creates the seeded groups (those missing) and returns their IDs in `GROUPS` order.
+async fn ensure_groups(db: &Db, now: i64) -> CliResult<Vec<i64>> {
+    let mut ids = Vec::new();
+    for name in GROUPS {
+        let key = name.to_lowercase();
+        let id: i64 = with_db!(db, pool => {
+            sqlx::query(
+                "INSERT INTO groups (name, name_key, member_count, created_at, updated_at) \
+                 VALUES ($1, $2, 0, $3, $3) ON CONFLICT (name_key) DO NOTHING",
+            )
+            .bind(*name)
+            .bind(&key)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            let (id,): (i64,) = sqlx::query_as("SELECT id FROM groups WHERE name_key = $1")
+                .bind(&key)
+                .fetch_one(pool)
+                .await?;
+            id
+        });
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
 impl fmt::Display for SeedReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -317,19 +376,99 @@ pub async fn insert_members(
     seed: u64,
     count: u64,
     password_hash: &str,
+    on_batch: impl FnMut(u64),
+) -> CliResult<u64> {
+    // Into an empty members table, many rows load faster with the secondary indexes
+    // built once at the end (one sort each) than updated row by row.
+    let (existing,): (i64,) = with_db!(db, pool => {
+        sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM members LIMIT 1) AS any_member")
+            .fetch_one(pool)
+            .await?
+    });
+    let deferred = if existing == 0 && count >= BULK_AT_LEAST {
+        defer_indexes(db).await?
+    } else {
+        Vec::new()
+    };
+    let result = insert_all(db, seed, count, password_hash, on_batch).await;
+    // Rebuilt whatever happened, so a failed seed leaves every index in place.
+    for sql in &deferred {
+        with_db!(db, pool => {
+            sqlx::query(sql).execute(pool).await?;
+        });
+    }
+    if !deferred.is_empty() {
+        // Fresh statistics for the planner; on PostgreSQL also the visibility map, so
+        // the list's walks read their indexes alone.
+        match db {
+            Db::Sqlite(pool) => {
+                sqlx::query("ANALYZE").execute(pool).await?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::query("VACUUM (ANALYZE) members, member_terms, group_members")
+                    .execute(pool)
+                    .await?;
+            }
+        }
+    }
+    result
+}
+
+/// Seeds at least this large into an empty table build their indexes afterwards.
+const BULK_AT_LEAST: u64 = 20_000;
+
+/// Drops the non-unique indexes of the tables the seed fills and returns the SQL that
+/// recreates them, read from the database's own catalogue (so they cannot drift from
+/// the migrations). Unique indexes and primary keys stay: ON CONFLICT needs them.
+async fn defer_indexes(db: &Db) -> CliResult<Vec<String>> {
+    let indexes: Vec<(String, String)> = match db {
+        Db::Sqlite(pool) => {
+            sqlx::query_as(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+                 AND tbl_name IN ('members', 'member_terms', 'group_members') AND sql NOT LIKE 'CREATE UNIQUE%'",
+            )
+            .fetch_all(pool)
+            .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as(
+                "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+                 AND tablename IN ('members', 'member_terms', 'group_members') AND indexdef NOT LIKE 'CREATE UNIQUE%'",
+            )
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    let mut recreate = Vec::new();
+    for (name, sql) in indexes {
+        with_db!(db, pool => {
+            sqlx::query(&format!("DROP INDEX \"{}\"", name.replace('"', ""))).execute(pool).await?;
+        });
+        recreate.push(sql);
+    }
+    Ok(recreate)
+}
+
+async fn insert_all(
+    db: &Db,
+    seed: u64,
+    count: u64,
+    password_hash: &str,
     mut on_batch: impl FnMut(u64),
 ) -> CliResult<u64> {
     let mut rng = StdRng::seed_from_u64(seed);
+    let group_ids = ensure_groups(db, EPOCH_2024).await?;
     let mut inserted = 0;
     let mut index = 0;
     while index < count {
         let size = (count - index).min(BATCH as u64);
+        let first_index = index;
         let batch: Vec<SeedMember> = (index..index + size).map(|i| member(&mut rng, seed, i)).collect();
         inserted += with_db!(db, pool => {
             let mut tx = pool.begin_write().await?;
             let mut query = QueryBuilder::new(
-                "INSERT INTO members (email, email_key, display_name, name_key, password_hash, role, \
-                 admin_access, login_enabled, created_at, updated_at, last_sign_in_at) ",
+                "INSERT INTO members (email, email_key, display_name, name_key, password_hash, role, role_rank, \
+                 admin_access, login_enabled, created_at, updated_at, last_sign_in_at, sign_in_key) ",
             );
             query.push_values(&batch, |mut row, m| {
                 row.push_bind(&m.email)
@@ -338,21 +477,112 @@ pub async fn insert_members(
                     .push_bind(m.display_name.to_lowercase())
                     .push_bind(password_hash)
                     .push_bind(m.role.as_str())
+                    .push_bind(m.role.rank() as i64)
                     .push_bind(m.admin_access)
                     .push_bind(m.login_enabled)
                     .push_bind(m.created_at)
                     .push_bind(m.created_at)
-                    .push_bind(m.last_sign_in_at);
+                    .push_bind(m.last_sign_in_at)
+                    .push_bind(m.last_sign_in_at.unwrap_or(0));
             });
-            query.push(" ON CONFLICT (email_key) DO NOTHING");
-            let done = query.build().execute(&mut *tx).await?.rows_affected();
+            query.push(" ON CONFLICT (email_key) DO NOTHING RETURNING id, email_key");
+            let new_rows: Vec<(i64, String)> = query.build_query_as().fetch_all(&mut *tx).await?;
+            // Group memberships of the members just inserted (a re-run adds none twice).
+            let index_of: std::collections::HashMap<String, u64> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.email.to_lowercase(), first_index + i as u64))
+                .collect();
+            let mut memberships = Vec::new();
+            let mut terms = Vec::new();
+            for (id, key) in &new_rows {
+                if let Some(i) = index_of.get(key) {
+                    let name = batch[(*i - first_index) as usize].display_name.to_lowercase();
+                    for term in app::members::service::name_terms(&name) {
+                        terms.push((term, *id));
+                    }
+                    for g in groups_of(seed, *i) {
+                        memberships.push((group_ids[g], *id, batch[(*i - first_index) as usize].created_at));
+                    }
+                }
+            }
+            if !terms.is_empty() {
+                let mut query = QueryBuilder::new("INSERT INTO member_terms (term, member_id) ");
+                query.push_values(&terms, |mut row, (term, member)| {
+                    row.push_bind(term).push_bind(*member);
+                });
+                query.push(" ON CONFLICT DO NOTHING");
+                query.build().execute(&mut *tx).await?;
+            }
+            if !memberships.is_empty() {
+                let mut query = QueryBuilder::new("INSERT INTO group_members (group_id, member_id, added_at) ");
+                query.push_values(&memberships, |mut row, (group, member, at)| {
+                    row.push_bind(*group).push_bind(*member).push_bind(*at);
+                });
+                query.push(" ON CONFLICT DO NOTHING");
+                query.build().execute(&mut *tx).await?;
+            }
             tx.commit().await?;
-            done
+            new_rows.len() as u64
         });
         on_batch(size);
         index += size;
     }
+    with_db!(db, pool => {
+        let mut tx = pool.begin_write().await?;
+        sqlx::query(
+            "UPDATE groups SET member_count = (SELECT COUNT(*) FROM group_members gm WHERE gm.group_id = groups.id)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    });
+    grant_proxy_permissions(db, seed, count).await?;
     Ok(inserted)
+}
+
+/// A few proxy login permissions among the first members: members 11–20 let the
+/// first support engineer (member 4) log in on their behalf, members 21–25 the
+/// first editor (member 2), as a new user would set up.
+async fn grant_proxy_permissions(db: &Db, seed: u64, count: u64) -> CliResult<()> {
+    if count < 25 {
+        return Ok(());
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let first: Vec<String> = (0..25)
+        .map(|i| member(&mut rng, seed, i).email.to_lowercase())
+        .collect();
+    let mut ids = Vec::new();
+    for key in &first {
+        let found: Option<(i64,)> = with_db!(db, pool => {
+            sqlx::query_as("SELECT id FROM members WHERE email_key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await?
+        });
+        ids.push(found.map(|(id,)| id));
+    }
+    let pairs = (10..20)
+        .map(|target| (target, 3))
+        .chain((20..25).map(|target| (target, 1)));
+    with_db!(db, pool => {
+        let mut tx = pool.begin_write().await?;
+        for (target, actor) in pairs {
+            if let (Some(target), Some(actor)) = (ids[target], ids[actor]) {
+                sqlx::query(
+                    "INSERT INTO proxy_permissions (member_id, actor_id, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(target)
+                .bind(actor)
+                .bind(EPOCH_2024)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+    });
+    Ok(())
 }
 
 #[cfg(test)]
@@ -391,6 +621,10 @@ mod tests {
         let disabled = members.iter().filter(|m| !m.login_enabled).count();
         assert!(disabled > 0 && disabled < members.len() / 10, "{disabled}");
         assert_eq!(ascii_lower("Ramírez"), "ramirez");
+        let in_groups = (0..2_000).filter(|i| !groups_of(1, *i).is_empty()).count();
+        assert!((1_200..1_800).contains(&in_groups), "{in_groups}");
+        assert!((0..2_000).any(|i| groups_of(1, i).len() == 2));
+        assert_eq!(groups_of(1, 17), groups_of(1, 17));
         assert_eq!(ascii_lower("O'Brien"), "obrien");
     }
 }

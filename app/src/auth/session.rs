@@ -306,7 +306,7 @@ pub async fn start_own_session(
         .bind(context.ip.as_deref())
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("UPDATE members SET last_sign_in_at = $1 WHERE id = $2")
+        sqlx::query("UPDATE members SET last_sign_in_at = $1, sign_in_key = $1 WHERE id = $2")
             .bind(now)
             .bind(member_id)
             .execute(&mut *tx)

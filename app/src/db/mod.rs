@@ -56,7 +56,11 @@ impl Db {
             source,
         };
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut options = PgConnectOptions::from_str(url).map_err(fail)?;
+            // Plans are made for each query's values: the members list's queries are
+            // only fast when the planner sees how many rows a prefix or filter selects.
+            let mut options = PgConnectOptions::from_str(url)
+                .map_err(fail)?
+                .options([("plan_cache_mode", "force_custom_plan")]);
             if let Some(schema) = schema {
                 options = options.options([("search_path", schema)]);
             }
@@ -74,7 +78,11 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // 32 MiB of page cache per connection (SQLite's default is 2 MiB): the
+                // members list's indexes at a million members stay in memory.
+                .pragma("cache_size", "-32768")
+                .pragma("temp_store", "memory");
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))

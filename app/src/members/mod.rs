@@ -1,18 +1,24 @@
 //! Members: the shared types every area uses (roles and their ranks).
+// `list_members` takes the list's URL parameters one by one (so the form and URL keys stay
+// plain `q`, `role`, …); the server macro repeats them in code it generates.
+#![allow(clippy::too_many_arguments)]
 
 use leptos::{prelude::*, server_fn::codec::PostUrl};
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use crate::{error::AppError, groups::GroupRef};
 
+pub mod blade;
 #[cfg(feature = "ssr")]
 pub mod service;
 pub mod ui;
 
 /// Rows on one page of the members list.
 pub const PAGE_SIZE: i64 = 25;
-/// Pages reachable by paging (10,000 rows); past that, narrow the search.
-pub const MAX_PAGE: i64 = 400;
+/// The page number shown is at most this (pages themselves are not limited).
+pub const MAX_PAGE: i64 = 1_000_000;
+/// Searches of fewer characters match IDs only.
+pub const MIN_SEARCH_CHARS: usize = 2;
 /// Longest search text accepted.
 pub const MAX_SEARCH_CHARS: usize = 100;
 
@@ -56,10 +62,17 @@ pub struct ListQuery {
     /// Search text, trimmed (may be empty).
     pub q: String,
     pub role: Option<Role>,
+    /// Only members of this group.
+    pub group: Option<i64>,
     pub sort: SortKey,
     pub descending: bool,
-    /// 1-based, clamped to 1..=MAX_PAGE.
+    /// The page number to show (1-based, clamped to 1..=MAX_PAGE); the page itself
+    /// is found from the cursor.
     pub page: i64,
+    /// The page starts after this member (the previous page's last row)…
+    pub after: Option<i64>,
+    /// …or ends before this one (the next page's first row).
+    pub before: Option<i64>,
 }
 
 impl ListQuery {
@@ -68,10 +81,33 @@ impl ListQuery {
     pub fn parse(
         q: Option<&str>,
         role: Option<&str>,
+        group: Option<&str>,
         sort: Option<&str>,
         dir: Option<&str>,
         page: Option<i64>,
+        cursor: (Option<&str>, Option<&str>),
     ) -> Result<ListQuery, AppError> {
+        let id_param = |name: &str, value: Option<&str>| -> Result<Option<i64>, AppError> {
+            match value.map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(text) => text
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        AppError::validation(name, "A page cursor is the ID of a member (a whole number).")
+                    }),
+            }
+        };
+        let after = id_param("after", cursor.0)?;
+        let before = id_param("before", cursor.1)?;
+        if after.is_some() && before.is_some() {
+            return Err(AppError::validation(
+                "before",
+                "Give either after or before, not both.",
+            ));
+        }
         let q = q.unwrap_or("").trim();
         if q.chars().count() > MAX_SEARCH_CHARS {
             return Err(AppError::validation(
@@ -94,6 +130,15 @@ impl ListQuery {
                 )
             })?),
         };
+        let group = match group.map(str::trim).filter(|g| !g.is_empty()) {
+            None => None,
+            Some(text) => Some(
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| AppError::validation("group", "A group is chosen by its numeric ID."))?,
+            ),
+        };
         let sort = match sort.filter(|s| !s.is_empty()) {
             None => SortKey::Name,
             Some(text) => SortKey::parse(text).ok_or_else(|| {
@@ -111,9 +156,12 @@ impl ListQuery {
         Ok(ListQuery {
             q: q.to_string(),
             role,
+            group,
             sort,
             descending,
             page: page.unwrap_or(1).clamp(1, MAX_PAGE),
+            after,
+            before,
         })
     }
 }
@@ -128,6 +176,101 @@ pub struct MemberSummary {
     pub admin_access: bool,
     pub login_enabled: bool,
     pub last_sign_in: Option<String>,
+    /// The groups the member belongs to, by name.
+    pub groups: Vec<GroupRef>,
+}
+
+/// A member named by ID, as shown in lists of members (proxy login permission).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRef {
+    pub id: i64,
+    pub display_name: String,
+}
+
+/// Everything the User information blade shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberDetail {
+    pub member: MemberSummary,
+    pub member_since: String,
+    /// The members allowed to log in on this member's behalf.
+    pub proxy_login_permission: Vec<MemberRef>,
+    /// Whether the viewer may edit this member.
+    pub can_edit: bool,
+    /// The roles the viewer may give (those up to their own rank).
+    pub assignable_roles: Vec<Role>,
+}
+
+/// What the member editor sends. Lists of IDs come as text (comma or space
+/// separated) exactly as typed, so the server can say what is wrong with them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberEdit {
+    pub display_name: String,
+    pub email: String,
+    pub role: String,
+    pub admin_access: bool,
+    pub login_enabled: bool,
+    /// Group IDs.
+    pub groups: String,
+    /// IDs of the members allowed to log in on this member's behalf.
+    pub proxy_login_permission: String,
+}
+
+/// One ID typed into the proxy login permission, and whose it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdLookup {
+    pub id: i64,
+    /// `None` when no member has this ID.
+    pub display_name: Option<String>,
+}
+
+/// Who may edit members: editors and super users, and only members whose rank is
+/// at most their own. (Admin access is checked separately.)
+pub fn may_edit(editor: Role, target: Role) -> bool {
+    editor >= Role::Editor && target.rank() <= editor.rank()
+}
+
+/// The roles `editor` may give: none above their own.
+pub fn assignable_roles(editor: Role) -> Vec<Role> {
+    if editor < Role::Editor {
+        return Vec::new();
+    }
+    Role::ALL
+        .into_iter()
+        .filter(|role| role.rank() <= editor.rank())
+        .collect()
+}
+
+/// The most IDs a proxy login permission (or a group list) may hold.
+pub const MAX_IDS: usize = 100;
+
+/// Parses a list of IDs typed by a person: separated by commas or spaces, each a
+/// positive whole number, none twice. The message names the offending entry.
+pub fn parse_id_list(text: &str) -> Result<Vec<i64>, String> {
+    let mut ids = Vec::new();
+    for part in text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+    {
+        let id = part
+            .trim_start_matches('#')
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| {
+                format!(
+                    "\"{}\" is not a member ID (IDs are whole numbers).",
+                    part.chars().take(20).collect::<String>()
+                )
+            })?;
+        if ids.contains(&id) {
+            return Err(format!("ID {id} is listed twice."));
+        }
+        ids.push(id);
+        if ids.len() > MAX_IDS {
+            return Err(format!("List at most {MAX_IDS} IDs."));
+        }
+    }
+    Ok(ids)
 }
 
 /// One page of the members list.
@@ -135,18 +278,25 @@ pub struct MemberSummary {
 pub struct MemberPage {
     pub query: ListQuery,
     pub members: Vec<MemberSummary>,
-    /// Matching members, counted up to `COUNT_CAP`.
+    /// Matching members, exact when `more` is false.
     pub total: i64,
-    /// True when there are more than `total` (the count stopped at the cap).
+    /// True when more than `COUNT_CAP` members match (they are not counted).
     pub more: bool,
+    /// The cursor (`after`) of the next page, if there is one.
+    pub next: Option<i64>,
+    /// The cursor (`before`) of the previous page, if there is one.
+    pub previous: Option<i64>,
+    /// Why the search found nothing, when it was too short to search names.
+    pub hint: Option<String>,
 }
 
-/// Counting stops here: "10,000+ members" is as useful as an exact million, and cheap.
-pub const COUNT_CAP: i64 = PAGE_SIZE * MAX_PAGE;
+/// Counting stops here: "more than 2,000" is as useful as an exact million, and cheap.
+pub const COUNT_CAP: i64 = 2_000;
 
 impl MemberPage {
-    pub fn pages(&self) -> i64 {
-        ((self.total + PAGE_SIZE - 1) / PAGE_SIZE).clamp(1, MAX_PAGE)
+    /// The number of pages, when the count is exact.
+    pub fn pages(&self) -> Option<i64> {
+        (!self.more).then(|| ((self.total + PAGE_SIZE - 1) / PAGE_SIZE).max(1))
     }
 }
 
@@ -155,9 +305,12 @@ impl MemberPage {
 pub async fn list_members(
     q: Option<String>,
     role: Option<String>,
+    group: Option<String>,
     sort: Option<String>,
     dir: Option<String>,
     page: Option<i64>,
+    after: Option<String>,
+    before: Option<String>,
 ) -> Result<MemberPage, AppError> {
     use crate::server::server_context;
 
@@ -166,11 +319,44 @@ pub async fn list_members(
     let query = ListQuery::parse(
         q.as_deref(),
         role.as_deref(),
+        group.as_deref(),
         sort.as_deref(),
         dir.as_deref(),
         page,
+        (after.as_deref(), before.as_deref()),
     )?;
     service::list(&state.db, query).await
+}
+
+/// The User information blade's content. Needs admin access.
+#[server(prefix = "/api", endpoint = "members/get", input = PostUrl)]
+pub async fn get_member(id: i64) -> Result<MemberDetail, AppError> {
+    use crate::server::server_context;
+
+    let (state, request) = server_context()?;
+    let session = request.require_admin()?;
+    service::detail(&state.db, session.member.role, id).await
+}
+
+/// Saves the member editor. Editors and super users only, for members whose rank is
+/// at most their own; writes one audit record with what changed.
+#[server(prefix = "/api", endpoint = "members/update", input = PostUrl)]
+pub async fn update_member(id: i64, edit: MemberEdit) -> Result<MemberDetail, AppError> {
+    use crate::server::server_context;
+
+    let (state, request) = server_context()?;
+    service::update(&state, &request, id, edit).await
+}
+
+/// Names the members behind typed IDs (the editor shows them back). Admin access.
+#[server(prefix = "/api", endpoint = "members/lookup", input = PostUrl)]
+pub async fn lookup_members(ids: String) -> Result<Vec<IdLookup>, AppError> {
+    use crate::server::server_context;
+
+    let (state, request) = server_context()?;
+    request.require_admin()?;
+    let ids = parse_id_list(&ids).map_err(|message| AppError::validation("ids", message))?;
+    service::lookup(&state.db, &ids).await
 }
 
 /// A member's role. The order of the variants is the order of their ranks.
@@ -268,46 +454,87 @@ mod tests {
         let query = ListQuery::parse(
             Some("  ann "),
             Some("support"),
+            Some("7"),
             Some("email"),
             Some("desc"),
             Some(3),
+            (Some("120"), None),
         )
         .unwrap();
+        assert_eq!(query.after, Some(120));
         assert_eq!(query.q, "ann");
         assert_eq!(query.role, Some(Role::Support));
         assert_eq!(query.sort, SortKey::Email);
         assert!(query.descending);
         assert_eq!(query.page, 3);
-        let default = ListQuery::parse(None, Some(""), None, None, None).unwrap();
+        assert_eq!(query.group, Some(7));
+        let default = ListQuery::parse(None, Some(""), Some(""), None, None, None, (Some(""), None)).unwrap();
         assert_eq!(
             (default.sort, default.descending, default.page, default.role),
             (SortKey::Name, false, 1, None)
         );
         assert_eq!(
-            ListQuery::parse(None, None, None, None, Some(-5)).unwrap().page,
+            ListQuery::parse(None, None, None, None, None, Some(-5), (None, None))
+                .unwrap()
+                .page,
             1
         );
         assert_eq!(
-            ListQuery::parse(None, None, None, None, Some(1_000_000))
+            ListQuery::parse(None, None, None, None, None, Some(i64::MAX), (None, None))
                 .unwrap()
                 .page,
             MAX_PAGE
         );
-        for (role, sort, dir, field) in [
-            (Some("god"), None, None, "role"),
-            (None, Some("password_hash"), None, "sort"),
-            (None, None, Some("sideways"), "dir"),
+        for (role, group, sort, dir, field) in [
+            (Some("god"), None, None, None, "role"),
+            (None, Some("staff"), None, None, "group"),
+            (None, Some("-1"), None, None, "group"),
+            (None, None, Some("password_hash"), None, "sort"),
+            (None, None, None, Some("sideways"), "dir"),
         ] {
-            let error = ListQuery::parse(None, role, sort, dir, None).unwrap_err();
+            let error = ListQuery::parse(None, role, group, sort, dir, None, (None, None)).unwrap_err();
+            assert_eq!(error.field(), Some(field));
+        }
+        for (after, before, field) in [
+            (Some("x"), None, "after"),
+            (None, Some("-2"), "before"),
+            (Some("3"), Some("4"), "before"),
+        ] {
+            let error = ListQuery::parse(None, None, None, None, None, None, (after, before)).unwrap_err();
             assert_eq!(error.field(), Some(field));
         }
         assert_eq!(
-            ListQuery::parse(Some(&"x".repeat(101)), None, None, None, None)
+            ListQuery::parse(Some(&"x".repeat(101)), None, None, None, None, None, (None, None))
                 .unwrap_err()
                 .field(),
             Some("q")
         );
-        assert!(ListQuery::parse(Some("a\u{7}b"), None, None, None, None).is_err());
+        assert!(ListQuery::parse(Some("a\u{7}b"), None, None, None, None, None, (None, None)).is_err());
+    }
+
+    #[test]
+    fn editors_edit_up_to_their_own_rank_and_give_no_higher_role() {
+        use Role::*;
+        assert!(may_edit(Editor, Member) && may_edit(Editor, Support) && may_edit(Editor, Editor));
+        assert!(!may_edit(Editor, SuperUser));
+        assert!(may_edit(SuperUser, SuperUser));
+        assert!(!may_edit(Support, Member) && !may_edit(Member, Member));
+        assert_eq!(assignable_roles(Editor), vec![Member, Support, Editor]);
+        assert_eq!(assignable_roles(SuperUser), Role::ALL.to_vec());
+        assert!(assignable_roles(Support).is_empty());
+    }
+
+    #[test]
+    fn id_lists_are_parsed_strictly() {
+        assert_eq!(parse_id_list(""), Ok(vec![]));
+        assert_eq!(parse_id_list(" 3, 5 7,,#9 "), Ok(vec![3, 5, 7, 9]));
+        assert!(parse_id_list("3, 3").unwrap_err().contains("twice"));
+        assert!(parse_id_list("3, ann").unwrap_err().contains("\"ann\""));
+        assert!(parse_id_list("0").is_err());
+        assert!(parse_id_list("-4").is_err());
+        assert!(parse_id_list("99999999999999999999").is_err());
+        let many = (1..=101).map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+        assert!(parse_id_list(&many).is_err());
     }
 
     #[test]

@@ -1,30 +1,45 @@
-//! The members list at /admin/members.
+//! The members list at /admin/members, with the User information blade over it at
+//! /admin/members/{id}.
 
 use std::time::Duration;
 
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
 use leptos_router::{
-    hooks::{use_navigate, use_query_map},
+    components::Outlet,
+    hooks::{use_location, use_navigate, use_params_map, use_query_map},
     NavigateOptions,
 };
 
 use crate::{
     auth::Viewer,
+    groups::{list_groups, GroupList},
     members::{
-        list_members, ListQuery, MemberPage, MemberSummary, Role, SortKey, MAX_PAGE, MAX_SEARCH_CHARS,
+        blade::MemberBlade, list_members, ListQuery, MemberPage, MemberSummary, Role, SortKey,
+        MAX_SEARCH_CHARS,
     },
-    ui::{encode_query_value, thousands, ErrorPanel, Forbidden, Protected},
+    ui::{encode_query_value, thousands, ErrorPanel, Forbidden, ListRefresh, Protected},
 };
 
 /// The list's address for these parameters (defaults left out, so links stay short).
-pub fn members_href(q: &str, role: Option<&str>, sort: Option<&str>, descending: bool, page: i64) -> String {
+pub fn members_href(
+    q: &str,
+    role: Option<&str>,
+    group: Option<&str>,
+    sort: Option<&str>,
+    descending: bool,
+    page: i64,
+    cursor: Option<(&str, i64)>,
+) -> String {
     let mut parts = Vec::new();
     if !q.is_empty() {
         parts.push(format!("q={}", encode_query_value(q)));
     }
     if let Some(role) = role.filter(|r| !r.is_empty()) {
         parts.push(format!("role={}", encode_query_value(role)));
+    }
+    if let Some(group) = group.filter(|g| !g.is_empty()) {
+        parts.push(format!("group={}", encode_query_value(group)));
     }
     if let Some(sort) = sort.filter(|s| !s.is_empty() && *s != SortKey::Name.as_str()) {
         parts.push(format!("sort={}", encode_query_value(sort)));
@@ -34,6 +49,9 @@ pub fn members_href(q: &str, role: Option<&str>, sort: Option<&str>, descending:
     }
     if page > 1 {
         parts.push(format!("page={page}"));
+        if let Some((name, id)) = cursor {
+            parts.push(format!("{name}={id}"));
+        }
     }
     if parts.is_empty() {
         "/admin/members".to_string()
@@ -42,13 +60,21 @@ pub fn members_href(q: &str, role: Option<&str>, sort: Option<&str>, descending:
     }
 }
 
-fn href_for(query: &ListQuery, sort: SortKey, descending: bool, page: i64) -> String {
+fn href_for(
+    query: &ListQuery,
+    sort: SortKey,
+    descending: bool,
+    page: i64,
+    cursor: Option<(&str, i64)>,
+) -> String {
     members_href(
         &query.q,
         query.role.map(Role::as_str),
+        query.group.map(|g| g.to_string()).as_deref(),
         Some(sort.as_str()),
         descending,
         page,
+        cursor,
     )
 }
 
@@ -58,36 +84,70 @@ fn href_for(query: &ListQuery, sort: SortKey, descending: bool, page: i64) -> St
 /// inside would be made, and fetched, again each time).
 type MembersResource = Resource<Result<MemberPage, crate::error::AppError>>;
 
+type GroupsResource = Resource<Result<GroupList, crate::error::AppError>>;
+
 #[component]
 pub fn MembersPage() -> impl IntoView {
     let params = use_query_map();
+    let refresh = RwSignal::new(0u32);
+    provide_context(ListRefresh(refresh));
     let members: MembersResource = Resource::new(
         move || {
             let p = params.read();
             (
-                p.get("q"),
-                p.get("role"),
-                p.get("sort"),
-                p.get("dir"),
-                p.get("page"),
+                (p.get("q"), p.get("role"), p.get("group")),
+                (p.get("sort"), p.get("dir"), p.get("page")),
+                (p.get("after"), p.get("before")),
+                refresh.get(),
             )
         },
-        |(q, role, sort, dir, page)| list_members(q, role, sort, dir, page.and_then(|p| p.parse().ok())),
+        |((q, role, group), (sort, dir, page), (after, before), _)| {
+            list_members(
+                q,
+                role,
+                group,
+                sort,
+                dir,
+                page.and_then(|p| p.parse().ok()),
+                after,
+                before,
+            )
+        },
     );
+    let groups: GroupsResource = Resource::new(|| (), |_| list_groups());
     view! {
         <Title text="Members"/>
-        <Protected render=move |viewer: Viewer| {
-            if viewer.admin_access {
-                view! { <MembersList members/> }.into_any()
-            } else {
-                view! { <Forbidden/> }.into_any()
-            }
-        }/>
+        <div class="with-blade">
+            <Protected render=move |viewer: Viewer| {
+                if viewer.admin_access {
+                    view! { <MembersList members groups/> }.into_any()
+                } else {
+                    view! { <Forbidden/> }.into_any()
+                }
+            }/>
+            <Outlet/>
+        </div>
+    }
+}
+
+/// `/admin/members/{id}`: the blade over the list.
+#[component]
+pub fn MemberBladeRoute() -> impl IntoView {
+    let params = use_params_map();
+    let location = use_location();
+    let id = Signal::derive(move || params.read().get("id").and_then(|id| id.parse::<i64>().ok()));
+    let close_href = Signal::derive(move || match location.search.get() {
+        search if search.trim_start_matches('?').is_empty() => "/admin/members".to_string(),
+        search => format!("/admin/members?{}", search.trim_start_matches('?')),
+    });
+    view! {
+        <Title text="User information"/>
+        <MemberBlade id close_href/>
     }
 }
 
 #[component]
-fn MembersList(members: MembersResource) -> impl IntoView {
+fn MembersList(members: MembersResource, groups: GroupsResource) -> impl IntoView {
     let params = use_query_map();
 
     let navigate = use_navigate();
@@ -95,14 +155,16 @@ fn MembersList(members: MembersResource) -> impl IntoView {
     let pending = StoredValue::new(None::<TimeoutHandle>);
     let go = {
         let navigate = navigate.clone();
-        move |q: String, role: Option<String>| {
+        move |q: String, role: Option<String>, group: Option<String>| {
             let p = params.read_untracked();
             let url = members_href(
                 q.trim(),
                 role.as_deref(),
+                group.as_deref(),
                 p.get("sort").as_deref(),
                 p.get("dir").as_deref() == Some("desc"),
                 1,
+                None,
             );
             navigate(
                 &url,
@@ -123,8 +185,10 @@ fn MembersList(members: MembersResource) -> impl IntoView {
                 handle.clear();
             }
             let go = go.clone();
-            let role = params.read_untracked().get("role");
-            let handle = set_timeout_with_handle(move || go(value, role), Duration::from_millis(250)).ok();
+            let p = params.read_untracked();
+            let (role, group) = (p.get("role"), p.get("group"));
+            let handle =
+                set_timeout_with_handle(move || go(value, role, group), Duration::from_millis(250)).ok();
             pending.set_value(handle);
         }
     };
@@ -136,7 +200,18 @@ fn MembersList(members: MembersResource) -> impl IntoView {
                 .map(|input| input.value())
                 .unwrap_or_default();
             let role = event_target_value(&ev);
-            go(q, Some(role));
+            go(q, Some(role), params.read_untracked().get("group"));
+        }
+    };
+    let on_group = {
+        let go = go.clone();
+        move |ev| {
+            let q = search_input
+                .get_untracked()
+                .map(|input| input.value())
+                .unwrap_or_default();
+            let group = event_target_value(&ev);
+            go(q, params.read_untracked().get("role"), Some(group));
         }
     };
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
@@ -148,7 +223,8 @@ fn MembersList(members: MembersResource) -> impl IntoView {
             .get_untracked()
             .map(|input| input.value())
             .unwrap_or_default();
-        go(q, params.read_untracked().get("role"));
+        let p = params.read_untracked();
+        go(q, p.get("role"), p.get("group"));
     };
     // Back and forward change the URL: show its search text, unless someone is typing.
     Effect::new(move |_| {
@@ -167,6 +243,7 @@ fn MembersList(members: MembersResource) -> impl IntoView {
 
     let initial_q = params.read_untracked().get("q").unwrap_or_default();
     let initial_role = params.read_untracked().get("role").unwrap_or_default();
+    let initial_group = params.read_untracked().get("group").unwrap_or_default();
     view! {
         <section class="card">
             <h1>"Members"</h1>
@@ -193,6 +270,33 @@ fn MembersList(members: MembersResource) -> impl IntoView {
                         })
                         .collect_view()}
                 </select>
+                <Transition fallback=|| ()>
+                    {
+                        let initial_group = initial_group.clone();
+                        let on_group = on_group.clone();
+                        move || {
+                            let initial_group = initial_group.clone();
+                            let on_group = on_group.clone();
+                            Suspend::new(async move {
+                                let list = groups.await.map(|list| list.groups).unwrap_or_default();
+                                view! {
+                                    <label class="inline-label" for="group-filter">"Group"</label>
+                                    <select id="group-filter" name="group" on:change=on_group>
+                                        <option value="" selected=initial_group.is_empty()>"All groups"</option>
+                                        {list
+                                            .into_iter()
+                                            .map(|group| {
+                                                let value = group.id.to_string();
+                                                let selected = value == initial_group;
+                                                view! { <option value=value selected=selected>{group.name}</option> }
+                                            })
+                                            .collect_view()}
+                                    </select>
+                                }
+                            })
+                        }
+                    }
+                </Transition>
                 <button type="submit" class="button">"Search"</button>
             </form>
             <Transition fallback=|| view! { <p class="loading">"Loading members…"</p> }>
@@ -210,13 +314,11 @@ fn MembersList(members: MembersResource) -> impl IntoView {
 #[component]
 fn MemberTable(page: MemberPage) -> impl IntoView {
     let query = page.query.clone();
-    let summary = match (page.total, page.more) {
-        (total, true) => format!(
-            "{}+ members match. Narrow the search to see them all.",
-            thousands(total)
-        ),
-        (1, false) => "1 member".to_string(),
-        (total, false) => format!("{} members", thousands(total)),
+    let summary = match (&page.hint, page.total, page.more) {
+        (Some(hint), _, _) => hint.clone(),
+        (None, total, true) => format!("More than {} members match.", thousands(total)),
+        (None, 1, false) => "1 member".to_string(),
+        (None, total, false) => format!("{} members", thousands(total)),
     };
     let header = |label: &'static str, key: SortKey| {
         let active = query.sort == key;
@@ -225,7 +327,7 @@ fn MemberTable(page: MemberPage) -> impl IntoView {
             (true, false) => "ascending",
             (true, true) => "descending",
         };
-        let href = href_for(&query, key, active && !query.descending, 1);
+        let href = href_for(&query, key, active && !query.descending, 1, None);
         let arrow = match (active, query.descending) {
             (false, _) => "",
             (true, false) => " ▲",
@@ -238,18 +340,47 @@ fn MemberTable(page: MemberPage) -> impl IntoView {
         }
     };
     let pages = page.pages();
-    let current = query.page.min(pages);
-    let previous = (current > 1).then(|| href_for(&query, query.sort, query.descending, current - 1));
-    let next = (current < pages).then(|| href_for(&query, query.sort, query.descending, current + 1));
+    let current = match pages {
+        Some(pages) => query.page.min(pages),
+        None => query.page,
+    };
+    // Going back to page 1 needs no cursor; other pages start from a neighbour's row.
+    let previous = match (current, page.previous) {
+        (1, _) => None,
+        (2, _) => Some(href_for(&query, query.sort, query.descending, 1, None)),
+        (n, Some(id)) => Some(href_for(
+            &query,
+            query.sort,
+            query.descending,
+            n - 1,
+            Some(("before", id)),
+        )),
+        (_, None) => Some(href_for(&query, query.sort, query.descending, 1, None)),
+    };
+    let next = page.next.map(|id| {
+        href_for(
+            &query,
+            query.sort,
+            query.descending,
+            current + 1,
+            Some(("after", id)),
+        )
+    });
+    let first = (current > 2).then(|| href_for(&query, query.sort, query.descending, 1, None));
+    let position = match pages {
+        Some(pages) => format!("Page {} of {}", thousands(current), thousands(pages)),
+        None => format!("Page {}", thousands(current)),
+    };
+    let no_rows = page.members.is_empty();
     let rows = page
         .members
         .into_iter()
-        .map(|member| view! { <MemberRow member/> })
+        .map(|member| view! { <MemberRow member base="/admin/members"/> })
         .collect_view();
-    let empty = (pages == 1 && page.total == 0).then(|| {
+    let empty = no_rows.then(|| {
         view! {
             <tr>
-                <td colspan="7" class="empty">"No members match this search."</td>
+                <td colspan="8" class="empty">"No members match this search."</td>
             </tr>
         }
     });
@@ -265,6 +396,7 @@ fn MemberTable(page: MemberPage) -> impl IntoView {
                         {header("Role", SortKey::Role)}
                         <th scope="col">"Admin access"</th>
                         <th scope="col">"Authorized to log in"</th>
+                        <th scope="col">"Groups"</th>
                         {header("Last sign-in (UTC)", SortKey::LastSignIn)}
                     </tr>
                 </thead>
@@ -272,25 +404,41 @@ fn MemberTable(page: MemberPage) -> impl IntoView {
             </table>
         </div>
         <nav class="pagination" aria-label="Pagination">
+            {first.map(|href| view! { <a href=href>"« First"</a> })}
             {previous.map(|href| view! { <a href=href rel="prev">"← Previous"</a> })}
-            <span>{format!("Page {} of {}", thousands(current), thousands(pages))}</span>
+            <span>{position}</span>
             {next.map(|href| view! { <a href=href rel="next">"Next →"</a> })}
         </nav>
-        {(current == MAX_PAGE).then(|| view! { <p class="muted">"The list stops here: narrow the search to see more."</p> })}
     }
 }
 
+/// One member as a table row; the name opens the blade at `{base}/{id}` with the
+/// list's query kept (so closing it returns to the same page of the same list).
 #[component]
-fn MemberRow(member: MemberSummary) -> impl IntoView {
+pub fn MemberRow(member: MemberSummary, #[prop(into)] base: String) -> impl IntoView {
     let yes_no = |value: bool| if value { "Yes" } else { "No" };
+    let search = use_location().search.get_untracked();
+    let href = match search.trim_start_matches('?') {
+        "" => format!("{base}/{}", member.id),
+        query => format!("{base}/{}?{query}", member.id),
+    };
+    let groups = member
+        .groups
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     view! {
         <tr>
             <td class="numeric">{member.id}</td>
-            <td>{member.display_name}</td>
+            <td>
+                <a class="member-link" href=href data-member-id=member.id>{member.display_name}</a>
+            </td>
             <td class="email">{member.email}</td>
             <td>{member.role.label()}</td>
             <td>{yes_no(member.admin_access)}</td>
             <td>{yes_no(member.login_enabled)}</td>
+            <td class="groups">{groups}</td>
             <td class="numeric">
                 {member
                     .last_sign_in
@@ -307,17 +455,28 @@ mod tests {
 
     #[test]
     fn list_links_keep_only_what_differs_from_the_defaults() {
-        assert_eq!(members_href("", None, None, false, 1), "/admin/members");
         assert_eq!(
-            members_href("", Some(""), Some("name"), false, 1),
+            members_href("", None, None, None, false, 1, None),
             "/admin/members"
         );
         assert_eq!(
-            members_href("ann lee", Some("support"), Some("email"), true, 3),
-            "/admin/members?q=ann%20lee&role=support&sort=email&dir=desc&page=3"
+            members_href("", Some(""), Some(""), Some("name"), false, 1, Some(("after", 9))),
+            "/admin/members"
         );
         assert_eq!(
-            members_href("50%_off", None, None, false, 1),
+            members_href(
+                "ann lee",
+                Some("support"),
+                Some("4"),
+                Some("email"),
+                true,
+                3,
+                Some(("after", 77))
+            ),
+            "/admin/members?q=ann%20lee&role=support&group=4&sort=email&dir=desc&page=3&after=77"
+        );
+        assert_eq!(
+            members_href("50%_off", None, None, None, false, 1, None),
             "/admin/members?q=50%25_off"
         );
     }

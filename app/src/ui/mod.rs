@@ -40,6 +40,10 @@ pub fn thousands(n: i64) -> String {
     }
 }
 
+/// Bumped after a change made in a blade, so the list under it loads again.
+#[derive(Clone, Copy)]
+pub struct ListRefresh(pub RwSignal<u32>);
+
 /// The signed-in member (or none), loaded once per page load.
 #[derive(Clone, Copy)]
 pub struct ViewerResource(pub Resource<Result<Option<Viewer>, AppError>>);
@@ -56,7 +60,10 @@ pub fn Header() -> impl IntoView {
                         Ok(Some(viewer)) => view! {
                             <nav class="member-menu" aria-label="Account">
                                 <a href="/">"My account"</a>
-                                {viewer.admin_access.then(|| view! { <a href="/admin/members">"Members"</a> })}
+                                {viewer.admin_access.then(|| view! {
+                                    <a href="/admin/members">"Members"</a>
+                                    <a href="/admin/groups">"Groups"</a>
+                                })}
                                 <span class="who">
                                     <span class="who-name">{viewer.display_name}</span>
                                     <span class="badge">{viewer.role.label()}</span>

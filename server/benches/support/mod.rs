@@ -27,14 +27,24 @@ where
     F: Fn(Db, &'static str) -> Fut,
     Fut: Future<Output = ()>,
 {
+    // BEHALF_BENCH_KEEP=DIR keeps the databases (DIR/bench.db and the schema
+    // behalf_bench_keep) for the next run, which then skips seeding.
+    let keep = std::env::var("BEHALF_BENCH_KEEP").ok();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+    let path = match &keep {
+        Some(keep) => std::path::PathBuf::from(keep).join("bench.db"),
+        None => dir.path().join("bench.db"),
+    };
+    let url = format!("sqlite:{}", path.display());
     bench(Db::connect(&url).await.unwrap(), "SQLite").await;
     match std::env::var("BEHALF_TEST_POSTGRES_URL") {
         Ok(pg) => {
-            let schema = format!("behalf_bench_{}", std::process::id());
+            let schema = match &keep {
+                Some(_) => "behalf_bench_keep".to_string(),
+                None => format!("behalf_bench_{}", std::process::id()),
+            };
             let admin = sqlx::PgPool::connect(&pg).await.unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
                 .execute(&admin)
                 .await
                 .unwrap();
@@ -43,10 +53,12 @@ where
                 "PostgreSQL",
             )
             .await;
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
+            if keep.is_none() {
+                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+            }
         }
         Err(_) => println!("-- PostgreSQL skipped: BEHALF_TEST_POSTGRES_URL is not set"),
     }

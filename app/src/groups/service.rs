@@ -1,0 +1,320 @@
+//! Groups on the server: listing, one group's members, and the changes editors make
+//! (each with its audit record in the same transaction).
+
+use serde_json::json;
+
+use crate::{
+    audit::service::{AuditTx, NewEvent},
+    auth::session::RequestContext,
+    db::{is_unique_violation, BeginWrite, Db},
+    error::AppError,
+    groups::{validate_group_name, GroupList, GroupPage, GroupSummary, GROUP_MAX_PAGE, GROUP_PAGE_SIZE},
+    members::{
+        may_edit,
+        service::{groups_of, refuse, require_editor, set_group_membership, Refusal},
+        MemberSummary, Role,
+    },
+    state::AppState,
+    with_db,
+};
+
+/// The most groups listed on /admin/groups.
+pub const MAX_GROUPS_LISTED: i64 = 1_000;
+
+const REFUSED: &str = "group_change_refused";
+
+fn no_such_group(id: i64) -> AppError {
+    AppError::NotFound(format!("No group has the ID {id}."))
+}
+
+pub fn group_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+pub async fn list(db: &Db, viewer: Role) -> Result<GroupList, AppError> {
+    let rows: Vec<(i64, String, i64)> = with_db!(db, pool => {
+        sqlx::query_as("SELECT id, name, member_count FROM groups ORDER BY name_key, id LIMIT $1")
+            .bind(MAX_GROUPS_LISTED)
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(GroupList {
+        groups: rows
+            .into_iter()
+            .map(|(id, name, member_count)| GroupSummary {
+                id,
+                name,
+                member_count,
+            })
+            .collect(),
+        can_edit: viewer >= Role::Editor,
+    })
+}
+
+async fn summary(db: &Db, id: i64) -> Result<GroupSummary, AppError> {
+    let row: Option<(i64, String, i64)> = with_db!(db, pool => {
+        sqlx::query_as("SELECT id, name, member_count FROM groups WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+    });
+    let (id, name, member_count) = row.ok_or_else(|| no_such_group(id))?;
+    Ok(GroupSummary {
+        id,
+        name,
+        member_count,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct MemberRowOfGroup {
+    id: i64,
+    email: String,
+    display_name: String,
+    role: String,
+    admin_access: bool,
+    login_enabled: bool,
+    last_sign_in_at: Option<i64>,
+}
+
+/// A group and one page of its members in ID order (page clamped to 1..=400).
+pub async fn page(db: &Db, viewer: Role, id: i64, page: i64) -> Result<GroupPage, AppError> {
+    let group = summary(db, id).await?;
+    let pages = ((group.member_count + GROUP_PAGE_SIZE - 1) / GROUP_PAGE_SIZE).clamp(1, GROUP_MAX_PAGE);
+    let page = page.clamp(1, pages);
+    let rows: Vec<MemberRowOfGroup> = with_db!(db, pool => {
+        sqlx::query_as(
+            "SELECT m.id, m.email, m.display_name, m.role, m.admin_access, m.login_enabled, m.last_sign_in_at \
+             FROM group_members gm JOIN members m ON m.id = gm.member_id \
+             WHERE gm.group_id = $1 AND m.deleted_at IS NULL ORDER BY gm.member_id LIMIT $2 OFFSET $3",
+        )
+        .bind(id)
+        .bind(GROUP_PAGE_SIZE)
+        .bind((page - 1) * GROUP_PAGE_SIZE)
+        .fetch_all(pool)
+        .await?
+    });
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let mut groups = groups_of(db, &ids).await?;
+    let members = rows
+        .into_iter()
+        .map(|row| {
+            let role = Role::parse(&row.role).ok_or(AppError::Internal)?;
+            Ok(MemberSummary {
+                id: row.id,
+                display_name: row.display_name,
+                email: row.email,
+                role,
+                admin_access: row.admin_access,
+                login_enabled: row.login_enabled,
+                last_sign_in: row.last_sign_in_at.map(crate::clock::format_utc),
+                groups: groups.remove(&row.id).unwrap_or_default(),
+            })
+        })
+        .collect::<Result<Vec<_>, AppError>>()?;
+    Ok(GroupPage {
+        group,
+        members,
+        page,
+        pages,
+        can_edit: viewer >= Role::Editor,
+    })
+}
+
+fn taken(name: &str) -> AppError {
+    AppError::validation("name", format!("A group named \"{name}\" already exists."))
+}
+
+pub async fn create(
+    state: &AppState,
+    request: &RequestContext,
+    name: &str,
+) -> Result<GroupSummary, AppError> {
+    let session = require_editor(state, request, REFUSED, ("group", "new".into())).await?;
+    let name = validate_group_name(name)?;
+    let now = state.clock.now();
+    let result: Result<i64, sqlx::Error> = with_db!(&state.db, pool => {
+        async {
+            let mut tx = pool.begin_write().await?;
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO groups (name, name_key, member_count, created_at, updated_at) \
+                 VALUES ($1, $2, 0, $3, $3) RETURNING id",
+            )
+            .bind(&name)
+            .bind(group_key(&name))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let event = NewEvent::new("group_created", request)
+                .actor(session.member.id)
+                .object("group", id)
+                .details(json!({ "name": name }));
+            tx.append_audit(now, event).await?;
+            tx.commit().await?;
+            Ok(id)
+        }
+        .await
+    });
+    match result {
+        Ok(id) => Ok(GroupSummary {
+            id,
+            name,
+            member_count: 0,
+        }),
+        Err(error) if is_unique_violation(&error) => Err(taken(&name)),
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub async fn rename(
+    state: &AppState,
+    request: &RequestContext,
+    id: i64,
+    name: &str,
+) -> Result<GroupSummary, AppError> {
+    let session = require_editor(state, request, REFUSED, ("group", id.to_string())).await?;
+    let name = validate_group_name(name)?;
+    let now = state.clock.now();
+    let result: Result<(), Refusal> = with_db!(&state.db, pool => {
+        async {
+            let mut tx = pool.begin_write().await?;
+            let before: Option<(String,)> = sqlx::query_as("SELECT name FROM groups WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (before,) = before.ok_or_else(|| no_such_group(id))?;
+            if before == name {
+                return Ok(());
+            }
+            let updated = sqlx::query("UPDATE groups SET name = $1, name_key = $2, updated_at = $3 WHERE id = $4")
+                .bind(&name)
+                .bind(group_key(&name))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await;
+            match updated {
+                Err(error) if is_unique_violation(&error) => return Err(taken(&name).into()),
+                other => {
+                    other?;
+                }
+            }
+            let event = NewEvent::new("group_renamed", request)
+                .actor(session.member.id)
+                .object("group", id)
+                .details(json!({ "name": { "before": before, "after": name } }));
+            tx.append_audit(now, event).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await
+    });
+    match result {
+        Ok(()) => summary(&state.db, id).await,
+        Err(Refusal::Refused(reason)) => Err(refuse(
+            state,
+            request,
+            session,
+            REFUSED,
+            ("group", id.to_string()),
+            reason,
+        )
+        .await),
+        Err(Refusal::Error(error)) => Err(error),
+    }
+}
+
+pub async fn delete(state: &AppState, request: &RequestContext, id: i64) -> Result<(), AppError> {
+    let session = require_editor(state, request, REFUSED, ("group", id.to_string())).await?;
+    let now = state.clock.now();
+    let result: Result<(), AppError> = with_db!(&state.db, pool => {
+        async {
+            let mut tx = pool.begin_write().await?;
+            let before: Option<(String, i64)> = sqlx::query_as("SELECT name, member_count FROM groups WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (name, member_count) = before.ok_or_else(|| no_such_group(id))?;
+            sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM groups WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            let event = NewEvent::new("group_deleted", request)
+                .actor(session.member.id)
+                .object("group", id)
+                .details(json!({ "name": name, "member_count": member_count }));
+            tx.append_audit(now, event).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await
+    });
+    result
+}
+
+/// Adds (`add`) or removes a member. Adding someone already in the group, or removing
+/// someone who is not, is a conflict and changes nothing.
+pub async fn set_membership(
+    state: &AppState,
+    request: &RequestContext,
+    group_id: i64,
+    member_id: i64,
+    add: bool,
+) -> Result<(), AppError> {
+    let object = ("group", group_id.to_string());
+    let session = require_editor(state, request, REFUSED, object.clone()).await?;
+    let editor = session.member.role;
+    let now = state.clock.now();
+    let result: Result<(), Refusal> = with_db!(&state.db, pool => {
+        async {
+            let mut tx = pool.begin_write().await?;
+            let group: Option<(String,)> = sqlx::query_as("SELECT name FROM groups WHERE id = $1")
+                .bind(group_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (group_name,) = group.ok_or_else(|| no_such_group(group_id))?;
+            let member: Option<(String, String)> =
+                sqlx::query_as("SELECT display_name, role FROM members WHERE id = $1 AND deleted_at IS NULL")
+                    .bind(member_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let (member_name, role) = member.ok_or_else(|| {
+                AppError::validation("member_id", format!("No member has the ID {member_id}."))
+            })?;
+            let role = Role::parse(&role).ok_or(AppError::Internal)?;
+            if !may_edit(editor, role) {
+                return Err(Refusal::Refused("target_outranks_editor"));
+            }
+            let (present,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND member_id = $2")
+                    .bind(group_id)
+                    .bind(member_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            match (add, present > 0) {
+                (true, true) => {
+                    return Err(AppError::Conflict(format!("{member_name} is already in {group_name}.")).into())
+                }
+                (false, false) => {
+                    return Err(AppError::Conflict(format!("{member_name} is not in {group_name}.")).into())
+                }
+                _ => set_group_membership!(tx, group_id, member_id, now, add),
+            }
+            let event = NewEvent::new(if add { "group_member_added" } else { "group_member_removed" }, request)
+                .actor(session.member.id)
+                .subject(member_id)
+                .object("group", group_id)
+                .details(json!({ "group": group_name, "member_id": member_id }));
+            tx.append_audit(now, event).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await
+    });
+    match result {
+        Ok(()) => Ok(()),
+        Err(Refusal::Refused(reason)) => Err(refuse(state, request, session, REFUSED, object, reason).await),
+        Err(Refusal::Error(error)) => Err(error),
+    }
+}

@@ -1,0 +1,416 @@
+//! /admin/groups (every group, and creating one) and /admin/groups/{id} (a group's
+//! members, renaming, deleting, adding and removing members), with the User
+//! information blade over it at /admin/groups/{id}/members/{member}.
+
+use leptos::{ev, prelude::*};
+use leptos_meta::Title;
+use leptos_router::{
+    components::Outlet,
+    hooks::{use_location, use_navigate, use_params_map, use_query_map},
+};
+
+use crate::{
+    auth::Viewer,
+    error::AppError,
+    groups::{
+        get_group, list_groups, AddGroupMember, CreateGroup, DeleteGroup, GroupList, GroupPage,
+        RemoveGroupMember, RenameGroup, MAX_GROUP_NAME_CHARS,
+    },
+    members::blade::MemberBlade,
+    ui::{thousands, ErrorPanel, Forbidden, ListRefresh, Protected},
+};
+
+fn field_error<T: Clone + Send + Sync + 'static>(
+    result: impl Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+    field: &'static str,
+) -> Signal<Option<String>> {
+    Signal::derive(move || match result.get() {
+        Some(Err(error)) if error.field() == Some(field) || (field.is_empty() && error.field().is_none()) => {
+            Some(error.to_string())
+        }
+        _ => None,
+    })
+}
+
+#[component]
+pub fn GroupsPage() -> impl IntoView {
+    let refresh = RwSignal::new(0u32);
+    let groups = Resource::new(move || refresh.get(), |_| list_groups());
+    view! {
+        <Title text="Groups"/>
+        <Protected render=move |viewer: Viewer| {
+            if viewer.admin_access {
+                view! { <GroupsList groups refresh/> }.into_any()
+            } else {
+                view! { <Forbidden/> }.into_any()
+            }
+        }/>
+    }
+}
+
+#[component]
+fn GroupsList(groups: Resource<Result<GroupList, AppError>>, refresh: RwSignal<u32>) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h1>"Groups"</h1>
+            <Transition fallback=|| view! { <p class="loading">"Loading groups…"</p> }>
+                {move || Suspend::new(async move {
+                    match groups.await {
+                        Ok(list) => {
+                            let can_edit = list.can_edit;
+                            let empty = list.groups.is_empty();
+                            view! {
+                                {can_edit.then(|| view! { <CreateGroupForm refresh/> })}
+                                <div class="table-wrap">
+                                    <table class="data-table" aria-label="Groups">
+                                        <thead>
+                                            <tr>
+                                                <th scope="col">"Name"</th>
+                                                <th scope="col" class="numeric">"Members"</th>
+                                            </tr>
+                                        </thead>
+                                        <tbody>
+                                            {list
+                                                .groups
+                                                .into_iter()
+                                                .map(|group| view! {
+                                                    <tr>
+                                                        <td><a href=format!("/admin/groups/{}", group.id)>{group.name}</a></td>
+                                                        <td class="numeric">{thousands(group.member_count)}</td>
+                                                    </tr>
+                                                })
+                                                .collect_view()}
+                                            {empty.then(|| view! { <tr><td colspan="2" class="empty">"There are no groups yet."</td></tr> })}
+                                        </tbody>
+                                    </table>
+                                </div>
+                            }
+                            .into_any()
+                        }
+                        Err(error) => view! { <ErrorPanel error/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn CreateGroupForm(refresh: RwSignal<u32>) -> impl IntoView {
+    let create = ServerAction::<CreateGroup>::new();
+    let name = RwSignal::new(String::new());
+    let result = create.value();
+    let error = field_error(result, "name");
+    let other = field_error(result, "");
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = result.get() {
+            name.set(String::new());
+            refresh.update(|n| *n += 1);
+        }
+    });
+    let on_submit = move |event: ev::SubmitEvent| {
+        event.prevent_default();
+        create.dispatch(CreateGroup {
+            name: name.get_untracked(),
+        });
+    };
+    view! {
+        <form class="inline-form" on:submit=on_submit novalidate>
+            <div class="field">
+                <label for="new-group-name">"New group name"</label>
+                <input
+                    id="new-group-name"
+                    type="text"
+                    maxlength=MAX_GROUP_NAME_CHARS
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))
+                    aria-invalid=move || error.get().is_some().then_some("true")
+                    aria-describedby="new-group-name-error"
+                />
+                <p id="new-group-name-error" class="field-error">{move || error.get().or_else(|| other.get())}</p>
+            </div>
+            <button type="submit" class="button primary" disabled=move || create.pending().get()>"Create group"</button>
+        </form>
+    }
+}
+
+/// `/admin/groups/{id}`: the group's members; the blade opens over it.
+#[component]
+pub fn GroupDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let refresh = RwSignal::new(0u32);
+    provide_context(ListRefresh(refresh));
+    let group = Resource::new(
+        move || {
+            (
+                params.read().get("group"),
+                query.read().get("page"),
+                refresh.get(),
+            )
+        },
+        |(id, page, _)| async move {
+            let id = id
+                .and_then(|id| id.parse::<i64>().ok())
+                .ok_or_else(|| AppError::NotFound("There is no group at this address.".into()))?;
+            get_group(id, page.and_then(|p| p.parse().ok())).await
+        },
+    );
+    view! {
+        <Title text="Group"/>
+        <div class="with-blade">
+            <Protected render=move |viewer: Viewer| {
+                if viewer.admin_access {
+                    view! { <GroupView group refresh/> }.into_any()
+                } else {
+                    view! { <Forbidden/> }.into_any()
+                }
+            }/>
+            <Outlet/>
+        </div>
+    }
+}
+
+#[component]
+fn GroupView(group: Resource<Result<GroupPage, AppError>>, refresh: RwSignal<u32>) -> impl IntoView {
+    view! {
+        <section class="card">
+            <Transition fallback=|| view! { <p class="loading">"Loading the group…"</p> }>
+                {move || Suspend::new(async move {
+                    match group.await {
+                        Ok(page) => view! { <GroupContent page refresh/> }.into_any(),
+                        Err(error) => {
+                            #[cfg(feature = "ssr")]
+                            if matches!(error, AppError::NotFound(_)) {
+                                crate::server::set_status(404);
+                            }
+                            view! { <h1>"Group"</h1><ErrorPanel error/><p><a href="/admin/groups">"All groups"</a></p> }.into_any()
+                        }
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn GroupContent(page: GroupPage, refresh: RwSignal<u32>) -> impl IntoView {
+    let gid = page.group.id;
+    let can_edit = page.can_edit;
+    let count = page.group.member_count;
+    let search = use_location().search.get_untracked();
+    let keep = match search.trim_start_matches('?') {
+        "" => String::new(),
+        query => format!("?{query}"),
+    };
+    let remove = ServerAction::<RemoveGroupMember>::new();
+    let remove_result = remove.value();
+    let remove_error = field_error(remove_result, "");
+    Effect::new(move |_| {
+        if let Some(Ok(())) = remove_result.get() {
+            refresh.update(|n| *n += 1);
+        }
+    });
+    let rows = page
+        .members
+        .into_iter()
+        .map(|member| {
+            let mid = member.id;
+            let name = member.display_name.clone();
+            view! {
+                <tr>
+                    <td class="numeric">{mid}</td>
+                    <td>
+                        <a class="member-link" href=format!("/admin/groups/{gid}/members/{mid}{keep}") data-member-id=mid>
+                            {member.display_name}
+                        </a>
+                    </td>
+                    <td class="email">{member.email}</td>
+                    <td>{member.role.label()}</td>
+                    {can_edit.then(|| view! {
+                        <td>
+                            <button
+                                type="button"
+                                class="button small"
+                                aria-label=format!("Remove {name} from the group")
+                                on:click=move |_| { remove.dispatch(RemoveGroupMember { group_id: gid, member_id: mid }); }
+                            >
+                                "Remove"
+                            </button>
+                        </td>
+                    })}
+                </tr>
+            }
+        })
+        .collect_view();
+    let pages = page.pages;
+    let current = page.page;
+    let previous = (current > 1).then(|| format!("/admin/groups/{gid}?page={}", current - 1));
+    let next = (current < pages).then(|| format!("/admin/groups/{gid}?page={}", current + 1));
+    let summary = match count {
+        1 => "1 member".to_string(),
+        n => format!("{} members", thousands(n)),
+    };
+    let name = page.group.name.clone();
+    view! {
+        <Title text=format!("Group {name}")/>
+        <p class="breadcrumbs"><a href="/admin/groups">"Groups"</a>" / "</p>
+        <h1>{page.group.name.clone()}</h1>
+        <p class="results-summary">
+            {summary}" · "
+            <a href=format!("/admin/members?group={gid}")>"Search and sort them in the members list"</a>
+        </p>
+        {can_edit.then(|| view! { <GroupTools gid name=page.group.name.clone() refresh/> })}
+        <p class="field-error" role="alert">{move || remove_error.get()}</p>
+        <div class="table-wrap">
+            <table class="data-table" aria-label="Group members">
+                <thead>
+                    <tr>
+                        <th scope="col">"ID"</th>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Email"</th>
+                        <th scope="col">"Role"</th>
+                        {can_edit.then(|| view! { <th scope="col"><span class="visually-hidden">"Actions"</span></th> })}
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows}
+                    {(count == 0).then(|| view! { <tr><td colspan="5" class="empty">"Nobody is in this group yet."</td></tr> })}
+                </tbody>
+            </table>
+        </div>
+        <nav class="pagination" aria-label="Pagination">
+            {previous.map(|href| view! { <a href=href rel="prev">"← Previous"</a> })}
+            <span>{format!("Page {} of {}", thousands(current), thousands(pages))}</span>
+            {next.map(|href| view! { <a href=href rel="next">"Next →"</a> })}
+        </nav>
+    }
+}
+
+/// Rename, delete, add a member: for editors and super users.
+#[component]
+fn GroupTools(gid: i64, name: String, refresh: RwSignal<u32>) -> impl IntoView {
+    let rename = ServerAction::<RenameGroup>::new();
+    let new_name = RwSignal::new(name.clone());
+    let rename_result = rename.value();
+    let rename_error = field_error(rename_result, "name");
+    let rename_other = field_error(rename_result, "");
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = rename_result.get() {
+            refresh.update(|n| *n += 1);
+        }
+    });
+    let add = ServerAction::<AddGroupMember>::new();
+    let member_id = RwSignal::new(String::new());
+    let add_result = add.value();
+    let add_error = field_error(add_result, "member_id");
+    let add_other = field_error(add_result, "");
+    let add_local_error = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        if let Some(Ok(())) = add_result.get() {
+            member_id.set(String::new());
+            refresh.update(|n| *n += 1);
+        }
+    });
+    let delete = ServerAction::<DeleteGroup>::new();
+    let delete_result = delete.value();
+    let delete_error = field_error(delete_result, "");
+    let confirming = RwSignal::new(false);
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = delete_result.get() {
+            navigate("/admin/groups", Default::default());
+        }
+    });
+    view! {
+        <div class="group-tools">
+            <form
+                class="inline-form"
+                novalidate
+                on:submit=move |event: ev::SubmitEvent| {
+                    event.prevent_default();
+                    rename.dispatch(RenameGroup { id: gid, name: new_name.get_untracked() });
+                }
+            >
+                <div class="field">
+                    <label for="group-name">"Group name"</label>
+                    <input
+                        id="group-name"
+                        type="text"
+                        maxlength=MAX_GROUP_NAME_CHARS
+                        prop:value=move || new_name.get()
+                        on:input=move |ev| new_name.set(event_target_value(&ev))
+                        aria-invalid=move || rename_error.get().is_some().then_some("true")
+                        aria-describedby="group-name-error"
+                    />
+                    <p id="group-name-error" class="field-error">{move || rename_error.get().or_else(|| rename_other.get())}</p>
+                </div>
+                <button type="submit" class="button">"Rename"</button>
+            </form>
+            <form
+                class="inline-form"
+                novalidate
+                on:submit=move |event: ev::SubmitEvent| {
+                    event.prevent_default();
+                    match member_id.get_untracked().trim().trim_start_matches('#').parse::<i64>() {
+                        Ok(id) if id > 0 => {
+                            add_local_error.set(None);
+                            add.dispatch(AddGroupMember { group_id: gid, member_id: id });
+                        }
+                        _ => add_local_error.set(Some("Enter a member ID (a whole number).".into())),
+                    }
+                }
+            >
+                <div class="field">
+                    <label for="add-member-id">"Member ID"</label>
+                    <input
+                        id="add-member-id"
+                        type="text"
+                        inputmode="numeric"
+                        prop:value=move || member_id.get()
+                        on:input=move |ev| member_id.set(event_target_value(&ev))
+                        aria-describedby="add-member-id-error"
+                    />
+                    <p id="add-member-id-error" class="field-error">
+                        {move || add_local_error.get().or_else(|| add_error.get()).or_else(|| add_other.get())}
+                    </p>
+                </div>
+                <button type="submit" class="button">"Add member"</button>
+            </form>
+            <div class="danger-zone">
+                <Show
+                    when=move || confirming.get()
+                    fallback=move || view! {
+                        <button type="button" class="button danger" on:click=move |_| confirming.set(true)>"Delete group"</button>
+                    }
+                >
+                    <p>{format!("Delete {name}? Its members stay; they leave the group.")}</p>
+                    <button type="button" class="button danger" on:click=move |_| { delete.dispatch(DeleteGroup { id: gid }); }>
+                        "Yes, delete the group"
+                    </button>
+                    <button type="button" class="button" on:click=move |_| confirming.set(false)>"Keep it"</button>
+                </Show>
+                <p class="field-error" role="alert">{move || delete_error.get()}</p>
+            </div>
+        </div>
+    }
+}
+
+/// `/admin/groups/{group}/members/{id}`: the same blade, over the group.
+#[component]
+pub fn GroupBladeRoute() -> impl IntoView {
+    let params = use_params_map();
+    let location = use_location();
+    let id = Signal::derive(move || params.read().get("id").and_then(|id| id.parse::<i64>().ok()));
+    let close_href = Signal::derive(move || {
+        let group = params.read().get("group").unwrap_or_default();
+        match location.search.get() {
+            search if search.trim_start_matches('?').is_empty() => format!("/admin/groups/{group}"),
+            search => format!("/admin/groups/{group}?{}", search.trim_start_matches('?')),
+        }
+    });
+    view! {
+        <Title text="User information"/>
+        <MemberBlade id close_href/>
+    }
+}

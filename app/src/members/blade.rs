@@ -1,0 +1,452 @@
+//! The User information blade (Virto Commerce style): a side panel over a list, with
+//! its own address, showing one member and the toolbar of what can be done to them;
+//! and the member editor inside it.
+
+use leptos::{ev, html, prelude::*, wasm_bindgen::JsCast};
+use leptos_router::{hooks::use_navigate, NavigateOptions};
+
+use crate::{
+    error::AppError,
+    groups::list_groups,
+    members::{get_member, lookup_members, parse_id_list, MemberDetail, MemberEdit, UpdateMember},
+    ui::{ErrorPanel, ListRefresh},
+};
+
+/// Focuses the list's link to member `id` (where the blade was opened from), or the
+/// page's main region when that row is not on screen.
+fn focus_opener(id: Option<i64>) {
+    let selector = match id {
+        Some(id) => format!("[data-member-id=\"{id}\"]"),
+        None => "#main".to_string(),
+    };
+    let target = document()
+        .query_selector(&selector)
+        .ok()
+        .flatten()
+        .or_else(|| document().query_selector("#main").ok().flatten());
+    if let Some(element) = target.and_then(|e| e.dyn_into::<leptos::web_sys::HtmlElement>().ok()) {
+        let _ = element.focus();
+    }
+}
+
+fn yes_no(value: bool) -> &'static str {
+    if value {
+        "Yes"
+    } else {
+        "No"
+    }
+}
+
+/// The blade for member `id`. `close_href` is the list it sits over.
+#[component]
+pub fn MemberBlade(
+    #[prop(into)] id: Signal<Option<i64>>,
+    #[prop(into)] close_href: Signal<String>,
+) -> impl IntoView {
+    let reload = RwSignal::new(0u32);
+    let detail = Resource::new(
+        move || (id.get(), reload.get()),
+        |(id, _)| async move {
+            match id {
+                Some(id) => get_member(id).await,
+                None => Err(AppError::NotFound("There is no member at this address.".into())),
+            }
+        },
+    );
+    let editing = RwSignal::new(false);
+    let heading = NodeRef::<html::H2>::new();
+    let navigate = use_navigate();
+    let close = Callback::new(move |_: ()| {
+        let opener = id.get_untracked();
+        navigate(
+            &close_href.get_untracked(),
+            NavigateOptions {
+                scroll: false,
+                ..Default::default()
+            },
+        );
+        request_animation_frame(move || focus_opener(opener));
+    });
+    // Escape closes the blade wherever focus is (unless a field is being edited).
+    Effect::new(move |_| {
+        let handle = window_event_listener(ev::keydown, move |event| {
+            if event.key() == "Escape" && !event.default_prevented() {
+                if editing.get_untracked() {
+                    editing.set(false);
+                } else {
+                    close.run(());
+                }
+            }
+        });
+        on_cleanup(move || handle.remove());
+    });
+    // Focus moves into the blade when it opens and whenever it shows another member.
+    Effect::new(move |_| {
+        id.track();
+        if let Some(heading) = heading.get() {
+            let _ = heading.focus();
+        }
+    });
+    // A new member, a new blade: leave edit mode.
+    Effect::new(move |_| {
+        id.track();
+        editing.set(false);
+    });
+    let refresh = use_context::<ListRefresh>();
+    let saved = Callback::new(move |_: ()| {
+        editing.set(false);
+        reload.update(|n| *n += 1);
+        if let Some(ListRefresh(list)) = refresh {
+            list.update(|n| *n += 1);
+        }
+        request_animation_frame(move || {
+            if let Some(heading) = heading.get_untracked() {
+                let _ = heading.focus();
+            }
+        });
+    });
+
+    view! {
+        <section class="blade" role="dialog" aria-labelledby="blade-title">
+            <div class="blade-head">
+                <h2 id="blade-title" tabindex="-1" node_ref=heading>"User information"</h2>
+                <button type="button" class="icon-button" aria-label="Close" title="Close (Esc)" on:click=move |_| close.run(())>
+                    "×"
+                </button>
+            </div>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match detail.await {
+                        Ok(detail) => view! { <BladeBody detail editing saved/> }.into_any(),
+                        Err(error) => {
+                            #[cfg(feature = "ssr")]
+                            if matches!(error, AppError::NotFound(_)) {
+                                crate::server::set_status(404);
+                            }
+                            view! { <div class="blade-body"><ErrorPanel error/></div> }.into_any()
+                        }
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>) -> impl IntoView {
+    let member = detail.member.clone();
+    let can_edit = detail.can_edit;
+    let shown = detail.clone();
+    view! {
+        <div class="blade-body">
+            <p class="blade-subject">
+                <span class="blade-name">{member.display_name.clone()}</span>
+                <span class="muted">{format!(" · #{}", member.id)}</span>
+            </p>
+            // Later steps add Login on behalf, One-click link and Sessions here.
+            <div class="blade-toolbar" role="toolbar" aria-label="Member actions">
+                {can_edit
+                    .then(|| {
+                        view! {
+                            <button
+                                type="button"
+                                class="button"
+                                aria-pressed=move || editing.get().to_string()
+                                on:click=move |_| editing.update(|e| *e = !*e)
+                            >
+                                "Edit"
+                            </button>
+                        }
+                    })}
+                {(!can_edit).then(|| view! { <span class="muted">"You may view this member but not change them."</span> })}
+            </div>
+            <Show
+                when=move || editing.get()
+                fallback=move || view! { <MemberFacts detail=shown.clone()/> }
+            >
+                <MemberEditor detail=detail.clone() editing saved/>
+            </Show>
+        </div>
+    }
+}
+
+#[component]
+fn MemberFacts(detail: MemberDetail) -> impl IntoView {
+    let member = detail.member;
+    let groups = if member.groups.is_empty() {
+        view! { <span class="muted">"None"</span> }.into_any()
+    } else {
+        view! {
+            <ul class="inline-list">
+                {member
+                    .groups
+                    .into_iter()
+                    .map(|group| view! { <li><a href=format!("/admin/groups/{}", group.id)>{group.name}</a></li> })
+                    .collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+    let proxies = if detail.proxy_login_permission.is_empty() {
+        view! { <span class="muted">"Nobody (only the role rule applies)"</span> }.into_any()
+    } else {
+        view! {
+            <ul class="inline-list">
+                {detail
+                    .proxy_login_permission
+                    .into_iter()
+                    .map(|who| view! { <li>{format!("#{} {}", who.id, who.display_name)}</li> })
+                    .collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+    view! {
+        <dl class="facts">
+            <dt>"ID"</dt>
+            <dd>{member.id}</dd>
+            <dt>"Name"</dt>
+            <dd>{member.display_name}</dd>
+            <dt>"Email"</dt>
+            <dd class="email">{member.email}</dd>
+            <dt>"Role"</dt>
+            <dd>{member.role.label()}</dd>
+            <dt>"Admin access"</dt>
+            <dd>{yes_no(member.admin_access)}</dd>
+            <dt>"Authorized to log in"</dt>
+            <dd>{yes_no(member.login_enabled)}</dd>
+            <dt>"Member since"</dt>
+            <dd>{detail.member_since}</dd>
+            <dt>"Last sign-in"</dt>
+            <dd>{member.last_sign_in.unwrap_or_else(|| "Never".into())}</dd>
+            <dt>"Groups"</dt>
+            <dd>{groups}</dd>
+            <dt>"Proxy login permission"</dt>
+            <dd>{proxies}</dd>
+        </dl>
+    }
+}
+
+fn ids_text(ids: impl Iterator<Item = i64>) -> String {
+    ids.map(|id| id.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// The member editor. Every field's error appears next to it; nothing is saved
+/// unless everything is valid.
+#[component]
+fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>) -> impl IntoView {
+    let id = detail.member.id;
+    let name = RwSignal::new(detail.member.display_name.clone());
+    let email = RwSignal::new(detail.member.email.clone());
+    let role = RwSignal::new(detail.member.role.as_str().to_string());
+    let admin = RwSignal::new(detail.member.admin_access);
+    let login = RwSignal::new(detail.member.login_enabled);
+    let groups = RwSignal::new(detail.member.groups.iter().map(|g| g.id).collect::<Vec<i64>>());
+    let proxies = RwSignal::new(ids_text(detail.proxy_login_permission.iter().map(|m| m.id)));
+    let all_groups = Resource::new(|| (), |_| list_groups());
+    // The names behind the typed IDs, shown back as they are typed.
+    let names = Resource::new(
+        move || proxies.get(),
+        |text| async move {
+            match parse_id_list(&text) {
+                Err(message) => Err(AppError::validation("proxy_login_permission", message)),
+                Ok(ids) if ids.is_empty() => Ok(Vec::new()),
+                Ok(_) => lookup_members(text).await,
+            }
+        },
+    );
+    let save = ServerAction::<UpdateMember>::new();
+    let result = save.value();
+    let field_error = move |field: &'static str| {
+        Signal::derive(move || match result.get() {
+            Some(Err(error)) if error.field() == Some(field) => Some(error.to_string()),
+            _ => None,
+        })
+    };
+    let general_error = move || match result.get() {
+        Some(Err(error)) if error.field().is_none() => Some(error.to_string()),
+        _ => None,
+    };
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = result.get() {
+            saved.run(());
+        }
+    });
+    let on_submit = move |event: ev::SubmitEvent| {
+        event.prevent_default();
+        save.dispatch(UpdateMember {
+            id,
+            edit: MemberEdit {
+                display_name: name.get_untracked(),
+                email: email.get_untracked(),
+                role: role.get_untracked(),
+                admin_access: admin.get_untracked(),
+                login_enabled: login.get_untracked(),
+                groups: ids_text(groups.get_untracked().into_iter()),
+                proxy_login_permission: proxies.get_untracked(),
+            },
+        });
+    };
+    let roles = detail.assignable_roles.clone();
+    let current_role = detail.member.role;
+    view! {
+        <form class="editor" on:submit=on_submit novalidate>
+            <p class="notice notice-error" role="alert" hidden=move || general_error().is_none()>
+                {general_error}
+            </p>
+            <EditorField id="edit-name" label="Display name" error=field_error("display_name")>
+                <input
+                    id="edit-name"
+                    type="text"
+                    maxlength="100"
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))
+                    aria-invalid=move || field_error("display_name").get().is_some().then_some("true")
+                    aria-describedby="edit-name-error"
+                />
+            </EditorField>
+            <EditorField id="edit-email" label="Email" error=field_error("email")>
+                <input
+                    id="edit-email"
+                    type="email"
+                    maxlength="254"
+                    prop:value=move || email.get()
+                    on:input=move |ev| email.set(event_target_value(&ev))
+                    aria-invalid=move || field_error("email").get().is_some().then_some("true")
+                    aria-describedby="edit-email-error"
+                />
+            </EditorField>
+            <EditorField id="edit-role" label="Role" error=field_error("role")>
+                <select
+                    id="edit-role"
+                    on:change=move |ev| role.set(event_target_value(&ev))
+                    aria-describedby="edit-role-error"
+                >
+                    {roles
+                        .into_iter()
+                        .map(|r| view! { <option value=r.as_str() selected=r == current_role>{r.label()}</option> })
+                        .collect_view()}
+                </select>
+            </EditorField>
+            <div class="field checkbox-field">
+                <input
+                    id="edit-admin"
+                    type="checkbox"
+                    prop:checked=move || admin.get()
+                    on:change=move |ev| admin.set(event_target_checked(&ev))
+                />
+                <label for="edit-admin">"Admin access"</label>
+            </div>
+            <div class="field checkbox-field">
+                <input
+                    id="edit-login"
+                    type="checkbox"
+                    prop:checked=move || login.get()
+                    on:change=move |ev| login.set(event_target_checked(&ev))
+                />
+                <label for="edit-login">"Authorized to log in"</label>
+            </div>
+            <fieldset class="field" aria-describedby="edit-groups-error">
+                <legend>"Groups"</legend>
+                <Transition fallback=|| view! { <p class="loading">"Loading groups…"</p> }>
+                    {move || Suspend::new(async move {
+                        match all_groups.await {
+                            Ok(list) if list.groups.is_empty() => view! { <p class="muted">"There are no groups yet."</p> }.into_any(),
+                            Ok(list) => view! {
+                                <div class="checkbox-grid">
+                                    {list
+                                        .groups
+                                        .into_iter()
+                                        .map(|group| {
+                                            let gid = group.id;
+                                            let input_id = format!("edit-group-{gid}");
+                                            view! {
+                                                <label class="checkbox-option">
+                                                    <input
+                                                        id=input_id
+                                                        type="checkbox"
+                                                        prop:checked=move || groups.read().contains(&gid)
+                                                        on:change=move |ev| {
+                                                            let on = event_target_checked(&ev);
+                                                            groups.update(|g| {
+                                                                g.retain(|x| *x != gid);
+                                                                if on {
+                                                                    g.push(gid);
+                                                                }
+                                                            });
+                                                        }
+                                                    />
+                                                    {group.name}
+                                                </label>
+                                            }
+                                        })
+                                        .collect_view()}
+                                </div>
+                            }
+                            .into_any(),
+                            Err(error) => view! { <ErrorPanel error/> }.into_any(),
+                        }
+                    })}
+                </Transition>
+                <p id="edit-groups-error" class="field-error">{move || field_error("groups").get()}</p>
+            </fieldset>
+            <EditorField id="edit-proxies" label="Proxy login permission" error=field_error("proxy_login_permission")>
+                <input
+                    id="edit-proxies"
+                    type="text"
+                    inputmode="numeric"
+                    placeholder="Member IDs, e.g. 12, 40"
+                    prop:value=move || proxies.get()
+                    on:input=move |ev| proxies.set(event_target_value(&ev))
+                    aria-invalid=move || field_error("proxy_login_permission").get().is_some().then_some("true")
+                    aria-describedby="edit-proxies-help edit-proxies-error"
+                />
+                <p id="edit-proxies-help" class="help">
+                    "The IDs of the members who may log in on this member's behalf."
+                </p>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match names.await {
+                            Ok(found) => view! {
+                                <ul class="id-names" aria-label="Members with proxy login permission">
+                                    {found
+                                        .into_iter()
+                                        .map(|entry| match entry.display_name {
+                                            Some(name) => view! { <li>{format!("#{} {name}", entry.id)}</li> }.into_any(),
+                                            None => view! { <li class="unknown">{format!("#{} — no such member", entry.id)}</li> }.into_any(),
+                                        })
+                                        .collect_view()}
+                                </ul>
+                            }
+                            .into_any(),
+                            Err(error) => view! { <p class="help unknown">{error.to_string()}</p> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </EditorField>
+            <div class="form-actions">
+                <button type="submit" class="button primary" disabled=move || save.pending().get()>
+                    {move || if save.pending().get() { "Saving…" } else { "Save" }}
+                </button>
+                <button type="button" class="button" on:click=move |_| editing.set(false)>"Cancel"</button>
+            </div>
+        </form>
+    }
+}
+
+/// A label, the control (children) and the control's error message below it.
+#[component]
+fn EditorField(
+    id: &'static str,
+    label: &'static str,
+    error: Signal<Option<String>>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            {children()}
+            <p id=format!("{id}-error") class="field-error">{move || error.get()}</p>
+        </div>
+    }
+}
