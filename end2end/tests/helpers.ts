@@ -17,3 +17,9 @@ export async function signIn(page: Page, email: string, password = PASSWORD) {
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
+
+/** Signs in and waits until the app shows the signed-in header. */
+export async function signedIn(page: Page, email: string, password = PASSWORD) {
+  await signIn(page, email, password);
+  await expect(page.getByRole('button', { name: 'Sign out' })).toBeVisible();
+}

@@ -18,7 +18,7 @@ test('an admin searches, sorts and pages the members list, and the URL keeps the
   for (const row of await table.locator('tbody tr').all()) {
     const name = (await row.locator('td').nth(1).innerText()).toLowerCase();
     const email = (await row.locator('td').nth(2).innerText()).toLowerCase();
-    expect(name.startsWith('ann') || email.startsWith('ann')).toBeTruthy();
+    expect(name.split(' ').some((word) => word.startsWith('ann')) || email.startsWith('ann')).toBeTruthy();
   }
   // A reload keeps the search, in the box and in the results.
   await page.reload();
@@ -41,7 +41,7 @@ test('an admin searches, sorts and pages the members list, and the URL keeps the
   // Page forward and back.
   await expect(page.getByText('Page 1 of 3')).toBeVisible();
   await page.getByRole('link', { name: 'Next →' }).click();
-  await expect(page).toHaveURL(/page=2$/);
+  await expect(page).toHaveURL(/page=2&after=\d+$/);
   await expect(page.getByText('Page 2 of 3')).toBeVisible();
   await page.goBack();
   await expect(page.getByText('Page 1 of 3')).toBeVisible();
