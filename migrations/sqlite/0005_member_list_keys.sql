@@ -18,26 +18,39 @@ DROP INDEX members_name_key;
 CREATE INDEX members_name_key ON members (name_key, id) WHERE deleted_at IS NULL;
 CREATE INDEX members_role_rank ON members (role_rank, id, name_key, email_key) WHERE deleted_at IS NULL;
 CREATE INDEX members_sign_in ON members (sign_in_key, id, name_key, email_key) WHERE deleted_at IS NULL;
--- A name prefix in email order, and an email prefix in name order: the first two or
--- three characters pick a bucket whose rows are already in the page's order.
-CREATE INDEX members_name2_email ON members (substr(name_key, 1, 2), email_key, name_key) WHERE deleted_at IS NULL;
-CREATE INDEX members_name3_email ON members (substr(name_key, 1, 3), email_key, name_key) WHERE deleted_at IS NULL;
-CREATE INDEX members_email2_name ON members (substr(email_key, 1, 2), name_key, id, email_key) WHERE deleted_at IS NULL;
-CREATE INDEX members_email3_name ON members (substr(email_key, 1, 3), name_key, id, email_key) WHERE deleted_at IS NULL;
-
--- The later words of each name ("ann lee" -> "lee"; "maria de la cruz" -> "de la cruz",
--- "la cruz", "cruz"), so a search finds a member by any word of their name. The
--- application writes them with the name; these are the rows already here.
+-- The search: one row per way a member can be found by a prefix — the name, each
+-- later part of the name ("ann lee" -> "lee"; "maria de la cruz" -> "de la cruz",
+-- "la cruz", "cruz") and the email — carrying copies of the member's sort keys. A
+-- search for "mari" reads the bucket of terms starting "ma" in the order of the page
+-- (one index per sort), keeps the terms starting "mari", and stops after a page:
+-- its cost depends on the page, not on how many members match or how deep the page
+-- is. The application writes a member's terms with the member (and rewrites them
+-- when the name, email, role or last sign-in changes); a deleted member has none.
 CREATE TABLE member_terms (
-    term      TEXT NOT NULL,
-    member_id INTEGER NOT NULL REFERENCES members (id),
-    PRIMARY KEY (term, member_id)
+    member_id   INTEGER NOT NULL REFERENCES members (id),
+    term        TEXT NOT NULL,
+    name_key    TEXT NOT NULL,
+    email_key   TEXT NOT NULL,
+    role_rank   INTEGER NOT NULL,
+    sign_in_key INTEGER NOT NULL,
+    PRIMARY KEY (member_id, term)
 ) WITHOUT ROWID;
-CREATE INDEX member_terms_member ON member_terms (member_id, term);
+CREATE INDEX member_terms_term ON member_terms (term, member_id);
+CREATE INDEX member_terms_by_id ON member_terms (substr(term, 1, 2), member_id, term, role_rank);
+CREATE INDEX member_terms_by_name ON member_terms (substr(term, 1, 2), name_key, member_id, term, role_rank);
+CREATE INDEX member_terms_by_email ON member_terms (substr(term, 1, 2), email_key, member_id, term, role_rank);
+CREATE INDEX member_terms_by_role ON member_terms (substr(term, 1, 2), role_rank, member_id, term);
+CREATE INDEX member_terms_by_sign_in ON member_terms (substr(term, 1, 2), sign_in_key, member_id, term, role_rank);
+
 WITH RECURSIVE words (member_id, rest) AS (
-    SELECT id, substr(name_key, instr(name_key, ' ') + 1) FROM members WHERE instr(name_key, ' ') > 0
+    SELECT id, name_key FROM members WHERE deleted_at IS NULL
     UNION ALL
     SELECT member_id, substr(rest, instr(rest, ' ') + 1) FROM words WHERE instr(rest, ' ') > 0
+), terms (member_id, term) AS (
+    SELECT member_id, rest FROM words WHERE rest <> ''
+    UNION
+    SELECT id, email_key FROM members WHERE deleted_at IS NULL
 )
-INSERT INTO member_terms (term, member_id)
-SELECT DISTINCT rest, member_id FROM words WHERE rest <> '';
+INSERT INTO member_terms (member_id, term, name_key, email_key, role_rank, sign_in_key)
+SELECT terms.member_id, terms.term, m.name_key, m.email_key, m.role_rank, m.sign_in_key
+FROM terms JOIN members m ON m.id = terms.member_id;

@@ -12,7 +12,51 @@ on_both_databases!(
     only_members_with_admin_access_may_list_members,
     search_matches_id_exactly_and_name_or_email_by_prefix_literally,
     sorting_filtering_and_paging_work_and_bad_parameters_are_refused,
+    a_bulk_seed_writes_the_same_search_terms_as_the_application,
 );
+
+/// A large seed into an empty database writes the search terms in one SQL statement;
+/// they must be exactly the terms the application writes for a member.
+async fn a_bulk_seed_writes_the_same_search_terms_as_the_application(backend: Backend) {
+    use std::collections::BTreeSet;
+
+    let app = TestApp::spawn(backend).await;
+    let db = &app.state.db;
+    // 20,000 is where the seed starts deferring indexes and filling terms in bulk.
+    server::seed::insert_members(db, 3, 20_000, "$argon2id$unused", |_| {})
+        .await
+        .unwrap();
+    type Member = (i64, String, String, i64, i64);
+    type Term = (i64, String, String, String, i64, i64);
+    let (members, stored): (Vec<Member>, Vec<Term>) = app::with_db!(db, pool => {
+        (
+            sqlx::query_as("SELECT id, name_key, email_key, role_rank, sign_in_key FROM members")
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+            sqlx::query_as(
+                "SELECT member_id, term, name_key, email_key, role_rank, sign_in_key FROM member_terms",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        )
+    });
+    assert_eq!(members.len(), 20_000);
+    let expected: BTreeSet<Term> = members
+        .iter()
+        .flat_map(|(id, name, email, rank, sign_in)| {
+            app::members::service::search_terms(name, email)
+                .into_iter()
+                .map(move |term| (*id, term, name.clone(), email.clone(), *rank, *sign_in))
+        })
+        .collect();
+    let stored: BTreeSet<_> = stored.into_iter().collect();
+    assert!(expected.len() >= 40_000, "a name and an email each at least");
+    assert_eq!(stored.len(), expected.len());
+    assert!(stored == expected, "bulk terms differ from the application's");
+    app.finish().await;
+}
 
 async fn list(app: &TestApp, client: &reqwest::Client, form: &[(&str, &str)]) -> (StatusCode, Value) {
     let response = client
@@ -272,6 +316,13 @@ async fn every_way_of_reading_the_list_gives_the_same_pages(backend: Backend) {
         .await;
     app.create_member("lee.ann@example.com", "Lee Ann Marsh", Role::Member)
         .await;
+    // A sign-in moves a member in the last-sign-in order: the search terms' copy of
+    // that key must follow (the walks read it, the fetches read the member).
+    let client = app.client();
+    assert_eq!(
+        app.login(&client, "maria@example.com", PASSWORD).await.status(),
+        200
+    );
     let db = &app.state.db;
 
     async fn walk(db: &app::db::Db, first: ListQuery, threshold: i64) -> (Vec<i64>, Vec<i64>) {
@@ -341,6 +392,20 @@ async fn every_way_of_reading_the_list_gives_the_same_pages(backend: Backend) {
                     assert_eq!(
                         streamed, streamed_back,
                         "backwards, streamed: {q:?} {sort:?} {dir}"
+                    );
+                    // Both ways count the same (exactly: every search here has fewer
+                    // than 2,000 matches), and the count is the number of rows paged.
+                    let first_fetched = list_with_threshold(db, query.clone(), i64::MAX).await.unwrap();
+                    let first_streamed = list_with_threshold(db, query.clone(), 0).await.unwrap();
+                    assert_eq!(
+                        (first_fetched.total, first_fetched.more),
+                        (first_streamed.total, first_streamed.more),
+                        "count: {q:?} {sort:?} {dir} {role:?} {group:?}"
+                    );
+                    assert_eq!(
+                        first_fetched.total as usize,
+                        fetched.len(),
+                        "count: {q:?} {role:?} {group:?}"
                     );
                     let unique: std::collections::BTreeSet<_> = fetched.iter().collect();
                     assert_eq!(unique.len(), fetched.len(), "no member twice");

@@ -311,6 +311,12 @@ pub async fn start_own_session(
             .bind(member_id)
             .execute(&mut *tx)
             .await?;
+        // The search terms carry the members list's sort keys.
+        sqlx::query("UPDATE member_terms SET sign_in_key = $1 WHERE member_id = $2")
+            .bind(now)
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await?;
         let event = NewEvent::new("sign_in", context).actor(member_id).subject(member_id).object("session", session_id);
         tx.append_audit(now, event).await?;
         tx.commit().await?;

@@ -58,9 +58,12 @@ impl Db {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // Plans are made for each query's values: the members list's queries are
             // only fast when the planner sees how many rows a prefix or filter selects.
-            let mut options = PgConnectOptions::from_str(url)
-                .map_err(fail)?
-                .options([("plan_cache_mode", "force_custom_plan")]);
+            // No parallel workers: on a small machine, starting them costs a short
+            // query (a page of members) more than they save.
+            let mut options = PgConnectOptions::from_str(url).map_err(fail)?.options([
+                ("plan_cache_mode", "force_custom_plan"),
+                ("max_parallel_workers_per_gather", "0"),
+            ]);
             if let Some(schema) = schema {
                 options = options.options([("search_path", schema)]);
             }
