@@ -400,11 +400,7 @@ pub async fn insert_members(
         }
     }
     // Rebuilt whatever happened, so a failed seed leaves every index in place.
-    for sql in &deferred {
-        with_db!(db, pool => {
-            sqlx::query(sql).execute(pool).await?;
-        });
-    }
+    restore(db, &deferred).await?;
     if !deferred.is_empty() {
         // Fresh statistics for the planner; on PostgreSQL also the visibility map, so
         // the list's walks read their indexes alone.
@@ -425,9 +421,39 @@ pub async fn insert_members(
 /// Seeds at least this large into an empty table build their indexes afterwards.
 const BULK_AT_LEAST: u64 = 20_000;
 
-/// Drops the non-unique indexes of the tables the seed fills and returns the SQL that
-/// recreates them, read from the database's own catalogue (so they cannot drift from
-/// the migrations). Unique indexes and primary keys stay: ON CONFLICT needs them.
+/// Recreates what `defer_indexes` dropped: the indexes (on PostgreSQL two at a time,
+/// one per core), then the foreign keys (each checked by one join).
+async fn restore(db: &Db, deferred: &[String]) -> CliResult<()> {
+    let (constraints, indexes): (Vec<&String>, Vec<&String>) =
+        deferred.iter().partition(|sql| sql.starts_with("ALTER TABLE"));
+    match db {
+        Db::Sqlite(pool) => {
+            for sql in indexes {
+                sqlx::query(sql).execute(pool).await?;
+            }
+        }
+        Db::Postgres(pool) => {
+            async fn run(pool: &sqlx::PgPool, part: &[&String]) -> Result<(), sqlx::Error> {
+                for sql in part {
+                    sqlx::query(sql).execute(pool).await?;
+                }
+                Ok(())
+            }
+            let half = indexes.len().div_ceil(2);
+            tokio::try_join!(run(pool, &indexes[..half]), run(pool, &indexes[half..]))?;
+            for sql in constraints {
+                sqlx::query(sql).execute(pool).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Drops the non-unique indexes of the tables the seed fills (and, on PostgreSQL, the
+/// foreign keys of the terms and memberships, whose row-by-row checks tripled the
+/// terms' insert) and returns the SQL that recreates them, read from the database's own
+/// catalogue (so they cannot drift from the migrations). Unique indexes and primary
+/// keys stay: ON CONFLICT needs them.
 async fn defer_indexes(db: &Db) -> CliResult<Vec<String>> {
     let indexes: Vec<(String, String)> = match db {
         Db::Sqlite(pool) => {
@@ -453,6 +479,21 @@ async fn defer_indexes(db: &Db) -> CliResult<Vec<String>> {
             sqlx::query(&format!("DROP INDEX \"{}\"", name.replace('"', ""))).execute(pool).await?;
         });
         recreate.push(sql);
+    }
+    if let Db::Postgres(pool) = db {
+        let keys: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE contype = 'f' AND conrelid IN ('member_terms'::regclass, 'group_members'::regclass)",
+        )
+        .fetch_all(pool)
+        .await?;
+        for (table, name, definition) in keys {
+            let name = name.replace('"', "");
+            sqlx::query(&format!("ALTER TABLE {table} DROP CONSTRAINT \"{name}\""))
+                .execute(pool)
+                .await?;
+            recreate.push(format!("ALTER TABLE {table} ADD CONSTRAINT \"{name}\" {definition}"));
+        }
     }
     Ok(recreate)
 }
