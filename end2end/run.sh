@@ -15,6 +15,9 @@ export BEHALF_LOG="${BEHALF_LOG:-warn}"
 "$bin" migrate >/dev/null
 "$bin" create-member --email ada@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Ada Admin" --role super_user >/dev/null
 "$bin" create-member --email ann@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Ann Lee" --role member >/dev/null
+# Only the login-on-behalf tests use these two.
+"$bin" create-member --email sam@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Sam Ortiz" --role support >/dev/null
+"$bin" create-member --email tom@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Tom Target" --role member >/dev/null
 "$bin" seed --members 60 --seed 7 --password "$BEHALF_E2E_PASSWORD" >/dev/null
 
 LEPTOS_SITE_ROOT="$root/target/site" "$bin" serve --addr "127.0.0.1:$port" >"$tmp/server.log" 2>&1 &

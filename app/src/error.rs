@@ -9,6 +9,8 @@ use leptos::server_fn::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::rule::Denial;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {
     /// A field failed validation; `field` names the form field so the UI can show the
@@ -33,6 +35,16 @@ pub enum AppError {
     Conflict(String),
     #[error("Too many attempts. Try again in a few minutes.")]
     RateLimited,
+    /// The impersonation rule refused (see `rule::Denial` for the codes).
+    #[error("{0}")]
+    Denied(Denial),
+    /// Re-authentication for a session on behalf failed: the password was not the
+    /// actor's. (Not 401: the actor's own session is fine.)
+    #[error("Your password is incorrect. Nothing was switched.")]
+    WrongPassword,
+    /// Too many wrong passwords: login on behalf is locked for a while.
+    #[error("Too many wrong passwords. Login on behalf is locked for {0} minutes.")]
+    LockedOut(i64),
     /// The browser could not reach the server (client side only).
     #[error("Could not reach the server. Check your connection and try again.")]
     Unreachable,
@@ -62,7 +74,8 @@ impl AppError {
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
-            AppError::RateLimited => 429,
+            AppError::RateLimited | AppError::LockedOut(_) => 429,
+            AppError::Denied(_) | AppError::WrongPassword => 403,
             AppError::Unreachable => 503,
             AppError::Internal => 500,
         }
@@ -79,6 +92,9 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::RateLimited => "rate_limited",
+            AppError::Denied(denial) => denial.code(),
+            AppError::WrongPassword => "wrong_password",
+            AppError::LockedOut(_) => "locked_out",
             AppError::Unreachable => "unreachable",
             AppError::Internal => "internal",
         }
@@ -88,6 +104,7 @@ impl AppError {
     pub fn field(&self) -> Option<&str> {
         match self {
             AppError::Validation { field, .. } => Some(field),
+            AppError::WrongPassword => Some("password"),
             _ => None,
         }
     }
@@ -146,6 +163,9 @@ mod tests {
             AppError::NotFound("no".into()),
             AppError::Conflict("no".into()),
             AppError::RateLimited,
+            AppError::Denied(Denial::Nested),
+            AppError::WrongPassword,
+            AppError::LockedOut(15),
             AppError::Unreachable,
             AppError::Internal,
         ];

@@ -15,6 +15,8 @@ pub mod auth;
 pub mod error;
 pub mod groups;
 pub mod members;
+pub mod on_behalf;
+pub mod rule;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
@@ -31,6 +33,7 @@ use crate::{
     auth::ui::LoginPage,
     groups::ui::{GroupBladeRoute, GroupDetailPage, GroupsPage},
     members::ui::{MemberBladeRoute, MembersPage},
+    on_behalf::ui::{IdentityWatch, ImpersonationBanner, OnBehalfPage, ServerNotice},
     ui::{Header, NotFound, ViewerResource},
 };
 
@@ -70,14 +73,26 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/behalf.css"/>
         <Link rel="icon" href="data:,"/>
-        <Title formatter=|text: String| format!("{text} · Behalf")/>
+        // "[On behalf]" first in every title of a session on behalf.
+        <Title formatter=move |text: String| {
+            let on_behalf = matches!(viewer.get(), Some(Ok(Some(auth::Viewer { on_behalf: Some(_), .. }))));
+            if on_behalf { format!("[On behalf] {text} · Behalf") } else { format!("{text} · Behalf") }
+        }/>
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>
+            <ImpersonationBanner/>
             <Header/>
+            <ServerNotice/>
+            <IdentityWatch/>
             <main id="main" tabindex="-1">
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async/>
+                    <Route
+                        path=(StaticSegment("on-behalf"), ParamSegment("id"))
+                        view=OnBehalfPage
+                        ssr=SsrMode::Async
+                    />
                     <ParentRoute
                         path=(StaticSegment("admin"), StaticSegment("members"))
                         view=MembersPage

@@ -11,6 +11,8 @@ pub struct Settings {
     pub session_idle_timeout: i64,
     /// A session ends this long after it started, whatever happens (milliseconds).
     pub session_lifetime: i64,
+    /// A session on behalf ends this long after it started (milliseconds).
+    pub on_behalf_max_duration: i64,
 }
 
 impl Default for Settings {
@@ -18,6 +20,7 @@ impl Default for Settings {
         Settings {
             session_idle_timeout: 30 * crate::clock::MINUTE,
             session_lifetime: 12 * crate::clock::HOUR,
+            on_behalf_max_duration: 30 * crate::clock::MINUTE,
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Hours after sign-in at which a session ends, however active.
     #[arg(long, env = "BEHALF_SESSION_LIFETIME_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=720))]
     pub session_lifetime_hours: u32,
+    /// Maximum duration of a session on behalf, in minutes (it also ends after the
+    /// idle timeout).
+    #[arg(long, env = "BEHALF_ON_BEHALF_MAX_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1_440))]
+    pub on_behalf_max_minutes: u32,
     /// Trust X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run).
     #[arg(long, env = "BEHALF_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,

@@ -4,10 +4,12 @@
 use std::{net::SocketAddr, path::PathBuf, sync::OnceLock};
 
 use app::{
-    auth::session::{clearing_cookie, find_live, token_from_headers, RequestContext},
+    auth::session::{
+        clearing_cookie, find_live, session_cookie, token_from_headers, Lookup, Notice, RequestContext,
+    },
     error::AppError,
     shell,
-    state::AppState,
+    state::{AppState, Settings},
     App,
 };
 use axum::{
@@ -64,17 +66,23 @@ fn route_list() -> Vec<AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-/// Resolves the session cookie (and client details) before anything renders.
+/// A one-time message carried to the next page (after a redirect) in this cookie.
+const NOTICE_COOKIE: &str = "behalf_notice";
+
+/// Resolves the session cookie (and client details) before anything renders. Also
+/// returns the cookies the response must set: a new token when a session on behalf
+/// ended and the actor's own came back, or the notice saying why.
 async fn request_context(
     state: &ServerState,
     headers: &HeaderMap,
     peer: SocketAddr,
-) -> Result<RequestContext, AppError> {
+) -> Result<(RequestContext, Lookup), AppError> {
     let token = token_from_headers(headers);
-    let session = match token.as_deref() {
+    let mut lookup = match token.as_deref() {
         Some(token) => find_live(&state.app, token).await?,
-        None => None,
+        None => Lookup::default(),
     };
+    let session = lookup.session.take();
     let forwarded_for = headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
@@ -90,16 +98,63 @@ async fn request_context(
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    Ok(RequestContext {
-        stale_cookie: token.is_some() && session.is_none(),
-        session,
-        ip: Some(ip),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        https,
-    })
+    let notice = lookup
+        .notice
+        .or_else(|| cookie_value(headers, NOTICE_COOKIE).and_then(|c| Notice::parse(&c)));
+    Ok((
+        RequestContext {
+            stale_cookie: lookup.stale,
+            notice,
+            session,
+            ip: Some(ip),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            https,
+        },
+        lookup,
+    ))
+}
+
+/// The cookies that follow from the session lookup: the actor's new token after a
+/// session on behalf ended, or clearing a cookie that names no usable session.
+fn session_cookies(context: &RequestContext, lookup: &Lookup, settings: &Settings) -> Vec<String> {
+    let mut cookies = Vec::new();
+    if let Some(token) = &lookup.reissued {
+        cookies.push(session_cookie(token, context.https, settings.session_lifetime));
+    } else if context.stale_cookie {
+        cookies.push(clearing_cookie(context.https));
+    }
+    cookies
+}
+
+fn notice_cookie(notice: Option<Notice>, https: bool) -> String {
+    let (value, max_age) = match notice {
+        Some(notice) => (notice.code(), 300),
+        None => ("", 0),
+    };
+    let secure = if https { "; Secure" } else { "" };
+    format!("{NOTICE_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
+}
+
+fn append_cookies(response: &mut Response, cookies: &[String]) {
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
 }
 
 fn provide_request(app: AppState, context: RequestContext) -> impl Fn() + Clone + Send + Sync + 'static {
@@ -115,11 +170,14 @@ async fn page_handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let context = match request_context(&state, request.headers(), peer).await {
-        Ok(context) => context,
+    let (context, lookup) = match request_context(&state, request.headers(), peer).await {
+        Ok(found) => found,
         Err(error) => return plain_error_page(&error),
     };
-    let stale_cookie = context.stale_cookie.then(|| clearing_cookie(context.https));
+    let mut cookies = session_cookies(&context, &lookup, &state.app.settings);
+    let notice_carried = cookie_value(request.headers(), NOTICE_COOKIE).is_some_and(|v| !v.is_empty());
+    let https = context.https;
+    let notice = context.notice;
     let options = state.leptos_options.clone();
     // Every page renders completely before the first byte (async SSR): the status
     // (302 to sign in, 403, 404) and the banner are right from the start. Matched
@@ -130,9 +188,15 @@ async fn page_handler(
         });
     let mut response = render(request).await;
     no_store(&mut response);
-    if let Some(cookie) = stale_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
+    // A notice is shown once: on this page, or on the next one after a redirect.
+    if response.status().is_redirection() {
+        if notice.is_some() {
+            cookies.push(notice_cookie(notice, https));
+        }
+    } else if notice_carried {
+        cookies.push(notice_cookie(None, https));
     }
+    append_cookies(&mut response, &cookies);
     response
 }
 
@@ -143,15 +207,29 @@ async fn server_fn_handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let context = match request_context(&state, request.headers(), peer).await {
-        Ok(context) => context,
+    let (context, lookup) = match request_context(&state, request.headers(), peer).await {
+        Ok(found) => found,
         Err(error) => return json_error(&error),
     };
+    let mut cookies = session_cookies(&context, &lookup, &state.app.settings);
+    if lookup.notice.is_some() {
+        cookies.push(notice_cookie(lookup.notice, context.https));
+    }
     let response = handle_server_fns_with_context(provide_request(state.app.clone(), context), request)
         .await
         .into_response();
     let mut response = with_error_status(response).await;
     no_store(&mut response);
+    // Set before the server function's own cookies, so a sign-in or a switch made by
+    // this very request wins.
+    let own: Vec<HeaderValue> = match response.headers_mut().entry(header::SET_COOKIE) {
+        header::Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
+        header::Entry::Vacant(_) => Vec::new(),
+    };
+    append_cookies(&mut response, &cookies);
+    for value in own {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
     response
 }
 

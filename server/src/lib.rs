@@ -61,6 +61,7 @@ pub fn settings_from(args: &ServeArgs) -> Settings {
     Settings {
         session_idle_timeout: i64::from(args.session_idle_minutes) * MINUTE,
         session_lifetime: i64::from(args.session_lifetime_hours) * HOUR,
+        on_behalf_max_duration: i64::from(args.on_behalf_max_minutes) * MINUTE,
     }
 }
 

@@ -492,7 +492,9 @@ async fn defer_indexes(db: &Db) -> CliResult<Vec<String>> {
             sqlx::query(&format!("ALTER TABLE {table} DROP CONSTRAINT \"{name}\""))
                 .execute(pool)
                 .await?;
-            recreate.push(format!("ALTER TABLE {table} ADD CONSTRAINT \"{name}\" {definition}"));
+            recreate.push(format!(
+                "ALTER TABLE {table} ADD CONSTRAINT \"{name}\" {definition}"
+            ));
         }
     }
     Ok(recreate)

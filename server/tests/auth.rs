@@ -322,6 +322,7 @@ async fn idle_and_lifetime_expiry_end_sessions(backend: Backend) {
     let settings = Settings {
         session_idle_timeout: 10 * MINUTE,
         session_lifetime: 60 * MINUTE,
+        ..Settings::default()
     };
     let app = TestApp::spawn_with(
         backend,

@@ -25,22 +25,33 @@ async fn a_bulk_seed_writes_the_same_search_terms_as_the_application(backend: Ba
     // What the seed drops for the bulk load and must put back: indexes and foreign keys.
     let schema_objects = || async {
         let sql = match backend {
-            Backend::Sqlite => "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'index') * 1000 \
+            Backend::Sqlite => {
+                "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'index') * 1000 \
                  + (SELECT COUNT(*) FROM pragma_foreign_key_list('member_terms')) \
-                 + (SELECT COUNT(*) FROM pragma_foreign_key_list('group_members'))",
-            Backend::Postgres => "SELECT (SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema()) * 1000 \
+                 + (SELECT COUNT(*) FROM pragma_foreign_key_list('group_members'))"
+            }
+            Backend::Postgres => {
+                "SELECT (SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema()) * 1000 \
                  + (SELECT COUNT(*) FROM pg_constraint WHERE contype = 'f' \
-                    AND conrelid IN ('member_terms'::regclass, 'group_members'::regclass))",
+                    AND conrelid IN ('member_terms'::regclass, 'group_members'::regclass))"
+            }
         };
         app.scalar(sql).await
     };
     let before = schema_objects().await;
-    assert!(before % 1000 >= 3, "the terms' and memberships' foreign keys: {before}");
+    assert!(
+        before % 1000 >= 3,
+        "the terms' and memberships' foreign keys: {before}"
+    );
     // 20,000 is where the seed starts deferring indexes and filling terms in bulk.
     server::seed::insert_members(db, 3, 20_000, "$argon2id$unused", |_| {})
         .await
         .unwrap();
-    assert_eq!(schema_objects().await, before, "every index and foreign key is back");
+    assert_eq!(
+        schema_objects().await,
+        before,
+        "every index and foreign key is back"
+    );
     type Member = (i64, String, String, i64, i64);
     type Term = (i64, String, String, String, i64, i64);
     let (members, stored): (Vec<Member>, Vec<Term>) = app::with_db!(db, pool => {

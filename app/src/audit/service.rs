@@ -56,6 +56,20 @@ impl NewEvent {
         self
     }
 
+    /// Recorded as done by the real person behind `session`: the actor while on
+    /// behalf (with the session on behalf named), else the member.
+    pub fn by(mut self, session: &crate::auth::session::CurrentSession) -> Self {
+        self.actor_id = Some(session.actor().id);
+        self.session_id = session.on_behalf_id();
+        self
+    }
+
+    /// Done within this session on behalf.
+    pub fn on_behalf(mut self, session_id: i64) -> Self {
+        self.session_id = Some(session_id);
+        self
+    }
+
     pub fn subject(mut self, id: i64) -> Self {
         self.subject_id = Some(id);
         self

@@ -47,6 +47,8 @@ pub struct Viewer {
     pub admin_access: bool,
     pub member_since: String,
     pub last_sign_in: Option<String>,
+    /// Set while this is a session on behalf of the member above.
+    pub on_behalf: Option<crate::on_behalf::OnBehalfView>,
 }
 
 /// Where to go after signing in: only a path on this site, never another origin
@@ -109,8 +111,22 @@ pub async fn logout() -> Result<(), AppError> {
 pub async fn whoami() -> Result<Option<Viewer>, AppError> {
     use crate::server::server_context;
 
+    let (state, request) = server_context()?;
+    let now = state.clock.now();
+    Ok(request
+        .session
+        .as_ref()
+        .map(|session| service::viewer_of(session, now)))
+}
+
+/// The one-time notice for this page, if the server has one (why a session on
+/// behalf ended).
+#[server(prefix = "/api", endpoint = "notice", input = PostUrl)]
+pub async fn notice() -> Result<Option<String>, AppError> {
+    use crate::server::server_context;
+
     let (_, request) = server_context()?;
-    Ok(request.session.as_ref().map(service::viewer_of))
+    Ok(request.notice.map(|notice| notice.message().to_string()))
 }
 
 #[cfg(test)]

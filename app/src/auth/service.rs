@@ -12,6 +12,7 @@ use crate::{
     clock::format_utc,
     error::AppError,
     members::service::{find_credentials, require_email, MAX_PASSWORD_BYTES},
+    on_behalf::OnBehalfView,
     state::AppState,
 };
 
@@ -63,7 +64,28 @@ pub async fn sign_in(
             "This account is not authorized to sign in. Ask an administrator to enable it.",
         ));
     }
-    let replacing = request.session.as_ref().map(|s| s.id);
+    // A sign-in from a browser in a session on behalf ends it and the actor's own.
+    if let Some(current) = &request.session {
+        if let Some(on_behalf) = &current.on_behalf {
+            let end = session::EndOnBehalf {
+                session_id: current.id,
+                member_id: current.member.id,
+                actor_id: on_behalf.actor.id,
+                parent_id: on_behalf.parent_id,
+                reason: EndReason::Replaced,
+                token_hash: None,
+                resume_parent: false,
+                parent_end: Some(EndReason::Replaced),
+                event_context: Some(request.clone()),
+            };
+            session::end_on_behalf(state, end).await?;
+        }
+    }
+    let replacing = request
+        .session
+        .as_ref()
+        .filter(|s| s.on_behalf.is_none())
+        .map(|s| s.id);
     let token = session::start_own_session(state, credentials.id, replacing, request).await?;
     tracing::info!(member = credentials.id, "signed in");
     Ok(token)
@@ -72,6 +94,11 @@ pub async fn sign_in(
 /// Ends the current session.
 pub async fn sign_out(state: &AppState, request: &RequestContext) -> Result<(), AppError> {
     let current = request.require_session()?;
+    if current.on_behalf.is_some() {
+        crate::on_behalf::service::sign_out_on_behalf(state, request).await?;
+        tracing::info!(member = current.actor().id, "signed out while on behalf");
+        return Ok(());
+    }
     let member = current.member.id;
     let event = NewEvent::new("sign_out", request).actor(member).subject(member);
     session::end_session(state, current.id, EndReason::SignedOut, Some(event)).await?;
@@ -79,7 +106,7 @@ pub async fn sign_out(state: &AppState, request: &RequestContext) -> Result<(), 
     Ok(())
 }
 
-pub fn viewer_of(session: &CurrentSession) -> Viewer {
+pub fn viewer_of(session: &CurrentSession, now: crate::clock::Millis) -> Viewer {
     let member = &session.member;
     Viewer {
         id: member.id,
@@ -89,5 +116,12 @@ pub fn viewer_of(session: &CurrentSession) -> Viewer {
         admin_access: member.admin_access,
         member_since: format_utc(member.created_at),
         last_sign_in: member.last_sign_in_at.map(format_utc),
+        on_behalf: session.on_behalf.as_ref().map(|on_behalf| OnBehalfView {
+            session_id: session.id,
+            actor_id: on_behalf.actor.id,
+            actor_name: on_behalf.actor.display_name.clone(),
+            ends_at: session.absolute_expires_at.min(session.idle_expires_at),
+            server_now: now,
+        }),
     }
 }

@@ -11,6 +11,7 @@ use crate::{
     db::BeginWrite,
     error::AppError,
     members::{service::MemberRow, Role},
+    rule::{self, Grant},
     state::{AppState, Settings},
     with_db,
 };
@@ -24,8 +25,11 @@ pub enum EndReason {
     Expired,
     /// A new sign-in from the same browser replaced it.
     Replaced,
-    /// Ended because its member may no longer sign in (disabled or deleted).
+    /// Ended because its member may no longer sign in (disabled or deleted), or, on
+    /// behalf, because the rule no longer holds or someone ended it.
     Revoked,
+    /// The actor left a session on behalf.
+    Left,
 }
 
 impl EndReason {
@@ -35,6 +39,7 @@ impl EndReason {
             EndReason::Expired => "expired",
             EndReason::Replaced => "replaced",
             EndReason::Revoked => "revoked",
+            EndReason::Left => "left",
         }
     }
 }
@@ -47,6 +52,33 @@ pub struct CurrentSession {
     pub created_at: Millis,
     pub idle_expires_at: Millis,
     pub absolute_expires_at: Millis,
+    /// Set when this is a session on behalf of `member`.
+    pub on_behalf: Option<OnBehalf>,
+}
+
+/// The real person behind a session on behalf, and how it came about.
+#[derive(Clone, Debug)]
+pub struct OnBehalf {
+    pub actor: MemberRow,
+    /// The actor's own session, resumed when this one ends.
+    pub parent_id: i64,
+    pub reason: String,
+    /// Why the rule holds now (`None`: it no longer does).
+    pub grant: Option<Grant>,
+    /// The actor is neither deleted nor barred from signing in.
+    pub actor_usable: bool,
+}
+
+impl CurrentSession {
+    /// The real person acting: the actor while on behalf, else the member.
+    pub fn actor(&self) -> &MemberRow {
+        self.on_behalf.as_ref().map_or(&self.member, |o| &o.actor)
+    }
+
+    /// The session on behalf, if this is one.
+    pub fn on_behalf_id(&self) -> Option<i64> {
+        self.on_behalf.as_ref().map(|_| self.id)
+    }
 }
 
 /// What the server learned about the request before any page or server function ran.
@@ -59,6 +91,8 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     /// True when the request reached us over https (directly or via a proxy).
     pub https: bool,
+    /// Why the identity changed since the last page, to tell the person once.
+    pub notice: Option<Notice>,
 }
 
 impl RequestContext {
@@ -165,6 +199,9 @@ struct SessionLookup {
     idle_expires_at: i64,
     absolute_expires_at: i64,
     ended_at: Option<i64>,
+    actor_id: Option<i64>,
+    parent_id: Option<i64>,
+    reason: Option<String>,
     email: String,
     display_name: String,
     role: String,
@@ -173,71 +210,404 @@ struct SessionLookup {
     deleted_at: Option<i64>,
     member_created_at: i64,
     last_sign_in_at: Option<i64>,
+    actor_email: Option<String>,
+    actor_name: Option<String>,
+    actor_role: Option<String>,
+    actor_admin_access: Option<bool>,
+    actor_login_enabled: Option<bool>,
+    actor_deleted_at: Option<i64>,
+    actor_created_at: Option<i64>,
+    actor_last_sign_in_at: Option<i64>,
+    parent_ended_at: Option<i64>,
+    parent_idle_expires_at: Option<i64>,
+    parent_absolute_expires_at: Option<i64>,
+    explicit_grant: i64,
 }
 
+/// One round trip loads the session, its member and, for a session on behalf, the
+/// actor, the actor's own (parent) session and the explicit grant: everything the
+/// rule needs to be re-checked on every request.
 const LOOKUP: &str = "SELECT s.id, s.member_id, s.created_at, s.last_seen_at, s.idle_expires_at, \
-     s.absolute_expires_at, s.ended_at, m.email, m.display_name, m.role, m.admin_access, \
-     m.login_enabled, m.deleted_at, m.created_at AS member_created_at, m.last_sign_in_at \
-     FROM sessions s JOIN members m ON m.id = s.member_id WHERE s.token_hash = $1";
+     s.absolute_expires_at, s.ended_at, s.actor_id, s.parent_id, s.reason, m.email, m.display_name, m.role, \
+     m.admin_access, m.login_enabled, m.deleted_at, m.created_at AS member_created_at, m.last_sign_in_at, \
+     a.email AS actor_email, a.display_name AS actor_name, a.role AS actor_role, \
+     a.admin_access AS actor_admin_access, a.login_enabled AS actor_login_enabled, \
+     a.deleted_at AS actor_deleted_at, a.created_at AS actor_created_at, \
+     a.last_sign_in_at AS actor_last_sign_in_at, p.ended_at AS parent_ended_at, \
+     p.idle_expires_at AS parent_idle_expires_at, p.absolute_expires_at AS parent_absolute_expires_at, \
+     (SELECT COUNT(*) FROM proxy_permissions g WHERE g.member_id = s.member_id AND g.actor_id = s.actor_id) \
+     AS explicit_grant \
+     FROM sessions s JOIN members m ON m.id = s.member_id \
+     LEFT JOIN members a ON a.id = s.actor_id LEFT JOIN sessions p ON p.id = s.parent_id \
+     WHERE s.token_hash = $1";
+
+/// What the session cookie turned out to be.
+#[derive(Debug, Default)]
+pub struct Lookup {
+    pub session: Option<CurrentSession>,
+    /// A session on behalf ended on this request and the actor's own session took
+    /// its place: the browser gets this new token.
+    pub reissued: Option<Token>,
+    /// Why the identity changed on this request, to tell the person.
+    pub notice: Option<Notice>,
+    /// The cookie names no usable session and should be cleared.
+    pub stale: bool,
+}
+
+/// Why a session on behalf ended without its actor asking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    OnBehalfExpired,
+    OnBehalfRevoked,
+}
+
+impl Notice {
+    pub fn code(self) -> &'static str {
+        match self {
+            Notice::OnBehalfExpired => "on_behalf_expired",
+            Notice::OnBehalfRevoked => "on_behalf_revoked",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Notice> {
+        [Notice::OnBehalfExpired, Notice::OnBehalfRevoked]
+            .into_iter()
+            .find(|n| n.code() == code)
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Notice::OnBehalfExpired => {
+                "Your session on behalf of another member has ended: its time was up. You are acting as yourself again."
+            }
+            Notice::OnBehalfRevoked => {
+                "Your session on behalf of another member has ended: it was revoked, or the permission that allowed it no longer holds. You are acting as yourself again."
+            }
+        }
+    }
+}
 
 /// Finds the live session for `token`, ending it on the way if it has expired or its
-/// member may no longer sign in. `None` for anything that is not a live session.
+/// member may no longer sign in. A session on behalf is also ended when the rule no
+/// longer holds; the actor then gets their own session back (with a new token).
 #[tracing::instrument(skip_all)]
-pub async fn find_live(state: &AppState, token: &str) -> Result<Option<CurrentSession>, AppError> {
+pub async fn find_live(state: &AppState, token: &str) -> Result<Lookup, AppError> {
+    let stale = Lookup {
+        stale: true,
+        ..Lookup::default()
+    };
     if !token::is_well_formed(token) {
-        return Ok(None);
+        return Ok(stale);
     }
     let hash = token::hash_token(token);
     let row: Option<SessionLookup> = with_db!(&state.db, pool => {
         sqlx::query_as(LOOKUP).bind(&hash).fetch_optional(pool).await?
     });
-    let Some(row) = row else { return Ok(None) };
+    let Some(row) = row else { return Ok(stale) };
     let now = state.clock.now();
-    match liveness(now, row.ended_at, row.idle_expires_at, row.absolute_expires_at) {
-        Liveness::Ended => return Ok(None),
-        Liveness::IdleExpired | Liveness::LifetimeExpired => {
-            end_session(state, row.id, EndReason::Expired, None).await?;
-            return Ok(None);
-        }
-        Liveness::Live => {}
-    }
     let Some(role) = Role::parse(&row.role) else {
         tracing::error!(member = row.member_id, role = %row.role, "member has an unknown role");
         return Err(AppError::Internal);
     };
+    let member = MemberRow {
+        id: row.member_id,
+        email: row.email.clone(),
+        display_name: row.display_name.clone(),
+        role,
+        admin_access: row.admin_access,
+        login_enabled: row.login_enabled,
+        created_at: row.member_created_at,
+        last_sign_in_at: row.last_sign_in_at,
+    };
+    let liveness = liveness(now, row.ended_at, row.idle_expires_at, row.absolute_expires_at);
+    let on_behalf = match (row.actor_id, row.parent_id) {
+        (Some(actor_id), Some(parent_id)) => Some(on_behalf_of(&row, actor_id, parent_id, &member)?),
+        _ => None,
+    };
+    if let Some(on_behalf) = on_behalf {
+        return find_live_on_behalf(state, &row, &hash, liveness, member, on_behalf).await;
+    }
+    match liveness {
+        Liveness::Ended => return Ok(stale),
+        Liveness::IdleExpired | Liveness::LifetimeExpired => {
+            end_session(state, row.id, EndReason::Expired, None).await?;
+            return Ok(stale);
+        }
+        Liveness::Live => {}
+    }
     if row.deleted_at.is_some() || !row.login_enabled {
         end_session(state, row.id, EndReason::Revoked, None).await?;
-        return Ok(None);
+        return Ok(stale);
     }
-    let mut idle_expires_at = row.idle_expires_at;
-    let idle_timeout = state.settings.session_idle_timeout;
-    if needs_touch(now, row.last_seen_at, idle_timeout) {
-        idle_expires_at = next_idle_expiry(now, idle_timeout, row.absolute_expires_at);
-        with_db!(&state.db, pool => {
-            sqlx::query("UPDATE sessions SET last_seen_at = $1, idle_expires_at = $2 WHERE id = $3 AND ended_at IS NULL")
-                .bind(now)
-                .bind(idle_expires_at)
-                .bind(row.id)
-                .execute(pool)
-                .await?;
-        });
-    }
-    Ok(Some(CurrentSession {
-        id: row.id,
-        created_at: row.created_at,
-        idle_expires_at,
-        absolute_expires_at: row.absolute_expires_at,
-        member: MemberRow {
-            id: row.member_id,
-            email: row.email,
-            display_name: row.display_name,
-            role,
-            admin_access: row.admin_access,
-            login_enabled: row.login_enabled,
-            created_at: row.member_created_at,
-            last_sign_in_at: row.last_sign_in_at,
+    let idle_expires_at = touch(state, now, &row, None).await?;
+    Ok(Lookup {
+        session: Some(CurrentSession {
+            id: row.id,
+            created_at: row.created_at,
+            idle_expires_at,
+            absolute_expires_at: row.absolute_expires_at,
+            member,
+            on_behalf: None,
+        }),
+        ..Lookup::default()
+    })
+}
+
+fn on_behalf_of(
+    row: &SessionLookup,
+    actor_id: i64,
+    parent_id: i64,
+    member: &MemberRow,
+) -> Result<OnBehalf, AppError> {
+    let actor_role = row.actor_role.as_deref().and_then(Role::parse);
+    let (Some(actor_role), Some(actor_name), Some(actor_email)) =
+        (actor_role, row.actor_name.clone(), row.actor_email.clone())
+    else {
+        tracing::error!(session = row.id, "session on behalf without a readable actor");
+        return Err(AppError::Internal);
+    };
+    let grant = rule::can_log_in_on_behalf(
+        &rule::Actor {
+            id: actor_id,
+            role: actor_role,
+            on_behalf: false,
         },
-    }))
+        Some(&rule::Target {
+            id: member.id,
+            role: member.role,
+            deleted: row.deleted_at.is_some(),
+            login_enabled: member.login_enabled,
+            grants_actor: row.explicit_grant > 0,
+        }),
+    );
+    Ok(OnBehalf {
+        actor: MemberRow {
+            id: actor_id,
+            email: actor_email,
+            display_name: actor_name,
+            role: actor_role,
+            admin_access: row.actor_admin_access.unwrap_or(false),
+            login_enabled: row.actor_login_enabled.unwrap_or(false),
+            created_at: row.actor_created_at.unwrap_or_default(),
+            last_sign_in_at: row.actor_last_sign_in_at,
+        },
+        parent_id,
+        reason: row.reason.clone().unwrap_or_default(),
+        grant: grant.ok(),
+        actor_usable: row.actor_deleted_at.is_none() && row.actor_login_enabled == Some(true),
+    })
+}
+
+async fn find_live_on_behalf(
+    state: &AppState,
+    row: &SessionLookup,
+    hash: &[u8],
+    liveness: Liveness,
+    member: MemberRow,
+    on_behalf: OnBehalf,
+) -> Result<Lookup, AppError> {
+    let now = state.clock.now();
+    let parent_liveness = match (row.parent_idle_expires_at, row.parent_absolute_expires_at) {
+        (Some(idle), Some(absolute)) => self::liveness(now, row.parent_ended_at, idle, absolute),
+        _ => Liveness::Ended,
+    };
+    let parent_usable = parent_liveness == Liveness::Live && on_behalf.actor_usable;
+    let ending = match liveness {
+        Liveness::Ended => Some((EndReason::Revoked, Notice::OnBehalfRevoked)),
+        Liveness::IdleExpired | Liveness::LifetimeExpired => {
+            Some((EndReason::Expired, Notice::OnBehalfExpired))
+        }
+        Liveness::Live if on_behalf.grant.is_none() || !parent_usable => {
+            Some((EndReason::Revoked, Notice::OnBehalfRevoked))
+        }
+        Liveness::Live => None,
+    };
+    let Some((reason, notice)) = ending else {
+        let idle_expires_at = touch(state, now, row, Some(on_behalf.parent_id)).await?;
+        return Ok(Lookup {
+            session: Some(CurrentSession {
+                id: row.id,
+                created_at: row.created_at,
+                idle_expires_at,
+                absolute_expires_at: row.absolute_expires_at,
+                member,
+                on_behalf: Some(on_behalf),
+            }),
+            ..Lookup::default()
+        });
+    };
+    tracing::info!(
+        session = row.id,
+        reason = reason.as_str(),
+        "session on behalf over"
+    );
+    let parent_end = match parent_liveness {
+        Liveness::Live if !on_behalf.actor_usable => Some(EndReason::Revoked),
+        Liveness::Live | Liveness::Ended => None,
+        Liveness::IdleExpired | Liveness::LifetimeExpired => Some(EndReason::Expired),
+    };
+    let ended = EndOnBehalf {
+        session_id: row.id,
+        member_id: member.id,
+        actor_id: on_behalf.actor.id,
+        parent_id: on_behalf.parent_id,
+        reason,
+        token_hash: Some(hash.to_vec()),
+        resume_parent: parent_usable,
+        parent_end,
+        event_context: None,
+    };
+    match end_on_behalf(state, ended).await? {
+        // Another request with the same cookie got there first: leave its cookie be.
+        EndOutcome::AlreadyTaken => Ok(Lookup::default()),
+        EndOutcome::Ended { parent_token } => {
+            let session = match &parent_token {
+                Some(_) => Some(CurrentSession {
+                    id: on_behalf.parent_id,
+                    created_at: row.created_at,
+                    idle_expires_at: next_idle_expiry(
+                        now,
+                        state.settings.session_idle_timeout,
+                        row.parent_absolute_expires_at.unwrap_or(now),
+                    ),
+                    absolute_expires_at: row.parent_absolute_expires_at.unwrap_or(now),
+                    member: on_behalf.actor,
+                    on_behalf: None,
+                }),
+                None => None,
+            };
+            Ok(Lookup {
+                stale: session.is_none(),
+                session,
+                reissued: parent_token,
+                notice: Some(notice),
+            })
+        }
+    }
+}
+
+/// Writes activity back (at most once per interval), to the actor's own session too
+/// while on behalf. Returns the session's idle expiry.
+async fn touch(
+    state: &AppState,
+    now: Millis,
+    row: &SessionLookup,
+    parent: Option<i64>,
+) -> Result<Millis, AppError> {
+    let idle_timeout = state.settings.session_idle_timeout;
+    if !needs_touch(now, row.last_seen_at, idle_timeout) {
+        return Ok(row.idle_expires_at);
+    }
+    let idle_expires_at = next_idle_expiry(now, idle_timeout, row.absolute_expires_at);
+    with_db!(&state.db, pool => {
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = $1, \
+             idle_expires_at = CASE WHEN $1 + $2 < absolute_expires_at THEN $1 + $2 ELSE absolute_expires_at END \
+             WHERE id IN ($3, $4) AND ended_at IS NULL",
+        )
+        .bind(now)
+        .bind(idle_timeout)
+        .bind(row.id)
+        .bind(parent.unwrap_or(row.id))
+        .execute(pool)
+        .await?;
+    });
+    Ok(idle_expires_at)
+}
+
+/// How a session on behalf ends.
+pub struct EndOnBehalf {
+    pub session_id: i64,
+    pub member_id: i64,
+    pub actor_id: i64,
+    pub parent_id: i64,
+    pub reason: EndReason,
+    /// When set, only the holder of this token may end it (one winner among
+    /// concurrent requests with the same cookie).
+    pub token_hash: Option<Vec<u8>>,
+    /// Give the actor's own session a new token.
+    pub resume_parent: bool,
+    /// End the actor's own session too, for this reason.
+    pub parent_end: Option<EndReason>,
+    /// The request to record (IP, user agent); none when the end was found by the
+    /// session lookup rather than asked for.
+    pub event_context: Option<RequestContext>,
+}
+
+pub enum EndOutcome {
+    AlreadyTaken,
+    Ended { parent_token: Option<Token> },
+}
+
+/// Ends a session on behalf in one transaction: the session row (its token forgotten,
+/// so the cookie can never be used again), the `on_behalf_end` record, and then either
+/// a fresh token for the actor's own session or the end of that one too.
+pub async fn end_on_behalf(state: &AppState, end: EndOnBehalf) -> Result<EndOutcome, AppError> {
+    let now = state.clock.now();
+    let parent_token = end.resume_parent.then(Token::generate);
+    let parent_hash = parent_token.as_ref().map(|t| t.hash());
+    let parent_idle = next_idle_expiry(now, state.settings.session_idle_timeout, i64::MAX);
+    let context = end.event_context.clone().unwrap_or_default();
+    with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let taken = sqlx::query(
+            "UPDATE sessions SET token_hash = NULL WHERE id = $1 AND token_hash IS NOT NULL \
+             AND ($2 IS NULL OR token_hash = $2)",
+        )
+        .bind(end.session_id)
+        .bind(end.token_hash.as_deref())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if taken == 0 {
+            return Ok(EndOutcome::AlreadyTaken);
+        }
+        let ended = sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
+            .bind(now)
+            .bind(end.reason.as_str())
+            .bind(end.session_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if ended {
+            let event = NewEvent::new("on_behalf_end", &context)
+                .actor(end.actor_id)
+                .subject(end.member_id)
+                .on_behalf(end.session_id)
+                .object("session", end.session_id)
+                .details(serde_json::json!({ "reason": end.reason.as_str(), "ended_at": now }));
+            tx.append_audit(now, event).await?;
+        }
+        let mut resumed = false;
+        if let Some(hash) = &parent_hash {
+            resumed = sqlx::query(
+                "UPDATE sessions SET token_hash = $1, last_seen_at = $2, \
+                 idle_expires_at = CASE WHEN $3 < absolute_expires_at THEN $3 ELSE absolute_expires_at END \
+                 WHERE id = $4 AND ended_at IS NULL AND token_hash IS NULL",
+            )
+            .bind(hash)
+            .bind(now)
+            .bind(parent_idle)
+            .bind(end.parent_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+        }
+        if let Some(reason) = end.parent_end {
+            sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
+                .bind(now)
+                .bind(reason.as_str())
+                .bind(end.parent_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(EndOutcome::Ended {
+            parent_token: parent_token.filter(|_| resumed),
+        })
+    })
 }
 
 /// Ends a session if it is still open, recording `event` (if any) in the same

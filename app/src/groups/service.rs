@@ -146,7 +146,7 @@ pub async fn create(
             .fetch_one(&mut *tx)
             .await?;
             let event = NewEvent::new("group_created", request)
-                .actor(session.member.id)
+                .by(session)
                 .object("group", id)
                 .details(json!({ "name": name }));
             tx.append_audit(now, event).await?;
@@ -200,7 +200,7 @@ pub async fn rename(
                 }
             }
             let event = NewEvent::new("group_renamed", request)
-                .actor(session.member.id)
+                .by(session)
                 .object("group", id)
                 .details(json!({ "name": { "before": before, "after": name } }));
             tx.append_audit(now, event).await?;
@@ -241,7 +241,7 @@ pub async fn delete(state: &AppState, request: &RequestContext, id: i64) -> Resu
                 .await?;
             sqlx::query("DELETE FROM groups WHERE id = $1").bind(id).execute(&mut *tx).await?;
             let event = NewEvent::new("group_deleted", request)
-                .actor(session.member.id)
+                .by(session)
                 .object("group", id)
                 .details(json!({ "name": name, "member_count": member_count }));
             tx.append_audit(now, event).await?;
@@ -302,7 +302,7 @@ pub async fn set_membership(
                 _ => set_group_membership!(tx, group_id, member_id, now, add),
             }
             let event = NewEvent::new(if add { "group_member_added" } else { "group_member_removed" }, request)
-                .actor(session.member.id)
+                .by(session)
                 .subject(member_id)
                 .object("group", group_id)
                 .details(json!({ "group": group_name, "member_id": member_id }));

@@ -136,15 +136,19 @@ pub fn MemberBlade(
 fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>) -> impl IntoView {
     let member = detail.member.clone();
     let can_edit = detail.can_edit;
+    let can_log_in_on_behalf = detail.can_log_in_on_behalf;
     let shown = detail.clone();
+    let member_id = member.id;
     view! {
         <div class="blade-body">
             <p class="blade-subject">
                 <span class="blade-name">{member.display_name.clone()}</span>
                 <span class="muted">{format!(" · #{}", member.id)}</span>
             </p>
-            // Later steps add Login on behalf, One-click link and Sessions here.
+            // Later steps add One-click link and Sessions here.
             <div class="blade-toolbar" role="toolbar" aria-label="Member actions">
+                {can_log_in_on_behalf
+                    .then(|| view! { <crate::on_behalf::ui::LoginOnBehalfButton member_id/> })}
                 {can_edit
                     .then(|| {
                         view! {
@@ -158,7 +162,8 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
                             </button>
                         }
                     })}
-                {(!can_edit).then(|| view! { <span class="muted">"You may view this member but not change them."</span> })}
+                {(!can_edit && !can_log_in_on_behalf)
+                    .then(|| view! { <span class="muted">"You may view this member but not change them."</span> })}
             </div>
             <Show
                 when=move || editing.get()

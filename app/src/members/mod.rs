@@ -196,6 +196,9 @@ pub struct MemberDetail {
     pub proxy_login_permission: Vec<MemberRef>,
     /// Whether the viewer may edit this member.
     pub can_edit: bool,
+    /// Whether the rule lets the viewer log in on this member's behalf (the server
+    /// checks again when it is tried).
+    pub can_log_in_on_behalf: bool,
     /// The roles the viewer may give (those up to their own rank).
     pub assignable_roles: Vec<Role>,
 }
@@ -335,7 +338,7 @@ pub async fn get_member(id: i64) -> Result<MemberDetail, AppError> {
 
     let (state, request) = server_context()?;
     let session = request.require_admin()?;
-    service::detail(&state.db, session.member.role, id).await
+    service::detail(&state.db, session, id).await
 }
 
 /// Saves the member editor. Editors and super users only, for members whose rank is

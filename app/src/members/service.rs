@@ -1031,7 +1031,7 @@ pub async fn refuse(
 ) -> AppError {
     tracing::info!(actor = session.member.id, action, reason, "change refused");
     let event = NewEvent::new(action, request)
-        .actor(session.member.id)
+        .by(session)
         .object(kind, id)
         .details(json!({ "reason": reason }));
     if let Err(error) = audit::record(&state.db, state.clock.now(), event).await {
@@ -1097,7 +1097,7 @@ pub async fn groups_of(db: &Db, ids: &[i64]) -> Result<BTreeMap<i64, Vec<GroupRe
 }
 
 /// Everything the blade shows about member `id`, for a viewer with role `viewer`.
-pub async fn detail(db: &Db, viewer: Role, id: i64) -> Result<MemberDetail, AppError> {
+pub async fn detail(db: &Db, viewer: &CurrentSession, id: i64) -> Result<MemberDetail, AppError> {
     let row: Option<DetailRow> = with_db!(db, pool => {
         sqlx::query_as(DETAIL).bind(id).fetch_optional(pool).await?
     });
@@ -1113,7 +1113,22 @@ pub async fn detail(db: &Db, viewer: Role, id: i64) -> Result<MemberDetail, AppE
         .await?
     });
     let groups = groups_of(db, &[id]).await?.remove(&id).unwrap_or_default();
-    let can_edit = may_edit(viewer, role);
+    let can_edit = may_edit(viewer.member.role, role);
+    let can_log_in_on_behalf = crate::rule::can_log_in_on_behalf(
+        &crate::rule::Actor {
+            id: viewer.member.id,
+            role: viewer.member.role,
+            on_behalf: viewer.on_behalf.is_some(),
+        },
+        Some(&crate::rule::Target {
+            id: row.id,
+            role,
+            deleted: false,
+            login_enabled: row.login_enabled,
+            grants_actor: proxies.iter().any(|(actor, _)| *actor == viewer.member.id),
+        }),
+    )
+    .is_ok();
     Ok(MemberDetail {
         member: MemberSummary {
             id: row.id,
@@ -1131,8 +1146,9 @@ pub async fn detail(db: &Db, viewer: Role, id: i64) -> Result<MemberDetail, AppE
             .map(|(id, display_name)| MemberRef { id, display_name })
             .collect(),
         can_edit,
+        can_log_in_on_behalf,
         assignable_roles: if can_edit {
-            assignable_roles(viewer)
+            assignable_roles(viewer.member.role)
         } else {
             Vec::new()
         },
@@ -1401,7 +1417,7 @@ pub async fn update(
                     .await?;
             }
             let event = NewEvent::new("member_updated", request)
-                .actor(session.member.id)
+                .by(session)
                 .subject(id)
                 .object("member", id)
                 .details(json!({ "changes": changes }));
@@ -1412,7 +1428,7 @@ pub async fn update(
         .await
     });
     match outcome {
-        Ok(()) => detail(&state.db, editor, id).await,
+        Ok(()) => detail(&state.db, session, id).await,
         Err(Refusal::Refused(reason)) => Err(refuse(state, request, session, REFUSED, object, reason).await),
         Err(Refusal::Error(error)) => Err(error),
     }

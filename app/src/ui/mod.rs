@@ -64,6 +64,8 @@ pub fn Header() -> impl IntoView {
                                     <a href="/admin/members">"Members"</a>
                                     <a href="/admin/groups">"Groups"</a>
                                 })}
+                                {(viewer.admin_access && viewer.on_behalf.is_none())
+                                    .then(|| view! { <crate::on_behalf::ui::LoginAsMenu/> })}
                                 <span class="who">
                                     <span class="who-name">{viewer.display_name}</span>
                                     <span class="badge">{viewer.role.label()}</span>

@@ -1,0 +1,290 @@
+//! Who may log in on behalf of whom: one pure function, no I/O. The UI calls it to
+//! show or hide actions; the server calls it to refuse them, at the start of an
+//! on-behalf session and again on every request of one.
+//!
+//! The fourth condition of the rule (the actor has just re-entered their password)
+//! is not a fact about members and is checked where the password is: in the start
+//! of an on-behalf session, every time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::members::Role;
+
+/// The person who wants to act on someone's behalf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub id: i64,
+    pub role: Role,
+    /// True when this request already runs in an on-behalf session (no nesting).
+    pub on_behalf: bool,
+}
+
+/// The member whose account the actor wants to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub id: i64,
+    pub role: Role,
+    pub deleted: bool,
+    /// "Authorized to log in".
+    pub login_enabled: bool,
+    /// The actor's ID is in this member's proxy login permission.
+    pub grants_actor: bool,
+}
+
+/// Why the rule holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Grant {
+    /// Support or above, and the target ranks strictly lower.
+    Role,
+    /// The target's proxy login permission names the actor, and the target ranks no
+    /// higher than the actor.
+    Explicit,
+}
+
+impl Grant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Role => "role",
+            Grant::Explicit => "explicit",
+        }
+    }
+}
+
+/// Why the rule does not hold: a stable code and a sentence for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Denial {
+    /// The actor is already acting on someone's behalf.
+    Nested,
+    /// The actor and the target are the same member.
+    SelfTarget,
+    /// No such member.
+    NotFound,
+    Deleted,
+    /// The target is not authorized to log in.
+    LoginDisabled,
+    /// The actor's proxy login permission for the target is not enough: the target
+    /// ranks higher than the actor.
+    ExplicitGrantToHigherRank,
+    /// The actor's role would do, but the target ranks as high as the actor or higher.
+    RankNotLower,
+    /// Neither the actor's role nor the target's proxy login permission allows it.
+    NoPermission,
+}
+
+impl Denial {
+    pub const ALL: [Denial; 8] = [
+        Denial::Nested,
+        Denial::SelfTarget,
+        Denial::NotFound,
+        Denial::Deleted,
+        Denial::LoginDisabled,
+        Denial::ExplicitGrantToHigherRank,
+        Denial::RankNotLower,
+        Denial::NoPermission,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Denial::Nested => "nested",
+            Denial::SelfTarget => "self",
+            Denial::NotFound => "target_not_found",
+            Denial::Deleted => "target_deleted",
+            Denial::LoginDisabled => "target_not_authorized_to_log_in",
+            Denial::ExplicitGrantToHigherRank => "explicit_grant_to_higher_rank",
+            Denial::RankNotLower => "rank_not_lower",
+            Denial::NoPermission => "no_permission",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Denial::Nested => {
+                "You are already acting on someone's behalf. Leave that first; sessions on behalf cannot be nested."
+            }
+            Denial::SelfTarget => "You cannot log in on your own behalf.",
+            Denial::NotFound => "There is no such member.",
+            Denial::Deleted => "This member has been deleted.",
+            Denial::LoginDisabled => "This member is not authorized to log in, so nobody can log in on their behalf.",
+            Denial::ExplicitGrantToHigherRank => {
+                "This member's proxy login permission names you, but their role ranks above yours."
+            }
+            Denial::RankNotLower => {
+                "You can log in on behalf of members whose role ranks below yours only."
+            }
+            Denial::NoPermission => {
+                "You are not allowed to log in on behalf of this member: your role does not allow it and their proxy login permission does not name you."
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// The rule of ../shared/DESIGN.md, conditions 1–3 (see the module's note on 4).
+/// `target` is `None` when no such member exists.
+pub fn can_log_in_on_behalf(actor: &Actor, target: Option<&Target>) -> Result<Grant, Denial> {
+    if actor.on_behalf {
+        return Err(Denial::Nested);
+    }
+    let Some(target) = target else {
+        return Err(Denial::NotFound);
+    };
+    if target.id == actor.id {
+        return Err(Denial::SelfTarget);
+    }
+    if target.deleted {
+        return Err(Denial::Deleted);
+    }
+    if !target.login_enabled {
+        return Err(Denial::LoginDisabled);
+    }
+    let (actor_rank, target_rank) = (actor.role.rank(), target.role.rank());
+    let by_role = actor.role >= Role::Support;
+    if by_role && target_rank < actor_rank {
+        return Ok(Grant::Role);
+    }
+    if target.grants_actor {
+        return if target_rank <= actor_rank {
+            Ok(Grant::Explicit)
+        } else {
+            Err(Denial::ExplicitGrantToHigherRank)
+        };
+    }
+    if by_role {
+        Err(Denial::RankNotLower)
+    } else {
+        Err(Denial::NoPermission)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the rule must answer, written independently of its code: each condition
+    /// of the design in turn.
+    fn expected(actor: &Actor, target: Option<&Target>) -> Result<Grant, Denial> {
+        let checks: [(bool, Denial); 3] = [
+            (actor.on_behalf, Denial::Nested),
+            (target.is_none(), Denial::NotFound),
+            (target.is_some_and(|t| t.id == actor.id), Denial::SelfTarget),
+        ];
+        if let Some((_, denial)) = checks.into_iter().find(|(fails, _)| *fails) {
+            return Err(denial);
+        }
+        let target = target.unwrap();
+        if target.deleted {
+            return Err(Denial::Deleted);
+        }
+        if !target.login_enabled {
+            return Err(Denial::LoginDisabled);
+        }
+        let role_grant = matches!(actor.role, Role::Support | Role::Editor | Role::SuperUser)
+            && target.role.rank() < actor.role.rank();
+        let explicit = target.grants_actor && target.role.rank() <= actor.role.rank();
+        match (role_grant, explicit, target.grants_actor, actor.role) {
+            (true, _, _, _) => Ok(Grant::Role),
+            (false, true, _, _) => Ok(Grant::Explicit),
+            (false, false, true, _) => Err(Denial::ExplicitGrantToHigherRank),
+            (false, false, false, Role::Member) => Err(Denial::NoPermission),
+            (false, false, false, _) => Err(Denial::RankNotLower),
+        }
+    }
+
+    #[test]
+    fn the_rule_over_every_combination() {
+        let mut checked = 0;
+        let mut seen = std::collections::BTreeSet::new();
+        for actor_role in Role::ALL {
+            for target_role in Role::ALL {
+                for grants_actor in [false, true] {
+                    for deleted in [false, true] {
+                        for login_enabled in [false, true] {
+                            for on_behalf in [false, true] {
+                                for same_member in [false, true] {
+                                    for exists in [false, true] {
+                                        let actor = Actor {
+                                            id: 1,
+                                            role: actor_role,
+                                            on_behalf,
+                                        };
+                                        let target = Target {
+                                            id: if same_member { 1 } else { 2 },
+                                            role: target_role,
+                                            deleted,
+                                            login_enabled,
+                                            grants_actor,
+                                        };
+                                        let target = exists.then_some(&target);
+                                        let answer = can_log_in_on_behalf(&actor, target);
+                                        assert_eq!(
+                                            answer,
+                                            expected(&actor, target),
+                                            "{actor:?} → {target:?}"
+                                        );
+                                        seen.insert(format!("{answer:?}"));
+                                        checked += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 4 * 4 * 2 * 2 * 2 * 2 * 2 * 2);
+        // Every outcome is reachable: both grants and every denial.
+        assert_eq!(seen.len(), 2 + Denial::ALL.len(), "{seen:?}");
+    }
+
+    /// The cases people ask about, spelled out.
+    #[test]
+    fn the_rule_in_plain_cases() {
+        let actor = |role| Actor {
+            id: 1,
+            role,
+            on_behalf: false,
+        };
+        let target = |role, grants_actor| Target {
+            id: 2,
+            role,
+            deleted: false,
+            login_enabled: true,
+            grants_actor,
+        };
+        let rule = |a: Role, t: Role, g: bool| can_log_in_on_behalf(&actor(a), Some(&target(t, g)));
+        assert_eq!(rule(Role::Support, Role::Member, false), Ok(Grant::Role));
+        assert_eq!(
+            rule(Role::Support, Role::Support, false),
+            Err(Denial::RankNotLower)
+        );
+        assert_eq!(
+            rule(Role::Editor, Role::SuperUser, false),
+            Err(Denial::RankNotLower)
+        );
+        assert_eq!(rule(Role::SuperUser, Role::Editor, false), Ok(Grant::Role));
+        // An explicit grant reaches equals, never higher ranks.
+        assert_eq!(rule(Role::Support, Role::Support, true), Ok(Grant::Explicit));
+        assert_eq!(rule(Role::Member, Role::Member, true), Ok(Grant::Explicit));
+        assert_eq!(
+            rule(Role::Member, Role::Support, true),
+            Err(Denial::ExplicitGrantToHigherRank)
+        );
+        assert_eq!(rule(Role::Member, Role::Member, false), Err(Denial::NoPermission));
+        // A role grant wins over an explicit one when both hold.
+        assert_eq!(rule(Role::Editor, Role::Member, true), Ok(Grant::Role));
+    }
+
+    #[test]
+    fn denial_codes_are_distinct_and_every_denial_has_a_sentence() {
+        let codes: std::collections::BTreeSet<_> = Denial::ALL.iter().map(|d| d.code()).collect();
+        assert_eq!(codes.len(), Denial::ALL.len());
+        for denial in Denial::ALL {
+            assert!(denial.message().ends_with('.'), "{denial:?}");
+        }
+    }
+}
