@@ -6,10 +6,10 @@ import { ADMIN, hydrated, MEMBER, PASSWORD, signedIn } from './helpers';
 const SUPPORT = { email: 'sam@e2e.test', name: 'Sam Ortiz' };
 const TARGET = { email: 'tom@e2e.test', name: 'Tom Target' };
 
-async function memberId(page: Page, email: string): Promise<string> {
-  await page.goto(`/admin/members?q=${encodeURIComponent(email)}`);
+async function memberId(page: Page, who: { email: string; name: string }): Promise<string> {
+  await page.goto(`/admin/members?q=${encodeURIComponent(who.email)}`);
   await hydrated(page);
-  const link = page.getByRole('table', { name: 'Members' }).getByRole('link').first();
+  const link = page.getByRole('table', { name: 'Members' }).getByRole('link', { name: who.name, exact: true });
   const href = await link.getAttribute('href');
   return href!.match(/\/admin\/members\/(\d+)/)![1];
 }
@@ -22,7 +22,7 @@ async function expectNoSeriousViolations(page: Page) {
 
 test('from the blade, Login on behalf opens a new window; a wrong password is refused, the right one switches', async ({ page, context }) => {
   await signedIn(page, SUPPORT.email);
-  const id = await memberId(page, TARGET.email);
+  const id = await memberId(page, TARGET);
   await page.goto(`/admin/members/${id}`);
   await hydrated(page);
   const blade = page.getByRole('dialog', { name: 'User information' });
@@ -79,13 +79,13 @@ test('from the blade, Login on behalf opens a new window; a wrong password is re
 test('the Login as menu lists the members whose proxy login permission names you', async ({ page, context }) => {
   // Ada gives herself proxy login permission for Ann, in the member editor.
   await signedIn(page, ADMIN.email);
-  const adaId = await memberId(page, ADMIN.email);
-  const annId = await memberId(page, MEMBER.email);
+  const adaId = await memberId(page, ADMIN);
+  const annId = await memberId(page, MEMBER);
   await page.goto(`/admin/members/${annId}`);
   await hydrated(page);
   const blade = page.getByRole('dialog', { name: 'User information' });
   await blade.getByRole('button', { name: 'Edit' }).click();
-  const proxies = blade.getByLabel('Proxy login permission');
+  const proxies = blade.getByLabel('Proxy login permission', { exact: true });
   const current = await proxies.inputValue();
   if (!current.split(/[ ,]+/).includes(adaId)) {
     await proxies.fill(current ? `${current}, ${adaId}` : adaId);
@@ -93,6 +93,8 @@ test('the Login as menu lists the members whose proxy login permission names you
     await expect(blade.getByRole('button', { name: 'Save' })).toHaveCount(0);
   }
 
+  await page.goto('/');
+  await hydrated(page);
   await page.getByRole('button', { name: 'Login as' }).click();
   const entry = page.getByRole('link', { name: new RegExp(MEMBER.name) });
   await expect(entry).toBeVisible();
@@ -104,7 +106,7 @@ test('the Login as menu lists the members whose proxy login permission names you
 
 test('without permission there is no button, and a direct visit is refused with a clear page', async ({ page }) => {
   await signedIn(page, SUPPORT.email);
-  const adaId = await memberId(page, ADMIN.email);
+  const adaId = await memberId(page, ADMIN);
   await page.goto(`/admin/members/${adaId}`);
   await hydrated(page);
   const blade = page.getByRole('dialog', { name: 'User information' });
