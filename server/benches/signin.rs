@@ -48,6 +48,27 @@ async fn run(db: Db, label: &str, argon2_median: f64) {
     )
     .await
     .expect("member");
+    for (email, name, role) in [
+        ("sam@example.com", "Sam Ortiz", Role::Support),
+        ("ann@example.com", "Ann Lee", Role::Member),
+    ] {
+        let new = NewMember {
+            email: email.into(),
+            display_name: name.into(),
+            role,
+            admin_access: role.default_admin_access(),
+            login_enabled: true,
+        };
+        create_member(
+            &db,
+            &state.hasher,
+            state.clock.now(),
+            new,
+            Password::new(PASSWORD),
+        )
+        .await
+        .expect("member");
+    }
     let addr = server::spawn_on_free_port(state, false).await.unwrap();
     let url = |path: &str| format!("http://{addr}{path}");
     let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
@@ -109,6 +130,64 @@ async fn run(db: Db, label: &str, argon2_median: f64) {
     println!(
         "sign-in median minus argon2 median (see above): {:.3} ms",
         signin_median - argon2_median
+    );
+    switch(&url, argon2_median).await;
+}
+
+/// A whole switch: start a session on behalf (with re-authentication), the first
+/// page as the member, leave.
+async fn switch(url: &dyn Fn(&str) -> String, argon2_median: f64) {
+    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let response = client
+        .post(url("/api/login"))
+        .form(&[("email", "sam@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let whoami = client.post(url("/api/whoami")).send().await.unwrap();
+    let me: serde_json::Value = whoami.json().await.unwrap();
+    let ann = me["id"].as_i64().unwrap() + 1;
+    let (mut starts, mut pages, mut leaves, mut wholes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..70 {
+        let t0 = Instant::now();
+        let response = client
+            .post(url("/api/on-behalf/start"))
+            .form(&[
+                ("member_id", ann.to_string().as_str()),
+                ("password", PASSWORD),
+                ("reason", "benchmark"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "start: {}", response.status());
+        let _ = response.bytes().await;
+        let t1 = Instant::now();
+        let response = client.get(url("/")).send().await.unwrap();
+        assert!(response.status().is_success());
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Impersonation banner"));
+        let t2 = Instant::now();
+        let response = client.post(url("/api/on-behalf/leave")).send().await.unwrap();
+        assert!(response.status().is_success(), "leave: {}", response.status());
+        let _ = response.bytes().await;
+        let t3 = Instant::now();
+        if i >= 10 {
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+            starts.push(ms(t0, t1));
+            pages.push(ms(t1, t2));
+            leaves.push(ms(t2, t3));
+            wholes.push(ms(t0, t3));
+        }
+    }
+    summary("login on behalf: start (re-authentication included)", starts);
+    summary("login on behalf: first page as the member (GET /)", pages);
+    summary("login on behalf: leave", leaves);
+    let whole = summary("login on behalf: whole switch (start + page + leave)", wholes);
+    println!(
+        "whole switch median minus argon2 median: {:.3} ms",
+        whole - argon2_median
     );
 }
 
