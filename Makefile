@@ -37,6 +37,8 @@ unit:
 
 e2e: chromium node-modules
 	end2end/run.sh
+	@if [ -n "$${BEHALF_TEST_POSTGRES_URL:-}" ]; then BEHALF_E2E_DATABASE=postgres end2end/run.sh; \
+	else echo "note: BEHALF_TEST_POSTGRES_URL is not set, so the end-to-end suite runs on SQLite only"; fi
 
 tools: node-modules
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Playwright suite against a freshly built release server on a free port
-# with a temporary SQLite database, then prints one summary line for CI.
+# with a temporary database, then prints one summary line for CI. The database is a
+# SQLite file, or with BEHALF_E2E_DATABASE=postgres a fresh database on the server of
+# BEHALF_TEST_POSTGRES_URL (dropped afterwards).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/target/release/behalf"
@@ -8,7 +10,25 @@ bin="$root/target/release/behalf"
 
 tmp=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export BEHALF_DATABASE_URL="sqlite:$tmp/e2e.db"
+pg_db=""
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+  if [ -n "$pg_db" ]; then psql "$BEHALF_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null || true; fi
+}
+trap cleanup EXIT
+case "${BEHALF_E2E_DATABASE:-sqlite}" in
+  sqlite) export BEHALF_DATABASE_URL="sqlite:$tmp/e2e.db" ;;
+  postgres)
+    : "${BEHALF_TEST_POSTGRES_URL:?BEHALF_E2E_DATABASE=postgres needs BEHALF_TEST_POSTGRES_URL}"
+    pg_db="behalf_e2e_$$"
+    psql "$BEHALF_TEST_POSTGRES_URL" -qc "CREATE DATABASE $pg_db" >/dev/null
+    export BEHALF_DATABASE_URL="${BEHALF_TEST_POSTGRES_URL%/*}/$pg_db"
+    ;;
+  *) echo "run.sh: BEHALF_E2E_DATABASE is sqlite or postgres" >&2; exit 2 ;;
+esac
+echo "e2e database: ${BEHALF_E2E_DATABASE:-sqlite}"
 export BEHALF_E2E_PASSWORD="e2e-password-123"
 export BEHALF_LOG="${BEHALF_LOG:-warn}"
 
@@ -22,12 +42,6 @@ export BEHALF_LOG="${BEHALF_LOG:-warn}"
 
 LEPTOS_SITE_ROOT="$root/target/site" "$bin" serve --addr "127.0.0.1:$port" >"$tmp/server.log" 2>&1 &
 pid=$!
-cleanup() {
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 for _ in $(seq 1 150); do
   if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
@@ -43,9 +57,9 @@ BEHALF_E2E_URL="http://127.0.0.1:$port" npx playwright test "$@"
 status=$?
 set -e
 if [ -f test-results/report.json ]; then
-  node -e '
+  E2E_DB="${BEHALF_E2E_DATABASE:-sqlite}" node -e '
     const s = require("./test-results/report.json").stats;
-    console.log(`e2e: ${s.expected + s.flaky} passed, ${s.unexpected} failed, ${s.skipped} skipped`);
+    console.log(`e2e (${process.env.E2E_DB}): ${s.expected + s.flaky} passed, ${s.unexpected} failed, ${s.skipped} skipped`);
   '
 else
   echo "e2e: 0 passed, 1 failed, 0 skipped (no report was written)"

@@ -18,6 +18,7 @@ on_both_databases!(
     on_behalf_the_members_permissions_apply,
     signing_out_on_behalf_ends_both_sessions,
     every_page_on_behalf_carries_the_banner_from_the_first_byte,
+    the_login_as_menu_lists_explicit_grants_the_rule_allows,
 );
 
 async fn post(
@@ -645,5 +646,55 @@ async fn every_page_on_behalf_carries_the_banner_from_the_first_byte(backend: Ba
         assert!(html.contains("Leave impersonation"), "{path}");
         assert!(html.contains("<title>[On behalf]"), "{path}: the title says so");
     }
+    app.finish().await;
+}
+
+async fn the_login_as_menu_lists_explicit_grants_the_rule_allows(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let sam = app
+        .create_member("sam@example.com", "Sam Ortiz", Role::Support)
+        .await;
+    let zoe = app
+        .create_member("zoe@example.com", "Zoe Member", Role::Member)
+        .await;
+    let amy = app
+        .create_member("amy@example.com", "Amy Member", Role::Member)
+        .await;
+    let pat = app
+        .create_member("pat@example.com", "Pat Support", Role::Support)
+        .await;
+    let eve = app
+        .create_member("eve@example.com", "Eve Editor", Role::Editor)
+        .await;
+    let dan = app
+        .create_member("dan@example.com", "Dan Disabled", Role::Member)
+        .await;
+    app.create_member("nog@example.com", "No Grant", Role::Member)
+        .await;
+    app.execute(&format!(
+        "UPDATE members SET login_enabled = FALSE WHERE id = {dan}"
+    ))
+    .await;
+    let now = app.clock.now();
+    for member in [zoe, amy, pat, eve, dan] {
+        app.execute(&format!(
+            "INSERT INTO proxy_permissions (member_id, actor_id, created_at) VALUES ({member}, {sam}, {now})"
+        ))
+        .await;
+    }
+    let (client, _) = signed_in(&app, "sam@example.com").await;
+    let (status, body, _) = post(&app, &client, "/api/on-behalf/candidates", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["display_name"].as_str().unwrap())
+        .collect();
+    // By name; an equal rank by explicit grant is allowed, a higher one and a disabled member are not.
+    assert_eq!(names, ["Amy Member", "Pat Support", "Zoe Member"]);
+    // Nobody without a session.
+    let (status, _, _) = post(&app, &app.client(), "/api/on-behalf/candidates", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.finish().await;
 }
