@@ -29,7 +29,7 @@ pub mod server;
 pub mod state;
 
 use crate::{
-    account::HomePage,
+    account::{AccessHistoryPage, HomePage},
     auth::ui::LoginPage,
     groups::ui::{GroupBladeRoute, GroupDetailPage, GroupsPage},
     members::ui::{MemberBladeRoute, MembersPage},
@@ -88,6 +88,11 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async/>
+                    <Route
+                        path=(StaticSegment("account"), StaticSegment("access-history"))
+                        view=AccessHistoryPage
+                        ssr=SsrMode::Async
+                    />
                     <Route
                         path=(StaticSegment("on-behalf"), ParamSegment("id"))
                         view=OnBehalfPage

@@ -19,6 +19,7 @@ on_both_databases!(
     signing_out_on_behalf_ends_both_sessions,
     every_page_on_behalf_carries_the_banner_from_the_first_byte,
     the_login_as_menu_lists_explicit_grants_the_rule_allows,
+    members_see_who_logged_in_on_their_behalf_and_only_that,
 );
 
 async fn post(
@@ -695,6 +696,48 @@ async fn the_login_as_menu_lists_explicit_grants_the_rule_allows(backend: Backen
     assert_eq!(names, ["Amy Member", "Pat Support", "Zoe Member"]);
     // Nobody without a session.
     let (status, _, _) = post(&app, &app.client(), "/api/on-behalf/candidates", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.finish().await;
+}
+
+async fn members_see_who_logged_in_on_their_behalf_and_only_that(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_member("sam@example.com", "Sam Ortiz", Role::Support)
+        .await;
+    let ann = app
+        .create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    app.create_member("bob@example.com", "Bob Member", Role::Member)
+        .await;
+    let (client, _) = signed_in(&app, "sam@example.com").await;
+    start(&app, &client, ann, PASSWORD).await;
+    app.clock.advance(7 * MINUTE);
+    let (status, _, _) = post(&app, &client, "/api/on-behalf/leave", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (ann_client, _) = signed_in(&app, "ann@example.com").await;
+    let (status, body, _) = post(&app, &ann_client, "/api/account/access-history", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows = body.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{body}");
+    assert_eq!(rows[0]["actor_name"], "Sam Ortiz");
+    assert_eq!(rows[0]["reason"], "Ticket T-42");
+    assert_eq!(rows[0]["end_reason"], "left");
+    assert_eq!(rows[0]["minutes"], 7);
+    let page = ann_client
+        .get(app.url("/account/access-history"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Sam Ortiz") && page.contains("Ticket T-42"));
+
+    let (bob_client, _) = signed_in(&app, "bob@example.com").await;
+    let (_, body, _) = post(&app, &bob_client, "/api/account/access-history", &[]).await;
+    assert_eq!(body, serde_json::json!([]), "Bob sees nothing of Ann's");
+    let (status, _, _) = post(&app, &app.client(), "/api/account/access-history", &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.finish().await;
 }
