@@ -16,6 +16,7 @@ pub mod error;
 pub mod groups;
 pub mod members;
 pub mod on_behalf;
+pub mod orders;
 pub mod rule;
 pub mod ui;
 
@@ -34,6 +35,7 @@ use crate::{
     groups::ui::{GroupBladeRoute, GroupDetailPage, GroupsPage},
     members::ui::{MemberBladeRoute, MembersPage},
     on_behalf::ui::{IdentityWatch, ImpersonationBanner, OnBehalfPage, ServerNotice},
+    orders::ui::OrdersPage,
     ui::{Header, NotFound, ViewerResource},
 };
 
@@ -88,6 +90,11 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async/>
+                    <Route
+                        path=(StaticSegment("account"), StaticSegment("orders"))
+                        view=OrdersPage
+                        ssr=SsrMode::Async
+                    />
                     <Route
                         path=(StaticSegment("account"), StaticSegment("access-history"))
                         view=AccessHistoryPage

@@ -361,6 +361,7 @@ pub async fn run(database_url: &str, args: SeedArgs) -> CliResult<SeedReport> {
     );
     let inserted = insert_members(&db, args.seed, args.members, &hash, |n| progress.inc(n)).await?;
     progress.finish_and_clear();
+    app::orders::service::ensure_catalogue(&db, EPOCH_2024).await?;
     db.close().await;
     Ok(SeedReport {
         requested: args.members,

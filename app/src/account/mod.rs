@@ -36,11 +36,13 @@ pub async fn access_history() -> Result<Vec<AccessRecord>, AppError> {
     service::access_history(&state, session.member.id).await
 }
 
+/// The member area's links.
 #[component]
-fn AccountNav() -> impl IntoView {
+pub fn AccountNav() -> impl IntoView {
     view! {
         <nav class="account-nav" aria-label="My account">
             <a href="/">"Profile"</a>
+            <a href="/account/orders">"Orders"</a>
             <a href="/account/access-history">"Access history"</a>
         </nav>
     }

@@ -1,0 +1,142 @@
+//! The Orders page of My account (`/account/orders`).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::{
+    account::AccountNav,
+    auth::Viewer,
+    error::AppError,
+    orders::{format_money, list_orders, Order, PlaceOrder, Product},
+    ui::{ErrorPanel, Protected},
+};
+
+#[component]
+pub fn OrdersPage() -> impl IntoView {
+    let place = ServerAction::<PlaceOrder>::new();
+    // Created here, outside `Protected` (see its note); reloads after each order placed.
+    let orders = Resource::new(move || place.version().get(), |_| list_orders());
+    view! {
+        <Title text="Orders"/>
+        <Protected render=move |_viewer: Viewer| view! {
+            <AccountNav/>
+            <section class="card">
+                <h1>"Orders"</h1>
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match orders.await {
+                            Ok(view) => view! {
+                                <PlaceOrderForm products=view.products place/>
+                                <OrderTable orders=view.orders/>
+                            }
+                            .into_any(),
+                            Err(error) => view! { <ErrorPanel error/> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </section>
+        }/>
+    }
+}
+
+#[component]
+fn PlaceOrderForm(products: Vec<Product>, place: ServerAction<PlaceOrder>) -> impl IntoView {
+    let error = move || place.value().get().and_then(Result::err);
+    let field_error = move |field: &'static str| {
+        move || {
+            error()
+                .filter(|e: &AppError| e.field() == Some(field))
+                .map(|e| e.to_string())
+        }
+    };
+    let form_error = move || {
+        error()
+            .filter(|e: &AppError| e.field().is_none())
+            .map(|e| e.to_string())
+    };
+    let placed = move || matches!(place.value().get(), Some(Ok(_)));
+    view! {
+        <h2 class="section-title">"Place order"</h2>
+        <ActionForm action=place attr:class="form order-form" attr:novalidate=true>
+            {move || form_error().map(|message| view! { <div class="notice notice-error" role="alert">{message}</div> })}
+            <div class="field">
+                <label for="order-product">"Product"</label>
+                <select
+                    id="order-product"
+                    name="product_id"
+                    aria-describedby="order-product-error"
+                    aria-invalid=move || field_error("product_id")().is_some().then_some("true")
+                >
+                    {products
+                        .into_iter()
+                        .map(|p| view! { <option value=p.id>{format!("{} — {}", p.name, format_money(p.price_cents))}</option> })
+                        .collect_view()}
+                </select>
+                <p id="order-product-error" class="field-error">{field_error("product_id")}</p>
+            </div>
+            <div class="field">
+                <label for="order-quantity">"Quantity"</label>
+                <input
+                    id="order-quantity"
+                    name="quantity"
+                    type="number"
+                    min="1"
+                    max="999"
+                    value="1"
+                    required
+                    aria-describedby="order-quantity-error"
+                    aria-invalid=move || field_error("quantity")().is_some().then_some("true")
+                />
+                <p id="order-quantity-error" class="field-error">{field_error("quantity")}</p>
+            </div>
+            <div>
+                <button type="submit" class="button primary" disabled=move || place.pending().get()>
+                    "Place order"
+                </button>
+            </div>
+            <p role="status" class="muted">{move || placed().then_some("Order placed.")}</p>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn OrderTable(orders: Vec<Order>) -> impl IntoView {
+    if orders.is_empty() {
+        return view! { <p>"No orders yet."</p> }.into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="data-table" aria-label="Orders">
+                <thead>
+                    <tr>
+                        <th scope="col">"Order"</th>
+                        <th scope="col">"Product"</th>
+                        <th scope="col">"Quantity"</th>
+                        <th scope="col">"Total"</th>
+                        <th scope="col">"Placed"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {orders
+                        .into_iter()
+                        .map(|o| view! {
+                            <tr>
+                                <td class="numeric">{format!("#{}", o.id)}</td>
+                                <td>{o.product}</td>
+                                <td class="numeric">{o.quantity}</td>
+                                <td class="numeric">{format_money(o.total_cents)}</td>
+                                <td>
+                                    {o.placed}
+                                    {o.placed_on_behalf_by.map(|by| view! {
+                                        <span class="badge on-behalf-badge">{format!("placed by {by} on your behalf")}</span>
+                                    })}
+                                </td>
+                            </tr>
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
