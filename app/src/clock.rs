@@ -67,6 +67,15 @@ pub fn format_utc(at: Millis) -> String {
         .unwrap_or_else(|| "—".to_string())
 }
 
+/// "2026-11-22 20:05:09 UTC", for records where the second matters.
+pub fn format_utc_seconds(at: Millis) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| "—".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,7 @@ pub mod state;
 
 use crate::{
     account::{AccessHistoryPage, HomePage},
+    audit::ui::{AuditPage, SessionTimelinePage},
     auth::ui::LoginPage,
     groups::ui::{GroupBladeRoute, GroupDetailPage, GroupsPage},
     members::ui::{MemberBladeRoute, MembersPage},
@@ -113,6 +114,16 @@ pub fn App() -> impl IntoView {
                         <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
                         <Route path=ParamSegment("id") view=MemberBladeRoute ssr=SsrMode::Async/>
                     </ParentRoute>
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("audit"))
+                        view=AuditPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("audit"), StaticSegment("sessions"), ParamSegment("id"))
+                        view=SessionTimelinePage
+                        ssr=SsrMode::Async
+                    />
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("groups"))
                         view=GroupsPage

@@ -14,7 +14,7 @@ use app::{
 };
 use axum::{
     body::{to_bytes, Body},
-    extract::{ConnectInfo, FromRef, Request, State},
+    extract::{ConnectInfo, FromRef, Query, Request, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -47,6 +47,7 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
         // Server functions are POST only: no mutation is reachable with a GET.
         .route("/api/{*fn_name}", post(server_fn_handler))
         .route("/healthz", get(health))
+        .route("/admin/audit.csv", get(export_audit_csv))
         .leptos_routes_with_handler(routes, get(page_handler))
         .nest_service("/pkg", ServeDir::new(pkg_dir))
         .fallback(get(page_handler))
@@ -273,6 +274,94 @@ fn plain_error_page(error: &AppError) -> Response {
         error
     );
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+/// Rows fetched per round trip while streaming the CSV export.
+const EXPORT_CHUNK: i64 = 1_000;
+
+/// The filtered audit trail as CSV, oldest first, streamed in chunks (a million
+/// records are never held in memory). Editors and super users; the export itself is
+/// recorded.
+async fn export_audit_csv(
+    State(state): State<ServerState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    use app::audit::{
+        service::{self as audit, csv_line, NewEvent, CSV_HEADER},
+        AuditFilter,
+    };
+    let (context, _) = match request_context(&state, request.headers(), peer).await {
+        Ok(found) => found,
+        Err(error) => return plain_error_page(&error),
+    };
+    if let Err(error) = audit::require_auditor(&context) {
+        return plain_error_page(&error);
+    }
+    let get = |key: &str| query.get(key).map(String::as_str);
+    let filter = match AuditFilter::parse(
+        get("actor"),
+        get("subject"),
+        get("action"),
+        get("from"),
+        get("to"),
+        get("session"),
+    ) {
+        Ok(filter) => filter,
+        Err(error) => return plain_error_page(&error),
+    };
+    let Some(session) = context.session.as_ref() else {
+        return plain_error_page(&AppError::Unauthenticated);
+    };
+    let event = NewEvent::new("audit_exported", &context)
+        .by(session)
+        .subject(session.member.id)
+        .details(serde_json::json!({ "filter": filter.query_string() }));
+    if let Err(error) = audit::record(&state.app.db, state.app.clock.now(), event).await {
+        return plain_error_page(&error);
+    }
+    let db = state.app.db.clone();
+    let chunks = futures_util::stream::unfold(Some(0_i64), move |cursor| {
+        let (db, filter) = (db.clone(), filter.clone());
+        async move {
+            let after = cursor?;
+            let mut text = if after == 0 {
+                CSV_HEADER.to_string()
+            } else {
+                String::new()
+            };
+            match audit::fetch(&db, &filter, Some(after), EXPORT_CHUNK, true).await {
+                Ok(rows) => {
+                    let next = (rows.len() as i64 == EXPORT_CHUNK)
+                        .then(|| rows.last().map(|r| r.id))
+                        .flatten();
+                    for row in &rows {
+                        text.push_str(&csv_line(row));
+                    }
+                    Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(text)), next))
+                }
+                Err(_) => Some((
+                    Err(std::io::Error::other("the export stopped: database error")),
+                    None,
+                )),
+            }
+        }
+    });
+    let name = format!(
+        "behalf-audit-{}.csv",
+        app::clock::format_utc(state.app.clock.now()).replace([' ', ':'], "-")
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from_stream(chunks))
+        .unwrap_or_else(|_| json_error(&AppError::Internal))
 }
 
 async fn health(State(state): State<ServerState>) -> Response {

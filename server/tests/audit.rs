@@ -14,7 +14,58 @@ on_both_databases!(
     refusals_are_recorded_without_secrets_and_validation_errors_are_not,
     tampering_with_a_record_is_detected,
     concurrent_writers_never_fork_the_chain,
+    the_viewer_filters_and_pages_for_editors_only,
+    the_csv_export_streams_the_filtered_records,
 );
+
+async fn post(
+    app: &TestApp,
+    client: &reqwest::Client,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let response = client.post(app.url(path)).form(form).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
+    let client = app.client();
+    assert!(app.login(&client, email, PASSWORD).await.status().is_success());
+    client
+}
+
+/// Rita (super user) and Sam (support) exist; Sam logged in on behalf of Ann and left.
+/// Returns the session on behalf's ID.
+async fn a_session_on_behalf(app: &TestApp) -> i64 {
+    app.create_member("rita@example.com", "Rita Root", Role::SuperUser)
+        .await;
+    app.create_member("sam@example.com", "Sam Ortiz", Role::Support)
+        .await;
+    let ann = app
+        .create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    let sam = signed_in(app, "sam@example.com").await;
+    let (status, body) = post(
+        app,
+        &sam,
+        "/api/on-behalf/start",
+        &[
+            ("member_id", &ann.to_string()),
+            ("password", PASSWORD),
+            ("reason", "Ticket 7"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(post(app, &sam, "/api/on-behalf/leave", &[]).await.0, 200);
+    app.scalar("SELECT id FROM sessions WHERE actor_id IS NOT NULL")
+        .await
+}
 
 async fn actions(app: &TestApp) -> Vec<(String, Option<i64>, Option<i64>)> {
     app::with_db!(&app.state.db, pool => {
@@ -187,6 +238,206 @@ async fn concurrent_writers_never_fork_the_chain(backend: Backend) {
     assert_eq!(
         verify(&app.state.db).await.unwrap(),
         Verdict::Intact { records: 24 }
+    );
+    app.finish().await;
+}
+
+async fn the_viewer_filters_and_pages_for_editors_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let session = a_session_on_behalf(&app).await;
+    let sam: i64 = app
+        .scalar("SELECT id FROM members WHERE email_key = 'sam@example.com'")
+        .await;
+    let ann: i64 = app
+        .scalar("SELECT id FROM members WHERE email_key = 'ann@example.com'")
+        .await;
+    let rita = signed_in(&app, "rita@example.com").await;
+
+    let (status, page) = post(&app, &rita, "/api/audit/list", &[("action", "on_behalf_start")]).await;
+    assert_eq!(status, 200, "{page}");
+    let records = page["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["actor"], serde_json::json!([sam, "Sam Ortiz"]));
+    assert_eq!(records[0]["subject"], serde_json::json!([ann, "Ann Lee"]));
+    assert_eq!(records[0]["session_id"], session);
+
+    let (_, page) = post(
+        &app,
+        &rita,
+        "/api/audit/list",
+        &[("session", &session.to_string())],
+    )
+    .await;
+    let actions: Vec<&str> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["on_behalf_end", "on_behalf_start"], "newest first");
+    let (_, page) = post(
+        &app,
+        &rita,
+        "/api/audit/list",
+        &[("actor", &sam.to_string()), ("subject", &sam.to_string())],
+    )
+    .await;
+    assert_eq!(page["records"][0]["action"], "sign_in");
+    // Dates are whole UTC days: nothing before the records' day, all of it on that day.
+    let (_, page) = post(&app, &rita, "/api/audit/list", &[("to", "2001-01-01")]).await;
+    assert_eq!(page["records"], serde_json::json!([]));
+    let (status, body) = post(&app, &rita, "/api/audit/list", &[("from", "2026-02-30")]).await;
+    assert_eq!(
+        (status, body["Validation"]["field"].as_str()),
+        (422, Some("from")),
+        "{body}"
+    );
+    let (status, body) = post(&app, &rita, "/api/audit/list", &[("actor", "1 OR 1=1")]).await;
+    assert_eq!(
+        (status, body["Validation"]["field"].as_str()),
+        (422, Some("actor"))
+    );
+
+    // Pages of 50, newest first, each older than the last.
+    for _ in 0..55 {
+        post(
+            &app,
+            &app.client(),
+            "/api/login",
+            &[("email", "nobody@example.com"), ("password", "x")],
+        )
+        .await;
+    }
+    let (_, first) = post(&app, &rita, "/api/audit/list", &[("action", "sign_in_failed")]).await;
+    assert_eq!(first["records"].as_array().unwrap().len(), 50);
+    let older = first["older"].as_i64().unwrap();
+    let (_, second) = post(
+        &app,
+        &rita,
+        "/api/audit/list",
+        &[("action", "sign_in_failed"), ("before", &older.to_string())],
+    )
+    .await;
+    assert_eq!(second["records"].as_array().unwrap().len(), 5);
+    assert!(second["older"].is_null());
+    assert!(second["records"][0]["id"].as_i64().unwrap() < older);
+
+    // The timeline: the session from start to end.
+    let (status, timeline) = post(&app, &rita, "/api/audit/session", &[("id", &session.to_string())]).await;
+    assert_eq!(status, 200, "{timeline}");
+    assert_eq!(timeline["actor"], serde_json::json!([sam, "Sam Ortiz"]));
+    assert_eq!(timeline["reason"], "Ticket 7");
+    assert_eq!(timeline["end_reason"], "left");
+    assert_eq!(timeline["records"][0]["action"], "on_behalf_start");
+    let page = rita
+        .get(app.url(&format!("/admin/audit/sessions/{session}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Ticket 7"));
+
+    // Support engineers, members and strangers may not read it.
+    let sam_client = signed_in(&app, "sam@example.com").await;
+    let ann_client = signed_in(&app, "ann@example.com").await;
+    assert_eq!(post(&app, &sam_client, "/api/audit/list", &[]).await.0, 403);
+    assert_eq!(post(&app, &ann_client, "/api/audit/list", &[]).await.0, 403);
+    assert_eq!(
+        post(
+            &app,
+            &ann_client,
+            "/api/audit/session",
+            &[("id", &session.to_string())]
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(post(&app, &app.client(), "/api/audit/list", &[]).await.0, 401);
+    assert_eq!(
+        ann_client
+            .get(app.url("/admin/audit"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    app.finish().await;
+}
+
+async fn the_csv_export_streams_the_filtered_records(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let session = a_session_on_behalf(&app).await;
+    let rita = signed_in(&app, "rita@example.com").await;
+    let response = rita
+        .get(app.url(&format!("/admin/audit.csv?session={session}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("id,time_utc,actor_id,actor_name"));
+    assert!(
+        lines[1].contains(",on_behalf_start,") && lines[1].contains("Sam Ortiz"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].contains("\"\"reason\"\":\"\"Ticket 7\"\""),
+        "JSON details are quoted: {}",
+        lines[1]
+    );
+    assert!(lines[2].contains(",on_behalf_end,"));
+    // The export is recorded; unfiltered, it holds every record (this one included).
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'audit_exported'")
+            .await,
+        1
+    );
+    let all = rita
+        .get(app.url("/admin/audit.csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let total = app.scalar("SELECT COUNT(*) FROM audit_events").await;
+    assert_eq!(all.lines().count() as i64, total + 1);
+    // Refused: support engineers, strangers, bad filters.
+    let sam = signed_in(&app, "sam@example.com").await;
+    assert_eq!(
+        sam.get(app.url("/admin/audit.csv"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.client()
+            .get(app.url("/admin/audit.csv"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        rita.get(app.url("/admin/audit.csv?from=yesterday"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        422
     );
     app.finish().await;
 }

@@ -1,4 +1,248 @@
-//! The audit trail: who did what, as whom, when — append-only and hash-chained.
+//! The audit trail: who did what, as whom, when — append-only and hash-chained —
+//! and its viewer for editors and super users.
+
+use leptos::{prelude::*, server_fn::codec::PostUrl};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
 
 #[cfg(feature = "ssr")]
 pub mod service;
+pub mod ui;
+
+/// Records on one page of the viewer.
+pub const PAGE_SIZE: i64 = 50;
+
+/// The viewer's filters, validated. Dates are whole UTC days (`YYYY-MM-DD`), both ends
+/// included.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    pub actor: Option<i64>,
+    pub subject: Option<i64>,
+    pub action: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The session on behalf the records were made in.
+    pub session: Option<i64>,
+}
+
+impl AuditFilter {
+    /// Checks the raw parameters: IDs are positive whole numbers, the action a known
+    /// word, dates `YYYY-MM-DD`.
+    pub fn parse(
+        actor: Option<&str>,
+        subject: Option<&str>,
+        action: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        session: Option<&str>,
+    ) -> Result<AuditFilter, AppError> {
+        let id = |field: &str, value: Option<&str>| -> Result<Option<i64>, AppError> {
+            match value.map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(text) => text
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .map(Some)
+                    .ok_or_else(|| AppError::validation(field, "Enter an ID (a whole number).")),
+            }
+        };
+        let date = |field: &str, value: Option<&str>| -> Result<Option<String>, AppError> {
+            match value.map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(text) if is_date(text) => Ok(Some(text.to_string())),
+                Some(_) => Err(AppError::validation(field, "Enter a date as YYYY-MM-DD.")),
+            }
+        };
+        let action = match action.map(str::trim).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(text) if text.len() <= 64 && text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => {
+                Some(text.to_string())
+            }
+            Some(_) => {
+                return Err(AppError::validation(
+                    "action",
+                    "An action is a word like on_behalf_start.",
+                ))
+            }
+        };
+        let filter = AuditFilter {
+            actor: id("actor", actor)?,
+            subject: id("subject", subject)?,
+            action,
+            from: date("from", from)?,
+            to: date("to", to)?,
+            session: id("session", session)?,
+        };
+        if let (Some(from), Some(to)) = (&filter.from, &filter.to) {
+            if from > to {
+                return Err(AppError::validation(
+                    "to",
+                    "The end date is before the start date.",
+                ));
+            }
+        }
+        Ok(filter)
+    }
+
+    /// The filters as a query string (without the leading `?`), empty ones left out.
+    pub fn query_string(&self) -> String {
+        let mut parts = Vec::new();
+        let mut push = |key: &str, value: Option<String>| {
+            if let Some(value) = value {
+                parts.push(format!("{key}={}", crate::ui::encode_query_value(&value)));
+            }
+        };
+        push("actor", self.actor.map(|v| v.to_string()));
+        push("subject", self.subject.map(|v| v.to_string()));
+        push("action", self.action.clone());
+        push("from", self.from.clone());
+        push("to", self.to.clone());
+        push("session", self.session.map(|v| v.to_string()));
+        parts.join("&")
+    }
+}
+
+/// `YYYY-MM-DD` with a plausible month and day (the server checks the calendar).
+fn is_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit())
+        && (1..=12).contains(&text[5..7].parse::<u32>().unwrap_or(0))
+        && (1..=31).contains(&text[8..10].parse::<u32>().unwrap_or(0))
+}
+
+/// The actions the viewer offers to filter by.
+pub const ACTIONS: [&str; 17] = [
+    "sign_in",
+    "sign_in_failed",
+    "sign_in_refused",
+    "sign_out",
+    "member_updated",
+    "member_update_refused",
+    "group_created",
+    "group_renamed",
+    "group_deleted",
+    "group_member_added",
+    "group_member_removed",
+    "on_behalf_start",
+    "on_behalf_end",
+    "on_behalf_denied",
+    "on_behalf_reauth_failed",
+    "order_placed",
+    "audit_exported",
+];
+
+/// One record as the viewer shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub actor: Option<(i64, String)>,
+    pub subject: Option<(i64, String)>,
+    pub session_id: Option<i64>,
+    pub action: String,
+    pub object: Option<String>,
+    pub details: String,
+    pub ip: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub records: Vec<AuditRow>,
+    /// The cursor for the next (older) page, if there is one.
+    pub older: Option<i64>,
+}
+
+/// A session on behalf from start to end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub session_id: i64,
+    pub actor: (i64, String),
+    pub member: (i64, String),
+    pub reason: String,
+    pub started: String,
+    pub ended: Option<String>,
+    pub end_reason: Option<String>,
+    /// Every record of the session, oldest first.
+    pub records: Vec<AuditRow>,
+}
+
+/// A page of the audit trail, newest first. Editors and super users only.
+#[server(prefix = "/api", endpoint = "audit/list", input = PostUrl)]
+pub async fn list_audit(
+    actor: Option<String>,
+    subject: Option<String>,
+    action: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    session: Option<String>,
+    before: Option<i64>,
+) -> Result<AuditPage, AppError> {
+    use crate::server::server_context;
+
+    let (state, request) = server_context()?;
+    service::require_auditor(&request)?;
+    let filter = AuditFilter::parse(
+        actor.as_deref(),
+        subject.as_deref(),
+        action.as_deref(),
+        from.as_deref(),
+        to.as_deref(),
+        session.as_deref(),
+    )?;
+    service::page(&state.db, &filter, before, PAGE_SIZE).await
+}
+
+/// A session on behalf's timeline. Editors and super users only.
+#[server(prefix = "/api", endpoint = "audit/session", input = PostUrl)]
+pub async fn session_timeline(id: i64) -> Result<Timeline, AppError> {
+    use crate::server::server_context;
+
+    let (state, request) = server_context()?;
+    service::require_auditor(&request)?;
+    service::timeline(&state.db, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_checked_and_written_back() {
+        let filter = AuditFilter::parse(
+            Some("4"),
+            None,
+            Some("on_behalf_start"),
+            Some("2026-01-01"),
+            Some("2026-12-31"),
+            Some(""),
+        )
+        .unwrap();
+        assert_eq!(filter.actor, Some(4));
+        assert_eq!(
+            filter.query_string(),
+            "actor=4&action=on_behalf_start&from=2026-01-01&to=2026-12-31"
+        );
+        for (field, raw) in [
+            ("actor", [Some("x"), None, None, None, None, None]),
+            ("subject", [None, Some("-3"), None, None, None, None]),
+            ("action", [None, None, Some("drop table"), None, None, None]),
+            ("from", [None, None, None, Some("2026-13-01"), None, None]),
+            (
+                "to",
+                [None, None, None, Some("2026-02-01"), Some("2026-01-01"), None],
+            ),
+            ("session", [None, None, None, None, None, Some("1.5")]),
+        ] {
+            let error = AuditFilter::parse(raw[0], raw[1], raw[2], raw[3], raw[4], raw[5]).unwrap_err();
+            assert_eq!(error.field(), Some(field), "{raw:?}");
+        }
+    }
+}

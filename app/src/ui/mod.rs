@@ -64,6 +64,8 @@ pub fn Header() -> impl IntoView {
                                     <a href="/admin/members">"Members"</a>
                                     <a href="/admin/groups">"Groups"</a>
                                 })}
+                                {(viewer.admin_access && viewer.role >= crate::members::Role::Editor)
+                                    .then(|| view! { <a href="/admin/audit">"Audit"</a> })}
                                 {(viewer.admin_access && viewer.on_behalf.is_none())
                                     .then(|| view! { <crate::on_behalf::ui::LoginAsMenu/> })}
                                 <span class="who">
