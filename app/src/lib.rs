@@ -30,7 +30,7 @@ pub mod server;
 pub mod state;
 
 use crate::{
-    account::{AccessHistoryPage, HomePage},
+    account::{AccessHistoryPage, HomePage, SessionsPage},
     audit::ui::{AuditPage, SessionTimelinePage},
     auth::ui::LoginPage,
     groups::ui::{GroupBladeRoute, GroupDetailPage, GroupsPage},
@@ -94,6 +94,11 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("account"), StaticSegment("orders"))
                         view=OrdersPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("account"), StaticSegment("sessions"))
+                        view=SessionsPage
                         ssr=SsrMode::Async
                     />
                     <Route

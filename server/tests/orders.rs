@@ -17,6 +17,7 @@ on_both_databases!(
     members_place_orders_and_each_writes_one_record,
     orders_on_behalf_belong_to_the_member_and_name_the_real_person,
     concurrent_sessions_on_behalf_lose_no_order_and_no_record,
+    the_profile_and_sessions_of_my_account,
 );
 
 async fn post(app: &TestApp, client: &Client, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
@@ -277,5 +278,136 @@ async fn concurrent_sessions_on_behalf_lose_no_order_and_no_record(backend: Back
     );
     let verdict = verify(&app.state.db).await.unwrap();
     assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict:?}");
+    app.finish().await;
+}
+
+async fn the_profile_and_sessions_of_my_account(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_member("sam@example.com", "Sam Ortiz", Role::Support)
+        .await;
+    let ann = app
+        .create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    let ann_client = signed_in(&app, "ann@example.com").await;
+    let other_device = signed_in(&app, "ann@example.com").await;
+
+    // Profile: the new name is searchable; one record with before and after; none for no change.
+    let (status, body) = post(
+        &app,
+        &ann_client,
+        "/api/account/profile",
+        &[("display_name", "  Ann   Marie Lee ")],
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, Some("Ann Marie Lee")));
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM member_terms WHERE member_id = {ann} AND term = 'marie lee'"
+        ))
+        .await,
+        1
+    );
+    post(
+        &app,
+        &ann_client,
+        "/api/account/profile",
+        &[("display_name", "Ann Marie Lee")],
+    )
+    .await;
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'profile_updated'")
+            .await,
+        1
+    );
+    let (status, body) = post(
+        &app,
+        &ann_client,
+        "/api/account/profile",
+        &[("display_name", "   ")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["Validation"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("display_name"))
+    );
+
+    // Sessions: her two, then one on her behalf, marked with who acts.
+    let (_, list) = post(&app, &ann_client, "/api/account/sessions", &[]).await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    let sam = signed_in(&app, "sam@example.com").await;
+    let (status, _) = post(
+        &app,
+        &sam,
+        "/api/on-behalf/start",
+        &[
+            ("member_id", &ann.to_string()),
+            ("password", PASSWORD),
+            ("reason", "Ticket 9"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = post(&app, &ann_client, "/api/account/sessions", &[]).await;
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let on_behalf = rows
+        .iter()
+        .find(|r| r["on_behalf_by"] == "Sam Ortiz")
+        .expect("the session on behalf is listed");
+    assert_eq!(rows.iter().filter(|r| r["current"] == true).count(), 1);
+
+    // Ann ends it: Sam's next request finds himself again; one record.
+    let id = on_behalf["id"].as_i64().unwrap().to_string();
+    let (status, body) = post(&app, &ann_client, "/api/account/revoke-session", &[("id", &id)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, me) = post(&app, &sam, "/api/whoami", &[]).await;
+    assert_eq!(me["email"], "sam@example.com");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'session_revoked'")
+            .await,
+        1
+    );
+    // Not the current one, not twice, not someone else's.
+    let current = rows.iter().find(|r| r["current"] == true).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        post(
+            &app,
+            &ann_client,
+            "/api/account/revoke-session",
+            &[("id", &current)]
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        post(&app, &ann_client, "/api/account/revoke-session", &[("id", &id)])
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let sam_session = app.scalar("SELECT MAX(id) FROM sessions WHERE member_id = (SELECT id FROM members WHERE email_key = 'sam@example.com')").await;
+    assert_eq!(
+        post(
+            &app,
+            &ann_client,
+            "/api/account/revoke-session",
+            &[("id", &sam_session.to_string())]
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'session_revoked'")
+            .await,
+        1
+    );
+    // Her other device is still signed in.
+    let (_, me) = post(&app, &other_device, "/api/whoami", &[]).await;
+    assert_eq!(me["email"], "ann@example.com");
     app.finish().await;
 }

@@ -26,6 +26,50 @@ pub struct AccessRecord {
     pub actions: i64,
 }
 
+/// One of the member's live sessions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub id: i64,
+    pub device: String,
+    pub ip: Option<String>,
+    pub started: String,
+    pub last_seen: String,
+    /// The session this page was loaded in.
+    pub current: bool,
+    /// Set for a session on behalf of the member: who is acting.
+    pub on_behalf_by: Option<String>,
+    /// The member's own session, waiting while they act on someone else's behalf.
+    pub waiting: bool,
+}
+
+/// Changes the signed-in member's display name.
+#[server(prefix = "/api", endpoint = "account/profile", input = PostUrl)]
+pub async fn update_profile(display_name: String) -> Result<String, AppError> {
+    use crate::server::server_context;
+
+    let (state, request) = server_context()?;
+    crate::members::service::update_own_name(&state, &request, &display_name).await
+}
+
+/// The signed-in member's live sessions.
+#[server(prefix = "/api", endpoint = "account/sessions", input = PostUrl)]
+pub async fn my_sessions() -> Result<Vec<SessionView>, AppError> {
+    use crate::server::server_context;
+
+    let (state, request) = server_context()?;
+    let session = request.require_session()?;
+    service::sessions(&state, session).await
+}
+
+/// Ends one of the signed-in member's other sessions.
+#[server(prefix = "/api", endpoint = "account/revoke-session", input = PostUrl)]
+pub async fn revoke_session(id: i64) -> Result<(), AppError> {
+    use crate::server::server_context;
+
+    let (state, request) = server_context()?;
+    service::revoke(&state, &request, id).await
+}
+
 /// The sessions on behalf of the signed-in member (newest first, at most 100).
 #[server(prefix = "/api", endpoint = "account/access-history", input = PostUrl)]
 pub async fn access_history() -> Result<Vec<AccessRecord>, AppError> {
@@ -43,6 +87,7 @@ pub fn AccountNav() -> impl IntoView {
         <nav class="account-nav" aria-label="My account">
             <a href="/">"Profile"</a>
             <a href="/account/orders">"Orders"</a>
+            <a href="/account/sessions">"Sessions"</a>
             <a href="/account/access-history">"Access history"</a>
         </nav>
     }
@@ -52,7 +97,113 @@ pub fn AccountNav() -> impl IntoView {
 pub fn HomePage() -> impl IntoView {
     view! {
         <Title text="My account"/>
-        <Protected render=|viewer: Viewer| view! { <AccountNav/> <AccountSummary viewer/> }/>
+        <Protected render=|viewer: Viewer| view! { <AccountNav/> <AccountSummary viewer/> <ProfileForm/> }/>
+    }
+}
+
+#[component]
+fn ProfileForm() -> impl IntoView {
+    let action = ServerAction::<UpdateProfile>::new();
+    // The header and the summary show the name too: load the page afresh.
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = action.value().get() {
+            let _ = window().location().reload();
+        }
+    });
+    let error = Signal::derive(move || action.value().get().and_then(Result::err).map(|e| e.to_string()));
+    view! {
+        <section class="card">
+            <h2 class="section-title">"Profile"</h2>
+            <ActionForm action=action attr:class="form narrow-form" attr:novalidate=true>
+                <crate::ui::TextField
+                    id="profile-name"
+                    label="Display name"
+                    name="display_name"
+                    maxlength=100
+                    required=true
+                    error
+                />
+                <div>
+                    <button type="submit" class="button primary" disabled=move || action.pending().get()>"Save name"</button>
+                </div>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+pub fn SessionsPage() -> impl IntoView {
+    let revoke = ServerAction::<RevokeSession>::new();
+    let sessions = Resource::new(move || revoke.version().get(), |_| my_sessions());
+    view! {
+        <Title text="Sessions"/>
+        <Protected render=move |_viewer: Viewer| view! {
+            <AccountNav/>
+            <section class="card">
+                <h1>"Sessions"</h1>
+                <p class="muted">"Where your account is signed in now, including anyone acting on your behalf. End any you do not recognise."</p>
+                {move || revoke.value().get().and_then(Result::err).map(|error| view! { <crate::ui::ErrorPanel error/> })}
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match sessions.await {
+                            Ok(rows) => view! { <SessionTable rows revoke/> }.into_any(),
+                            Err(error) => view! { <crate::ui::ErrorPanel error/> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </section>
+        }/>
+    }
+}
+
+#[component]
+fn SessionTable(rows: Vec<SessionView>, revoke: ServerAction<RevokeSession>) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table class="data-table" aria-label="Sessions">
+                <thead>
+                    <tr>
+                        <th scope="col">"Device"</th>
+                        <th scope="col">"IP"</th>
+                        <th scope="col">"Started"</th>
+                        <th scope="col">"Last seen"</th>
+                        <th scope="col">"Kind"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows
+                        .into_iter()
+                        .map(|row| {
+                            let kind = match (&row.on_behalf_by, row.current, row.waiting) {
+                                (Some(by), _, _) => format!("on behalf, by {by}"),
+                                (None, true, _) => "this session".to_string(),
+                                (None, false, true) => "yours, waiting while you act on someone's behalf".to_string(),
+                                (None, false, false) => "yours".to_string(),
+                            };
+                            let id = row.id;
+                            view! {
+                                <tr>
+                                    <td>{row.device}</td>
+                                    <td>{row.ip}</td>
+                                    <td>{row.started}</td>
+                                    <td>{row.last_seen}</td>
+                                    <td>{kind}</td>
+                                    <td>
+                                        {(!row.current).then(|| view! {
+                                            <ActionForm action=revoke attr:class="inline-form">
+                                                <input type="hidden" name="id" value=id/>
+                                                <button type="submit" class="button" aria-label=format!("End session {id}")>"End"</button>
+                                            </ActionForm>
+                                        })}
+                                    </td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }
 

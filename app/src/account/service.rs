@@ -1,8 +1,11 @@
 //! The member's own area (server only).
 
 use crate::{
-    account::AccessRecord,
+    account::{AccessRecord, SessionView},
+    audit::service::{AuditTx, NewEvent},
+    auth::session::{CurrentSession, RequestContext},
     clock::{format_utc, MINUTE},
+    db::BeginWrite,
     error::AppError,
     state::AppState,
     with_db,
@@ -40,4 +43,120 @@ pub async fn access_history(state: &AppState, member_id: i64) -> Result<Vec<Acce
             },
         )
         .collect())
+}
+
+type SessionRow = (
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+);
+
+/// The member's live sessions, newest first: their own, and those on their behalf.
+pub async fn sessions(state: &AppState, session: &CurrentSession) -> Result<Vec<SessionView>, AppError> {
+    let now = state.clock.now();
+    let rows: Vec<SessionRow> = with_db!(&state.db, pool => {
+        sqlx::query_as(
+            "SELECT s.id, s.created_at, s.last_seen_at, s.user_agent, s.ip, a.display_name, s.token_hash IS NULL \
+             FROM sessions s LEFT JOIN members a ON a.id = s.actor_id \
+             WHERE s.member_id = $1 AND s.ended_at IS NULL AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 \
+             ORDER BY s.id DESC LIMIT 100",
+        )
+        .bind(session.member.id)
+        .bind(now)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(id, created, seen, agent, ip, by, parked)| SessionView {
+            id,
+            device: agent
+                .as_deref()
+                .map(device_of)
+                .unwrap_or_else(|| "Unknown device".to_string()),
+            ip,
+            started: format_utc(created),
+            last_seen: format_utc(seen),
+            current: id == session.id,
+            on_behalf_by: by,
+            waiting: parked,
+        })
+        .collect())
+}
+
+/// "Chrome on Linux" from a user agent, roughly; the full string is not needed here.
+pub fn device_of(agent: &str) -> String {
+    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
+        .into_iter()
+        .find(|b| agent.contains(b))
+        .map(|b| match b {
+            "Edg/" => "Edge",
+            "Firefox/" => "Firefox",
+            "Chrome/" => "Chrome",
+            _ => "Safari",
+        });
+    let system = ["Windows", "Android", "iPhone", "Mac OS", "Linux"]
+        .into_iter()
+        .find(|s| agent.contains(s))
+        .map(|s| if s == "Mac OS" { "macOS" } else { s });
+    match (browser, system) {
+        (Some(b), Some(s)) => format!("{b} on {s}"),
+        (Some(b), None) => b.to_string(),
+        (None, Some(s)) => s.to_string(),
+        (None, None) => agent.chars().take(40).collect(),
+    }
+}
+
+/// Ends one of the member's sessions (not the current one: that is Sign out). A
+/// session on behalf of the member ends too: its actor returns to their own.
+pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Result<(), AppError> {
+    let session = request.require_session()?;
+    if id == session.id {
+        return Err(AppError::BadRequest(
+            "This is the session you are using: sign out instead.".to_string(),
+        ));
+    }
+    let now = state.clock.now();
+    with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let ended = sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = 'revoked' WHERE id = $2 AND member_id = $3 AND ended_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(session.member.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if ended == 0 {
+            return Err(AppError::NotFound("There is no such session of yours, or it has ended.".to_string()));
+        }
+        let event = NewEvent::new("session_revoked", request)
+            .by(session)
+            .subject(session.member.id)
+            .object("session", id);
+        tx.append_audit(now, event).await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_named_from_the_user_agent() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+        assert_eq!(device_of(chrome), "Chrome on Linux");
+        assert_eq!(
+            device_of("Mozilla/5.0 (Windows NT 10.0; rv:120.0) Gecko/20100101 Firefox/120.0"),
+            "Firefox on Windows"
+        );
+        assert_eq!(device_of("reqwest"), "reqwest");
+    }
 }

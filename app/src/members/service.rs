@@ -1452,6 +1452,45 @@ impl From<sqlx::Error> for Refusal {
     }
 }
 
+/// A member changes their own display name (in My account; on behalf, the actor does
+/// it for the member). One record with before and after; no change, no record.
+pub async fn update_own_name(
+    state: &AppState,
+    request: &RequestContext,
+    display_name: &str,
+) -> Result<String, AppError> {
+    let session = request.require_session()?;
+    let name = validate_display_name(display_name)?;
+    let id = session.member.id;
+    let now = state.clock.now();
+    with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let (before,): (String,) = sqlx::query_as("SELECT display_name FROM members WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if before == name {
+            return Ok(name);
+        }
+        sqlx::query("UPDATE members SET display_name = $1, name_key = $2, updated_at = $3 WHERE id = $4")
+            .bind(&name)
+            .bind(name_key(&name))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        write_terms!(tx, id);
+        let event = NewEvent::new("profile_updated", request)
+            .by(session)
+            .subject(id)
+            .object("member", id)
+            .details(json!({ "changes": { "display_name": { "before": before, "after": name } } }));
+        tx.append_audit(now, event).await?;
+        tx.commit().await?;
+    });
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
