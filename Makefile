@@ -58,6 +58,7 @@ chromium:
 ## bench: sign-in latency and per-request cost (median/p95/p99); PostgreSQL too when BEHALF_TEST_POSTGRES_URL is set
 bench:
 	cargo bench -p server --bench signin
+	cargo bench -p server --bench load
 
 clean:
 	cargo clean

@@ -97,12 +97,15 @@ pub fn AccountNav() -> impl IntoView {
 pub fn HomePage() -> impl IntoView {
     view! {
         <Title text="My account"/>
-        <Protected render=|viewer: Viewer| view! { <AccountNav/> <AccountSummary viewer/> <ProfileForm/> }/>
+        <Protected render=|viewer: Viewer| {
+            let name = viewer.display_name.clone();
+            view! { <AccountNav/> <AccountSummary viewer/> <ProfileForm name/> }
+        }/>
     }
 }
 
 #[component]
-fn ProfileForm() -> impl IntoView {
+fn ProfileForm(name: String) -> impl IntoView {
     let action = ServerAction::<UpdateProfile>::new();
     // The header and the summary show the name too: load the page afresh.
     Effect::new(move |_| {
@@ -119,6 +122,7 @@ fn ProfileForm() -> impl IntoView {
                     id="profile-name"
                     label="Display name"
                     name="display_name"
+                    value=name
                     maxlength=100
                     required=true
                     error
