@@ -406,6 +406,18 @@ async fn the_profile_and_sessions_of_my_account(backend: Backend) {
             .await,
         1
     );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'session_revoke_refused'")
+            .await,
+        2
+    );
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE id = {sam_session} AND ended_at IS NULL"
+        ))
+        .await,
+        1
+    );
     // Her other device is still signed in.
     let (_, me) = post(&app, &other_device, "/api/whoami", &[]).await;
     assert_eq!(me["email"], "ann@example.com");

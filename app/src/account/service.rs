@@ -132,17 +132,25 @@ pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Resu
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if ended == 0 {
-            return Err(AppError::NotFound("There is no such session of yours, or it has ended.".to_string()));
+        if ended == 1 {
+            let event = NewEvent::new("session_revoked", request)
+                .by(session)
+                .subject(session.member.id)
+                .object("session", id);
+            tx.append_audit(now, event).await?;
+            tx.commit().await?;
+            return Ok(());
         }
-        let event = NewEvent::new("session_revoked", request)
-            .by(session)
-            .subject(session.member.id)
-            .object("session", id);
-        tx.append_audit(now, event).await?;
-        tx.commit().await?;
     });
-    Ok(())
+    // Not theirs, or over already: nothing changes, and the refusal is recorded.
+    let event = NewEvent::new("session_revoke_refused", request)
+        .by(session)
+        .subject(session.member.id)
+        .object("session", id);
+    crate::audit::service::record(&state.db, now, event).await?;
+    Err(AppError::NotFound(
+        "There is no such session of yours, or it has ended.".to_string(),
+    ))
 }
 
 #[cfg(test)]

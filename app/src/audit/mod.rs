@@ -119,7 +119,7 @@ fn is_date(text: &str) -> bool {
 }
 
 /// The actions the viewer offers to filter by.
-pub const ACTIONS: [&str; 17] = [
+pub const ACTIONS: [&str; 21] = [
     "sign_in",
     "sign_in_failed",
     "sign_in_refused",
@@ -136,6 +136,10 @@ pub const ACTIONS: [&str; 17] = [
     "on_behalf_denied",
     "on_behalf_reauth_failed",
     "order_placed",
+    "profile_updated",
+    "session_revoked",
+    "session_revoke_refused",
+    "group_change_refused",
     "audit_exported",
 ];
 
