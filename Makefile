@@ -37,8 +37,9 @@ unit:
 
 e2e: chromium node-modules
 	end2end/run.sh
-	@if [ -n "$${BEHALF_TEST_POSTGRES_URL:-}" ]; then BEHALF_E2E_DATABASE=postgres end2end/run.sh; \
-	else echo "note: BEHALF_TEST_POSTGRES_URL is not set, so the end-to-end suite runs on SQLite only"; fi
+	@if [ -z "$${BEHALF_TEST_POSTGRES_URL:-}" ]; then echo "note: BEHALF_TEST_POSTGRES_URL is not set, so the end-to-end suite runs on SQLite only"; \
+	elif ! command -v psql >/dev/null; then echo "note: psql is missing (it creates the end-to-end database), so the end-to-end suite runs on SQLite only"; \
+	else BEHALF_E2E_DATABASE=postgres end2end/run.sh; fi
 
 tools: node-modules
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
