@@ -6,8 +6,7 @@ use leptos_router::{components::Redirect, hooks::use_query_map};
 
 use crate::{
     auth::{safe_next, Login, Logout},
-    error::AppError,
-    ui::{TextField, ViewerResource},
+    ui::{field_error, TextField, ViewerResource},
 };
 
 #[component]
@@ -38,25 +37,13 @@ fn LoginForm(next: String) -> impl IntoView {
             let _ = window().location().set_href(&next);
         }
     });
-    let error = move || action.value().get().and_then(Result::err);
-    let field_error = move |field: &'static str| {
-        move || {
-            error()
-                .filter(|e: &AppError| e.field() == Some(field))
-                .map(|e| e.to_string())
-        }
-    };
-    let form_error = move || {
-        error()
-            .filter(|e: &AppError| e.field().is_none())
-            .map(|e| e.to_string())
-    };
+    let form_error = field_error(action.value(), "");
     view! {
         <section class="card narrow">
             <h1>"Sign in"</h1>
             <p class="muted">"Sign in with the email address and password of your Behalf account."</p>
             <ActionForm action=action attr:class="form" attr:novalidate=true>
-                {move || form_error().map(|message| view! {
+                {move || form_error.get().map(|message| view! {
                     <div class="notice notice-error" role="alert">{message}</div>
                 })}
                 <input type="hidden" name="next" value=next/>
@@ -68,7 +55,7 @@ fn LoginForm(next: String) -> impl IntoView {
                     autocomplete="username"
                     maxlength=254
                     required=true
-                    error=Signal::derive(field_error("email"))
+                    error=field_error(action.value(), "email")
                 />
                 <TextField
                     id="login-password"
@@ -78,7 +65,7 @@ fn LoginForm(next: String) -> impl IntoView {
                     autocomplete="current-password"
                     maxlength=1024
                     required=true
-                    error=Signal::derive(field_error("password"))
+                    error=field_error(action.value(), "password")
                 />
                 <button type="submit" class="button primary" disabled=move || action.pending().get()>
                     "Sign in"

@@ -17,20 +17,8 @@ use crate::{
         RemoveGroupMember, RenameGroup, MAX_GROUP_NAME_CHARS,
     },
     members::blade::MemberBlade,
-    ui::{thousands, ErrorPanel, Forbidden, ListRefresh, Protected},
+    ui::{field_error, thousands, ErrorPanel, Forbidden, ListRefresh, Protected},
 };
-
-fn field_error<T: Clone + Send + Sync + 'static>(
-    result: impl Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
-    field: &'static str,
-) -> Signal<Option<String>> {
-    Signal::derive(move || match result.get() {
-        Some(Err(error)) if error.field() == Some(field) || (field.is_empty() && error.field().is_none()) => {
-            Some(error.to_string())
-        }
-        _ => None,
-    })
-}
 
 #[component]
 pub fn GroupsPage() -> impl IntoView {

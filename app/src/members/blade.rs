@@ -262,16 +262,8 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
     );
     let save = ServerAction::<UpdateMember>::new();
     let result = save.value();
-    let field_error = move |field: &'static str| {
-        Signal::derive(move || match result.get() {
-            Some(Err(error)) if error.field() == Some(field) => Some(error.to_string()),
-            _ => None,
-        })
-    };
-    let general_error = move || match result.get() {
-        Some(Err(error)) if error.field().is_none() => Some(error.to_string()),
-        _ => None,
-    };
+    let field_error = move |field: &'static str| crate::ui::field_error(result, field);
+    let general_error = crate::ui::field_error(result, "");
     Effect::new(move |_| {
         if let Some(Ok(_)) = result.get() {
             saved.run(());
@@ -296,7 +288,7 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
     let current_role = detail.member.role;
     view! {
         <form class="editor" on:submit=on_submit novalidate>
-            <p class="notice notice-error" role="alert" hidden=move || general_error().is_none()>
+            <p class="notice notice-error" role="alert" hidden=move || general_error.get().is_none()>
                 {general_error}
             </p>
             <EditorField id="edit-name" label="Display name" error=field_error("display_name")>

@@ -13,7 +13,7 @@ use crate::{
     on_behalf::{
         login_as_candidates, preview_on_behalf, LeaveOnBehalf, OnBehalfView, Preview, StartOnBehalf,
     },
-    ui::{ErrorPanel, Protected, TextField, ViewerResource},
+    ui::{field_error, ErrorPanel, Protected, TextField, ViewerResource},
 };
 
 /// The blade's toolbar button: opens the on-behalf window in a new window. A form
@@ -76,19 +76,7 @@ fn StartForm(preview: Preview) -> impl IntoView {
             let _ = window().location().set_href(&next);
         }
     });
-    let error = move || action.value().get().and_then(Result::err);
-    let field_error = move |field: &'static str| {
-        move || {
-            error()
-                .filter(|e: &AppError| e.field() == Some(field))
-                .map(|e| e.to_string())
-        }
-    };
-    let form_error = move || {
-        error()
-            .filter(|e: &AppError| e.field().is_none())
-            .map(|e| e.to_string())
-    };
+    let form_error = field_error(action.value(), "");
     view! {
         <section class="card narrow">
             <h1>"Login on behalf"</h1>
@@ -106,7 +94,7 @@ fn StartForm(preview: Preview) -> impl IntoView {
                 <li>"Everything you do is recorded in the audit trail under your name, with the reason you give."</li>
             </ul>
             <ActionForm action=action attr:class="form" attr:novalidate=true>
-                {move || form_error().map(|message| view! {
+                {move || form_error.get().map(|message| view! {
                     <div class="notice notice-error" role="alert">{message}</div>
                 })}
                 <input type="hidden" name="member_id" value=preview.member_id/>
@@ -118,7 +106,7 @@ fn StartForm(preview: Preview) -> impl IntoView {
                     autocomplete="current-password"
                     maxlength=1024
                     required=true
-                    error=Signal::derive(field_error("password"))
+                    error=field_error(action.value(), "password")
                 />
                 <TextField
                     id="on-behalf-reason"
@@ -126,7 +114,7 @@ fn StartForm(preview: Preview) -> impl IntoView {
                     name="reason"
                     maxlength=500
                     required=true
-                    error=Signal::derive(field_error("reason"))
+                    error=field_error(action.value(), "reason")
                 />
                 <p class="muted hint">"For example a ticket number. Kept in the audit trail."</p>
                 <button type="submit" class="button primary" disabled=move || action.pending().get()>

@@ -6,9 +6,8 @@ use leptos_meta::Title;
 use crate::{
     account::AccountNav,
     auth::Viewer,
-    error::AppError,
     orders::{format_money, list_orders, Order, PlaceOrder, Product},
-    ui::{ErrorPanel, Protected},
+    ui::{field_error, ErrorPanel, Protected},
 };
 
 #[component]
@@ -41,38 +40,28 @@ pub fn OrdersPage() -> impl IntoView {
 
 #[component]
 fn PlaceOrderForm(products: Vec<Product>, place: ServerAction<PlaceOrder>) -> impl IntoView {
-    let error = move || place.value().get().and_then(Result::err);
-    let field_error = move |field: &'static str| {
-        move || {
-            error()
-                .filter(|e: &AppError| e.field() == Some(field))
-                .map(|e| e.to_string())
-        }
-    };
-    let form_error = move || {
-        error()
-            .filter(|e: &AppError| e.field().is_none())
-            .map(|e| e.to_string())
-    };
+    let product_error = field_error(place.value(), "product_id");
+    let quantity_error = field_error(place.value(), "quantity");
+    let form_error = field_error(place.value(), "");
     let placed = move || matches!(place.value().get(), Some(Ok(_)));
     view! {
         <h2 class="section-title">"Place order"</h2>
         <ActionForm action=place attr:class="form order-form" attr:novalidate=true>
-            {move || form_error().map(|message| view! { <div class="notice notice-error" role="alert">{message}</div> })}
+            {move || form_error.get().map(|message| view! { <div class="notice notice-error" role="alert">{message}</div> })}
             <div class="field">
                 <label for="order-product">"Product"</label>
                 <select
                     id="order-product"
                     name="product_id"
                     aria-describedby="order-product-error"
-                    aria-invalid=move || field_error("product_id")().is_some().then_some("true")
+                    aria-invalid=move || product_error.get().is_some().then_some("true")
                 >
                     {products
                         .into_iter()
                         .map(|p| view! { <option value=p.id>{format!("{} — {}", p.name, format_money(p.price_cents))}</option> })
                         .collect_view()}
                 </select>
-                <p id="order-product-error" class="field-error">{field_error("product_id")}</p>
+                <p id="order-product-error" class="field-error">{product_error}</p>
             </div>
             <div class="field">
                 <label for="order-quantity">"Quantity"</label>
@@ -85,9 +74,9 @@ fn PlaceOrderForm(products: Vec<Product>, place: ServerAction<PlaceOrder>) -> im
                     value="1"
                     required
                     aria-describedby="order-quantity-error"
-                    aria-invalid=move || field_error("quantity")().is_some().then_some("true")
+                    aria-invalid=move || quantity_error.get().is_some().then_some("true")
                 />
-                <p id="order-quantity-error" class="field-error">{field_error("quantity")}</p>
+                <p id="order-quantity-error" class="field-error">{quantity_error}</p>
             </div>
             <div>
                 <button type="submit" class="button primary" disabled=move || place.pending().get()>

@@ -165,6 +165,20 @@ pub fn NotFound() -> impl IntoView {
     }
 }
 
+/// The message of a server action's error for `field` (`""`: errors of no field, shown
+/// for the whole form), so each field shows only its own.
+pub fn field_error<T: Clone + Send + Sync + 'static>(
+    result: impl Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+    field: &'static str,
+) -> Signal<Option<String>> {
+    Signal::derive(move || match result.get() {
+        Some(Err(error)) if error.field() == Some(field) || (field.is_empty() && error.field().is_none()) => {
+            Some(error.to_string())
+        }
+        _ => None,
+    })
+}
+
 /// A labelled input with its validation message beside it (linked for screen readers).
 #[component]
 pub fn TextField(
