@@ -18,27 +18,6 @@ on_both_databases!(
     the_csv_export_streams_the_filtered_records,
 );
 
-async fn post(
-    app: &TestApp,
-    client: &reqwest::Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (u16, serde_json::Value) {
-    let response = client.post(app.url(path)).form(form).send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
-}
-
-async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
-    let client = app.client();
-    assert!(app.login(&client, email, PASSWORD).await.status().is_success());
-    client
-}
-
 /// Rita (super user) and Sam (support) exist; Sam logged in on behalf of Ann and left.
 /// Returns the session on behalf's ID.
 async fn a_session_on_behalf(app: &TestApp) -> i64 {
@@ -49,20 +28,20 @@ async fn a_session_on_behalf(app: &TestApp) -> i64 {
     let ann = app
         .create_member("ann@example.com", "Ann Lee", Role::Member)
         .await;
-    let sam = signed_in(app, "sam@example.com").await;
-    let (status, body) = post(
-        app,
-        &sam,
-        "/api/on-behalf/start",
-        &[
-            ("member_id", &ann.to_string()),
-            ("password", PASSWORD),
-            ("reason", "Ticket 7"),
-        ],
-    )
-    .await;
+    let sam = app.signed_in("sam@example.com").await;
+    let (status, body) = app
+        .post(
+            &sam,
+            "/api/on-behalf/start",
+            &[
+                ("member_id", &ann.to_string()),
+                ("password", PASSWORD),
+                ("reason", "Ticket 7"),
+            ],
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(post(app, &sam, "/api/on-behalf/leave", &[]).await.0, 200);
+    assert_eq!(app.post(&sam, "/api/on-behalf/leave", &[]).await.0, 200);
     app.scalar("SELECT id FROM sessions WHERE actor_id IS NOT NULL")
         .await
 }
@@ -251,9 +230,11 @@ async fn the_viewer_filters_and_pages_for_editors_only(backend: Backend) {
     let ann: i64 = app
         .scalar("SELECT id FROM members WHERE email_key = 'ann@example.com'")
         .await;
-    let rita = signed_in(&app, "rita@example.com").await;
+    let rita = app.signed_in("rita@example.com").await;
 
-    let (status, page) = post(&app, &rita, "/api/audit/list", &[("action", "on_behalf_start")]).await;
+    let (status, page) = app
+        .post(&rita, "/api/audit/list", &[("action", "on_behalf_start")])
+        .await;
     assert_eq!(status, 200, "{page}");
     let records = page["records"].as_array().unwrap();
     assert_eq!(records.len(), 1);
@@ -261,13 +242,9 @@ async fn the_viewer_filters_and_pages_for_editors_only(backend: Backend) {
     assert_eq!(records[0]["subject"], serde_json::json!([ann, "Ann Lee"]));
     assert_eq!(records[0]["session_id"], session);
 
-    let (_, page) = post(
-        &app,
-        &rita,
-        "/api/audit/list",
-        &[("session", &session.to_string())],
-    )
-    .await;
+    let (_, page) = app
+        .post(&rita, "/api/audit/list", &[("session", &session.to_string())])
+        .await;
     let actions: Vec<&str> = page["records"]
         .as_array()
         .unwrap()
@@ -275,55 +252,60 @@ async fn the_viewer_filters_and_pages_for_editors_only(backend: Backend) {
         .map(|r| r["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["on_behalf_end", "on_behalf_start"], "newest first");
-    let (_, page) = post(
-        &app,
-        &rita,
-        "/api/audit/list",
-        &[("actor", &sam.to_string()), ("subject", &sam.to_string())],
-    )
-    .await;
+    let (_, page) = app
+        .post(
+            &rita,
+            "/api/audit/list",
+            &[("actor", &sam.to_string()), ("subject", &sam.to_string())],
+        )
+        .await;
     assert_eq!(page["records"][0]["action"], "sign_in");
     // Dates are whole UTC days: nothing before the records' day, all of it on that day.
-    let (_, page) = post(&app, &rita, "/api/audit/list", &[("to", "2001-01-01")]).await;
+    let (_, page) = app.post(&rita, "/api/audit/list", &[("to", "2001-01-01")]).await;
     assert_eq!(page["records"], serde_json::json!([]));
-    let (status, body) = post(&app, &rita, "/api/audit/list", &[("from", "2026-02-30")]).await;
+    let (status, body) = app
+        .post(&rita, "/api/audit/list", &[("from", "2026-02-30")])
+        .await;
     assert_eq!(
         (status, body["Validation"]["field"].as_str()),
-        (422, Some("from")),
+        (reqwest::StatusCode::UNPROCESSABLE_ENTITY, Some("from")),
         "{body}"
     );
-    let (status, body) = post(&app, &rita, "/api/audit/list", &[("actor", "1 OR 1=1")]).await;
+    let (status, body) = app.post(&rita, "/api/audit/list", &[("actor", "1 OR 1=1")]).await;
     assert_eq!(
         (status, body["Validation"]["field"].as_str()),
-        (422, Some("actor"))
+        (reqwest::StatusCode::UNPROCESSABLE_ENTITY, Some("actor"))
     );
 
     // Pages of 50, newest first, each older than the last.
     for _ in 0..55 {
-        post(
-            &app,
+        app.post(
             &app.client(),
             "/api/login",
             &[("email", "nobody@example.com"), ("password", "x")],
         )
         .await;
     }
-    let (_, first) = post(&app, &rita, "/api/audit/list", &[("action", "sign_in_failed")]).await;
+    let (_, first) = app
+        .post(&rita, "/api/audit/list", &[("action", "sign_in_failed")])
+        .await;
     assert_eq!(first["records"].as_array().unwrap().len(), 50);
     let older = first["older"].as_i64().unwrap();
-    let (_, second) = post(
-        &app,
-        &rita,
-        "/api/audit/list",
-        &[("action", "sign_in_failed"), ("before", &older.to_string())],
-    )
-    .await;
+    let (_, second) = app
+        .post(
+            &rita,
+            "/api/audit/list",
+            &[("action", "sign_in_failed"), ("before", &older.to_string())],
+        )
+        .await;
     assert_eq!(second["records"].as_array().unwrap().len(), 5);
     assert!(second["older"].is_null());
     assert!(second["records"][0]["id"].as_i64().unwrap() < older);
 
     // The timeline: the session from start to end.
-    let (status, timeline) = post(&app, &rita, "/api/audit/session", &[("id", &session.to_string())]).await;
+    let (status, timeline) = app
+        .post(&rita, "/api/audit/session", &[("id", &session.to_string())])
+        .await;
     assert_eq!(status, 200, "{timeline}");
     assert_eq!(timeline["actor"], serde_json::json!([sam, "Sam Ortiz"]));
     assert_eq!(timeline["reason"], "Ticket 7");
@@ -338,22 +320,17 @@ async fn the_viewer_filters_and_pages_for_editors_only(backend: Backend) {
     assert!(page.text().await.unwrap().contains("Ticket 7"));
 
     // Support engineers, members and strangers may not read it.
-    let sam_client = signed_in(&app, "sam@example.com").await;
-    let ann_client = signed_in(&app, "ann@example.com").await;
-    assert_eq!(post(&app, &sam_client, "/api/audit/list", &[]).await.0, 403);
-    assert_eq!(post(&app, &ann_client, "/api/audit/list", &[]).await.0, 403);
+    let sam_client = app.signed_in("sam@example.com").await;
+    let ann_client = app.signed_in("ann@example.com").await;
+    assert_eq!(app.post(&sam_client, "/api/audit/list", &[]).await.0, 403);
+    assert_eq!(app.post(&ann_client, "/api/audit/list", &[]).await.0, 403);
     assert_eq!(
-        post(
-            &app,
-            &ann_client,
-            "/api/audit/session",
-            &[("id", &session.to_string())]
-        )
-        .await
-        .0,
+        app.post(&ann_client, "/api/audit/session", &[("id", &session.to_string())])
+            .await
+            .0,
         403
     );
-    assert_eq!(post(&app, &app.client(), "/api/audit/list", &[]).await.0, 401);
+    assert_eq!(app.post(&app.client(), "/api/audit/list", &[]).await.0, 401);
     assert_eq!(
         ann_client
             .get(app.url("/admin/audit"))
@@ -369,7 +346,7 @@ async fn the_viewer_filters_and_pages_for_editors_only(backend: Backend) {
 async fn the_csv_export_streams_the_filtered_records(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let session = a_session_on_behalf(&app).await;
-    let rita = signed_in(&app, "rita@example.com").await;
+    let rita = app.signed_in("rita@example.com").await;
     let response = rita
         .get(app.url(&format!("/admin/audit.csv?session={session}")))
         .send()
@@ -413,7 +390,7 @@ async fn the_csv_export_streams_the_filtered_records(backend: Backend) {
     let total = app.scalar("SELECT COUNT(*) FROM audit_events").await;
     assert_eq!(all.lines().count() as i64, total + 1);
     // Refused: support engineers, strangers, bad filters.
-    let sam = signed_in(&app, "sam@example.com").await;
+    let sam = app.signed_in("sam@example.com").await;
     assert_eq!(
         sam.get(app.url("/admin/audit.csv"))
             .send()

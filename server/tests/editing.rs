@@ -5,7 +5,7 @@
 mod common;
 
 use app::members::Role;
-use common::{Backend, TestApp, PASSWORD};
+use common::{Backend, TestApp};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 
@@ -19,19 +19,6 @@ on_both_databases!(
     the_blade_has_its_own_address,
 );
 
-async fn post(app: &TestApp, client: &Client, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    let response = client.post(app.url(path)).form(form).send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-async fn signed_in(app: &TestApp, email: &str) -> Client {
-    let client = app.client();
-    assert!(app.login(&client, email, PASSWORD).await.status().is_success());
-    client
-}
-
 /// The member editor's form for `id`, as the browser sends it, with `changes` applied.
 fn edit_form(id: i64, fields: &[(&'static str, String)]) -> Vec<(String, String)> {
     let mut form = vec![("id".to_string(), id.to_string())];
@@ -42,7 +29,9 @@ fn edit_form(id: i64, fields: &[(&'static str, String)]) -> Vec<(String, String)
 }
 
 async fn current_edit(app: &TestApp, client: &Client, id: i64) -> Vec<(&'static str, String)> {
-    let (status, detail) = post(app, client, "/api/members/get", &[("id", &id.to_string())]).await;
+    let (status, detail) = app
+        .post(client, "/api/members/get", &[("id", &id.to_string())])
+        .await;
     assert_eq!(status, StatusCode::OK, "{detail}");
     let m = &detail["member"];
     let ids = |list: &Value| {
@@ -81,7 +70,7 @@ async fn update(
 ) -> (StatusCode, Value) {
     let form = edit_form(id, fields);
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    post(app, client, "/api/members/update", &form).await
+    app.post(client, "/api/members/update", &form).await
 }
 
 async fn audit_count(app: &TestApp, action: &str) -> i64 {
@@ -103,8 +92,8 @@ async fn every_server_function_refuses_strangers_members_and_support_engineers_c
     let ed = app
         .create_member("ed@example.com", "Ed Editor", Role::Editor)
         .await;
-    let editor = signed_in(&app, "ed@example.com").await;
-    let (_, group) = post(&app, &editor, "/api/groups/create", &[("name", "Acme")]).await;
+    let editor = app.signed_in("ed@example.com").await;
+    let (_, group) = app.post(&editor, "/api/groups/create", &[("name", "Acme")]).await;
     let gid = group["id"].as_i64().unwrap().to_string();
     let (ann_id, ed_id) = (ann.to_string(), ed.to_string());
 
@@ -132,26 +121,26 @@ async fn every_server_function_refuses_strangers_members_and_support_engineers_c
         ("/api/groups/delete", vec![("id", &gid)]),
     ];
     let stranger = app.client();
-    let member = signed_in(&app, "ann@example.com").await;
-    let support = signed_in(&app, "sam@example.com").await;
+    let member = app.signed_in("ann@example.com").await;
+    let support = app.signed_in("sam@example.com").await;
     for (path, form) in reads.iter().chain(writes.iter()) {
-        let (status, body) = post(&app, &stranger, path, form).await;
+        let (status, body) = app.post(&stranger, path, form).await;
         assert_eq!(
             status,
             StatusCode::UNAUTHORIZED,
             "{path} without a session: {body}"
         );
-        let (status, body) = post(&app, &member, path, form).await;
+        let (status, body) = app.post(&member, path, form).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path} by a member: {body}");
     }
     for (path, form) in &reads {
-        let (status, body) = post(&app, &support, path, form).await;
+        let (status, body) = app.post(&support, path, form).await;
         assert_eq!(status, StatusCode::OK, "{path} read by support: {body}");
     }
     let refused_before =
         audit_count(&app, "member_update_refused").await + audit_count(&app, "group_change_refused").await;
     for (path, form) in &writes {
-        let (status, body) = post(&app, &support, path, form).await;
+        let (status, body) = app.post(&support, path, form).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path} by support: {body}");
         assert!(body.to_string().contains("editors and super users"), "{body}");
     }
@@ -185,12 +174,16 @@ async fn editors_edit_members_up_to_their_rank_and_never_raise_anyone_above_it(b
     let ed = app
         .create_member("ed@example.com", "Ed Editor", Role::Editor)
         .await;
-    let editor = signed_in(&app, "ed@example.com").await;
+    let editor = app.signed_in("ed@example.com").await;
 
     // The blade says what the editor may do.
-    let (_, detail) = post(&app, &editor, "/api/members/get", &[("id", &boss.to_string())]).await;
+    let (_, detail) = app
+        .post(&editor, "/api/members/get", &[("id", &boss.to_string())])
+        .await;
     assert_eq!(detail["can_edit"], false);
-    let (_, detail) = post(&app, &editor, "/api/members/get", &[("id", &ann.to_string())]).await;
+    let (_, detail) = app
+        .post(&editor, "/api/members/get", &[("id", &ann.to_string())])
+        .await;
     assert_eq!(detail["can_edit"], true);
     assert_eq!(
         detail["assignable_roles"],
@@ -231,7 +224,7 @@ async fn editors_edit_members_up_to_their_rank_and_never_raise_anyone_above_it(b
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["Validation"]["field"], "role", "{body}");
     // A super user may edit another super user.
-    let root = signed_in(&app, "boss@example.com").await;
+    let root = app.signed_in("boss@example.com").await;
     let fields = current_edit(&app, &root, boss).await;
     let (status, _) = update(&app, &root, boss, &with(fields, "display_name", "Boss Renamed")).await;
     assert_eq!(status, StatusCode::OK);
@@ -248,7 +241,7 @@ async fn proxy_login_permission_is_validated_and_a_rejected_save_changes_nothing
         .await;
     app.create_member("ed@example.com", "Ed Editor", Role::Editor)
         .await;
-    let editor = signed_in(&app, "ed@example.com").await;
+    let editor = app.signed_in("ed@example.com").await;
     let fields = current_edit(&app, &editor, ann).await;
     let records = app.scalar("SELECT COUNT(*) FROM audit_events").await;
 
@@ -314,17 +307,17 @@ async fn proxy_login_permission_is_validated_and_a_rejected_save_changes_nothing
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["proxy_login_permission"][0]["display_name"], "Sam Ortiz");
-    let (status, body) = post(
-        &app,
-        &editor,
-        "/api/members/lookup",
-        &[("ids", &format!("{sam}, 424242"))],
-    )
-    .await;
+    let (status, body) = app
+        .post(
+            &editor,
+            "/api/members/lookup",
+            &[("ids", &format!("{sam}, 424242"))],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body[0]["display_name"], "Sam Ortiz");
     assert_eq!(body[1]["display_name"], Value::Null);
-    let (status, _) = post(&app, &editor, "/api/members/lookup", &[("ids", "1,1")]).await;
+    let (status, _) = app.post(&editor, "/api/members/lookup", &[("ids", "1,1")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     app.finish().await;
 }
@@ -340,8 +333,8 @@ async fn each_member_change_writes_one_audit_record_with_before_and_after(backen
     let ed = app
         .create_member("ed@example.com", "Ed Editor", Role::Editor)
         .await;
-    let editor = signed_in(&app, "ed@example.com").await;
-    let (_, group) = post(&app, &editor, "/api/groups/create", &[("name", "Acme")]).await;
+    let editor = app.signed_in("ed@example.com").await;
+    let (_, group) = app.post(&editor, "/api/groups/create", &[("name", "Acme")]).await;
     let gid = group["id"].as_i64().unwrap();
     let fields = current_edit(&app, &editor, ann).await;
 
@@ -394,9 +387,11 @@ async fn each_member_change_writes_one_audit_record_with_before_and_after(backen
         1
     );
     // The list shows the change, with the group.
-    let (_, page) = post(&app, &editor, "/api/members/list", &[("q", "ann lee-")]).await;
+    let (_, page) = app.post(&editor, "/api/members/list", &[("q", "ann lee-")]).await;
     assert_eq!(page["members"][0]["display_name"], "Ann Lee-Smith");
-    let (_, page) = post(&app, &editor, "/api/members/list", &[("group", &gid.to_string())]).await;
+    let (_, page) = app
+        .post(&editor, "/api/members/list", &[("group", &gid.to_string())])
+        .await;
     assert_eq!(page["total"], 1);
     // The chain still verifies.
     assert_eq!(
@@ -418,10 +413,12 @@ async fn groups_are_created_renamed_filled_and_deleted_with_one_record_each(back
         .await;
     app.create_member("ed@example.com", "Ed Editor", Role::Editor)
         .await;
-    let editor = signed_in(&app, "ed@example.com").await;
+    let editor = app.signed_in("ed@example.com").await;
     let records = || app.scalar("SELECT COUNT(*) FROM audit_events WHERE action LIKE 'group%'");
 
-    let (status, group) = post(&app, &editor, "/api/groups/create", &[("name", "  Acme Retail ")]).await;
+    let (status, group) = app
+        .post(&editor, "/api/groups/create", &[("name", "  Acme Retail ")])
+        .await;
     assert_eq!(status, StatusCode::OK, "{group}");
     assert_eq!(group["name"], "Acme Retail");
     let gid = group["id"].as_i64().unwrap().to_string();
@@ -431,83 +428,83 @@ async fn groups_are_created_renamed_filled_and_deleted_with_one_record_each(back
         ("", "name"),
         (&"x".repeat(81)[..], "name"),
     ] {
-        let (status, body) = post(&app, &editor, "/api/groups/create", &[("name", name)]).await;
+        let (status, body) = app.post(&editor, "/api/groups/create", &[("name", name)]).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {body}");
         assert_eq!(body["Validation"]["field"], field);
     }
     assert_eq!(records().await, 1, "refused creations write nothing");
 
-    let (status, _) = post(
-        &app,
-        &editor,
-        "/api/groups/rename",
-        &[("id", &gid), ("name", "Acme Stores")],
-    )
-    .await;
+    let (status, _) = app
+        .post(
+            &editor,
+            "/api/groups/rename",
+            &[("id", &gid), ("name", "Acme Stores")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = post(
-        &app,
-        &editor,
-        "/api/groups/add-member",
-        &[("group_id", &gid), ("member_id", &ann.to_string())],
-    )
-    .await;
+    let (status, _) = app
+        .post(
+            &editor,
+            "/api/groups/add-member",
+            &[("group_id", &gid), ("member_id", &ann.to_string())],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = post(
-        &app,
-        &editor,
-        "/api/groups/add-member",
-        &[("group_id", &gid), ("member_id", &ann.to_string())],
-    )
-    .await;
+    let (status, body) = app
+        .post(
+            &editor,
+            "/api/groups/add-member",
+            &[("group_id", &gid), ("member_id", &ann.to_string())],
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     // An editor cannot move a super user around.
-    let (status, _) = post(
-        &app,
-        &editor,
-        "/api/groups/add-member",
-        &[("group_id", &gid), ("member_id", &boss.to_string())],
-    )
-    .await;
+    let (status, _) = app
+        .post(
+            &editor,
+            "/api/groups/add-member",
+            &[("group_id", &gid), ("member_id", &boss.to_string())],
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, body) = post(
-        &app,
-        &editor,
-        "/api/groups/add-member",
-        &[("group_id", &gid), ("member_id", "987654")],
-    )
-    .await;
+    let (status, body) = app
+        .post(
+            &editor,
+            "/api/groups/add-member",
+            &[("group_id", &gid), ("member_id", "987654")],
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(records().await, 4, "create, rename, add, and one refusal");
     assert_eq!(audit_count(&app, "group_change_refused").await, 1);
 
-    let (status, page) = post(&app, &editor, "/api/groups/get", &[("id", &gid)]).await;
+    let (status, page) = app.post(&editor, "/api/groups/get", &[("id", &gid)]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["group"]["name"], "Acme Stores");
     assert_eq!(page["group"]["member_count"], 1);
     assert_eq!(page["members"][0]["display_name"], "Ann Lee");
-    let (status, list) = post(&app, &editor, "/api/groups/list", &[]).await;
+    let (status, list) = app.post(&editor, "/api/groups/list", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["groups"][0]["member_count"], 1);
     assert_eq!(list["can_edit"], true);
 
-    let (status, _) = post(
-        &app,
-        &editor,
-        "/api/groups/remove-member",
-        &[("group_id", &gid), ("member_id", &ann.to_string())],
-    )
-    .await;
+    let (status, _) = app
+        .post(
+            &editor,
+            "/api/groups/remove-member",
+            &[("group_id", &gid), ("member_id", &ann.to_string())],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = post(
-        &app,
-        &editor,
-        "/api/groups/add-member",
-        &[("group_id", &gid), ("member_id", &ann.to_string())],
-    )
-    .await;
+    let (status, _) = app
+        .post(
+            &editor,
+            "/api/groups/add-member",
+            &[("group_id", &gid), ("member_id", &ann.to_string())],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = post(&app, &editor, "/api/groups/delete", &[("id", &gid)]).await;
+    let (status, _) = app.post(&editor, "/api/groups/delete", &[("id", &gid)]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM groups").await, 0);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM group_members").await, 0);
@@ -517,11 +514,11 @@ async fn groups_are_created_renamed_filled_and_deleted_with_one_record_each(back
         "members stay"
     );
     assert_eq!(records().await, 7);
-    let (status, _) = post(&app, &editor, "/api/groups/get", &[("id", &gid)]).await;
+    let (status, _) = app.post(&editor, "/api/groups/get", &[("id", &gid)]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = post(&app, &editor, "/api/groups/delete", &[("id", &gid)]).await;
+    let (status, _) = app.post(&editor, "/api/groups/delete", &[("id", &gid)]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = post(&app, &editor, "/api/groups/get", &[("id", "abc")]).await;
+    let (status, _) = app.post(&editor, "/api/groups/get", &[("id", "abc")]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     app.finish().await;
 }
@@ -531,7 +528,7 @@ async fn the_last_super_user_cannot_lock_everyone_out(backend: Backend) {
     let boss = app
         .create_member("boss@example.com", "Boss Root", Role::SuperUser)
         .await;
-    let root = signed_in(&app, "boss@example.com").await;
+    let root = app.signed_in("boss@example.com").await;
     let fields = current_edit(&app, &root, boss).await;
     for (key, value) in [
         ("role", "editor"),
@@ -556,7 +553,7 @@ async fn the_blade_has_its_own_address(backend: Backend) {
         .await;
     app.create_member("sam@example.com", "Sam Ortiz", Role::Support)
         .await;
-    let support = signed_in(&app, "sam@example.com").await;
+    let support = app.signed_in("sam@example.com").await;
     let page = support
         .get(app.url(&format!("/admin/members/{ann}?q=ann")))
         .send()
@@ -585,7 +582,7 @@ async fn the_blade_has_its_own_address(backend: Backend) {
         .await
         .unwrap()
         .contains("No member has the ID 999999."));
-    let member = signed_in(&app, "ann@example.com").await;
+    let member = app.signed_in("ann@example.com").await;
     let page = member
         .get(app.url(&format!("/admin/members/{ann}")))
         .send()

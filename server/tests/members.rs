@@ -104,12 +104,6 @@ fn names(page: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
-    let client = app.client();
-    assert!(app.login(&client, email, PASSWORD).await.status().is_success());
-    client
-}
-
 async fn only_members_with_admin_access_may_list_members(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_member("ann@example.com", "Ann Lee", Role::Member)
@@ -121,10 +115,10 @@ async fn only_members_with_admin_access_may_list_members(backend: Backend) {
 
     let (status, _) = list(&app, &app.client(), &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no session");
-    let member = signed_in(&app, "ann@example.com").await;
+    let member = app.signed_in("ann@example.com").await;
     let (status, body) = list(&app, &member, &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let support = signed_in(&app, "sam@example.com").await;
+    let support = app.signed_in("sam@example.com").await;
     let (status, body) = list(&app, &support, &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["total"], 3);
@@ -171,7 +165,7 @@ async fn search_matches_id_exactly_and_name_or_email_by_prefix_literally(backend
         .await;
     app.create_member("fifty@example.com", "50 Cent", Role::Member)
         .await;
-    let admin = signed_in(&app, "admin@example.com").await;
+    let admin = app.signed_in("admin@example.com").await;
 
     let search = |q: &'static str| {
         let (app, admin) = (&app, &admin);
@@ -235,7 +229,7 @@ async fn sorting_filtering_and_paging_work_and_bad_parameters_are_refused(backen
     server::seed::insert_members(&app.state.db, 3, 120, "$argon2id$unused", |_| {})
         .await
         .unwrap();
-    let admin = signed_in(&app, "admin@example.com").await;
+    let admin = app.signed_in("admin@example.com").await;
 
     let (_, first) = list(&app, &admin, &[]).await;
     assert_eq!(first["total"], 121);

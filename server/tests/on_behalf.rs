@@ -4,7 +4,7 @@
 mod common;
 
 use app::{clock::MINUTE, members::Role, state::Settings};
-use common::{session_cookie, token_of, Backend, Options, TestApp, PASSWORD};
+use common::{json_of, session_cookie, token_of, Backend, Options, TestApp, PASSWORD};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 
@@ -20,23 +20,20 @@ on_both_databases!(
     every_page_on_behalf_carries_the_banner_from_the_first_byte,
     the_login_as_menu_lists_explicit_grants_the_rule_allows,
     members_see_who_logged_in_on_their_behalf_and_only_that,
+    strangers_are_refused_and_nothing_changes,
 );
 
+/// A server function call with the session cookie it set, if any.
 async fn post(
     app: &TestApp,
     client: &Client,
     path: &str,
     form: &[(&str, &str)],
 ) -> (StatusCode, Value, Option<String>) {
-    let response = client.post(app.url(path)).form(form).send().await.unwrap();
-    let status = response.status();
+    let response = app.post_form(client, path, form).await;
     let cookie = session_cookie(&response);
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        cookie,
-    )
+    let (status, body) = json_of(response).await;
+    (status, body, cookie)
 }
 
 async fn signed_in(app: &TestApp, email: &str) -> (Client, String) {
@@ -739,5 +736,35 @@ async fn members_see_who_logged_in_on_their_behalf_and_only_that(backend: Backen
     assert_eq!(body, serde_json::json!([]), "Bob sees nothing of Ann's");
     let (status, _, _) = post(&app, &app.client(), "/api/account/access-history", &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.finish().await;
+}
+
+async fn strangers_are_refused_and_nothing_changes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app
+        .create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await
+        .to_string();
+    let stranger = app.client();
+    let sessions = count(&app, "SELECT COUNT(*) FROM sessions").await;
+    for (path, form) in [
+        ("/api/on-behalf/preview", vec![("member_id", ann.as_str())]),
+        (
+            "/api/on-behalf/start",
+            vec![
+                ("member_id", ann.as_str()),
+                ("password", PASSWORD),
+                ("reason", "Ticket 1"),
+            ],
+        ),
+        ("/api/on-behalf/leave", vec![]),
+        ("/api/on-behalf/candidates", vec![]),
+        ("/api/account/access-history", vec![]),
+    ] {
+        let (status, body, cookie) = post(&app, &stranger, path, &form).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+        assert!(cookie.is_none(), "{path}");
+    }
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM sessions").await, sessions);
     app.finish().await;
 }

@@ -9,9 +9,8 @@ use app::{
     members::Role,
     orders::service::ensure_catalogue,
 };
-use common::{session_cookie, Backend, TestApp, PASSWORD};
-use reqwest::{Client, StatusCode};
-use serde_json::Value;
+use common::{Backend, TestApp, PASSWORD};
+use reqwest::StatusCode;
 
 on_both_databases!(
     members_place_orders_and_each_writes_one_record,
@@ -19,20 +18,6 @@ on_both_databases!(
     concurrent_sessions_on_behalf_lose_no_order_and_no_record,
     the_profile_and_sessions_of_my_account,
 );
-
-async fn post(app: &TestApp, client: &Client, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    let response = client.post(app.url(path)).form(form).send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-async fn signed_in(app: &TestApp, email: &str) -> Client {
-    let client = app.client();
-    let response = app.login(&client, email, PASSWORD).await;
-    assert!(response.status().is_success() && session_cookie(&response).is_some());
-    client
-}
 
 async fn first_product(app: &TestApp) -> i64 {
     app.scalar("SELECT MIN(id) FROM products").await
@@ -57,21 +42,21 @@ async fn members_place_orders_and_each_writes_one_record(backend: Backend) {
     let ann = app
         .create_member("ann@example.com", "Ann Lee", Role::Member)
         .await;
-    let client = signed_in(&app, "ann@example.com").await;
+    let client = app.signed_in("ann@example.com").await;
     let product = first_product(&app).await.to_string();
 
-    let (status, view) = post(&app, &client, "/api/orders/list", &[]).await;
+    let (status, view) = app.post(&client, "/api/orders/list", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(view["products"].as_array().unwrap().len(), 6);
     assert_eq!(view["orders"], serde_json::json!([]));
 
-    let (status, id) = post(
-        &app,
-        &client,
-        "/api/orders/place",
-        &[("product_id", &product), ("quantity", "3")],
-    )
-    .await;
+    let (status, id) = app
+        .post(
+            &client,
+            "/api/orders/place",
+            &[("product_id", &product), ("quantity", "3")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{id}");
     assert_eq!(counts(&app).await, (1, 1));
     let (actor, subject, session): (Option<i64>, Option<i64>, Option<i64>) = app::with_db!(&app.state.db, pool => {
@@ -81,7 +66,7 @@ async fn members_place_orders_and_each_writes_one_record(backend: Backend) {
             .unwrap()
     });
     assert_eq!((actor, subject, session), (Some(ann), Some(ann), None));
-    let (_, view) = post(&app, &client, "/api/orders/list", &[]).await;
+    let (_, view) = app.post(&client, "/api/orders/list", &[]).await;
     assert_eq!(view["orders"][0]["id"], id);
     assert_eq!(view["orders"][0]["quantity"], 3);
     assert!(view["orders"][0]["placed_on_behalf_by"].is_null());
@@ -94,13 +79,13 @@ async fn members_place_orders_and_each_writes_one_record(backend: Backend) {
         ("999999", "1", "product_id"),
         ("", "1", "product_id"),
     ] {
-        let (status, body) = post(
-            &app,
-            &client,
-            "/api/orders/place",
-            &[("product_id", product), ("quantity", quantity)],
-        )
-        .await;
+        let (status, body) = app
+            .post(
+                &client,
+                "/api/orders/place",
+                &[("product_id", product), ("quantity", quantity)],
+            )
+            .await;
         assert_eq!(
             status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -109,15 +94,15 @@ async fn members_place_orders_and_each_writes_one_record(backend: Backend) {
         assert_eq!(body["Validation"]["field"], field);
         assert_eq!(counts(&app).await, (1, 1));
     }
-    let (status, _) = post(
-        &app,
-        &app.client(),
-        "/api/orders/place",
-        &[("product_id", &product), ("quantity", "1")],
-    )
-    .await;
+    let (status, _) = app
+        .post(
+            &app.client(),
+            "/api/orders/place",
+            &[("product_id", &product), ("quantity", "1")],
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = post(&app, &app.client(), "/api/orders/list", &[]).await;
+    let (status, _) = app.post(&app.client(), "/api/orders/list", &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(counts(&app).await, (1, 1));
     app.finish().await;
@@ -132,27 +117,27 @@ async fn orders_on_behalf_belong_to_the_member_and_name_the_real_person(backend:
     let ann = app
         .create_member("ann@example.com", "Ann Lee", Role::Member)
         .await;
-    let client = signed_in(&app, "sam@example.com").await;
-    let (status, body) = post(
-        &app,
-        &client,
-        "/api/on-behalf/start",
-        &[
-            ("member_id", &ann.to_string()),
-            ("password", PASSWORD),
-            ("reason", "Order by phone"),
-        ],
-    )
-    .await;
+    let client = app.signed_in("sam@example.com").await;
+    let (status, body) = app
+        .post(
+            &client,
+            "/api/on-behalf/start",
+            &[
+                ("member_id", &ann.to_string()),
+                ("password", PASSWORD),
+                ("reason", "Order by phone"),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let product = first_product(&app).await.to_string();
-    let (status, id) = post(
-        &app,
-        &client,
-        "/api/orders/place",
-        &[("product_id", &product), ("quantity", "2")],
-    )
-    .await;
+    let (status, id) = app
+        .post(
+            &client,
+            "/api/orders/place",
+            &[("product_id", &product), ("quantity", "2")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{id}");
     let session: i64 = app
         .scalar("SELECT id FROM sessions WHERE actor_id IS NOT NULL")
@@ -171,17 +156,17 @@ async fn orders_on_behalf_belong_to_the_member_and_name_the_real_person(backend:
             .unwrap()
     });
     assert_eq!(record, (Some(sam), Some(ann), Some(session)));
-    post(&app, &client, "/api/on-behalf/leave", &[]).await;
+    app.post(&client, "/api/on-behalf/leave", &[]).await;
 
     // Ann sees it as hers, placed by Sam on her behalf, and the session in her history.
-    let ann_client = signed_in(&app, "ann@example.com").await;
-    let (_, view) = post(&app, &ann_client, "/api/orders/list", &[]).await;
+    let ann_client = app.signed_in("ann@example.com").await;
+    let (_, view) = app.post(&ann_client, "/api/orders/list", &[]).await;
     assert_eq!(view["orders"][0]["id"], id);
     assert_eq!(view["orders"][0]["placed_on_behalf_by"], "Sam Ortiz");
-    let (_, history) = post(&app, &ann_client, "/api/account/access-history", &[]).await;
+    let (_, history) = app.post(&ann_client, "/api/account/access-history", &[]).await;
     assert_eq!(history[0]["actions"], 1);
     // Sam's own orders list is empty: the order is not his.
-    let (_, view) = post(&app, &client, "/api/orders/list", &[]).await;
+    let (_, view) = app.post(&client, "/api/orders/list", &[]).await;
     assert_eq!(view["orders"], serde_json::json!([]));
     app.finish().await;
 }
@@ -209,18 +194,18 @@ async fn concurrent_sessions_on_behalf_lose_no_order_and_no_record(backend: Back
                 Role::Member,
             )
             .await;
-        let client = signed_in(&app, &format!("support{i}@example.com")).await;
-        let (status, body) = post(
-            &app,
-            &client,
-            "/api/on-behalf/start",
-            &[
-                ("member_id", &member.to_string()),
-                ("password", PASSWORD),
-                ("reason", "load test"),
-            ],
-        )
-        .await;
+        let client = app.signed_in(&format!("support{i}@example.com")).await;
+        let (status, body) = app
+            .post(
+                &client,
+                "/api/on-behalf/start",
+                &[
+                    ("member_id", &member.to_string()),
+                    ("password", PASSWORD),
+                    ("reason", "load test"),
+                ],
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         clients.push(client);
     }
@@ -288,17 +273,17 @@ async fn the_profile_and_sessions_of_my_account(backend: Backend) {
     let ann = app
         .create_member("ann@example.com", "Ann Lee", Role::Member)
         .await;
-    let ann_client = signed_in(&app, "ann@example.com").await;
-    let other_device = signed_in(&app, "ann@example.com").await;
+    let ann_client = app.signed_in("ann@example.com").await;
+    let other_device = app.signed_in("ann@example.com").await;
 
     // Profile: the new name is searchable; one record with before and after; none for no change.
-    let (status, body) = post(
-        &app,
-        &ann_client,
-        "/api/account/profile",
-        &[("display_name", "  Ann   Marie Lee ")],
-    )
-    .await;
+    let (status, body) = app
+        .post(
+            &ann_client,
+            "/api/account/profile",
+            &[("display_name", "  Ann   Marie Lee ")],
+        )
+        .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, Some("Ann Marie Lee")));
     assert_eq!(
         app.scalar(&format!(
@@ -307,8 +292,7 @@ async fn the_profile_and_sessions_of_my_account(backend: Backend) {
         .await,
         1
     );
-    post(
-        &app,
+    app.post(
         &ann_client,
         "/api/account/profile",
         &[("display_name", "Ann Marie Lee")],
@@ -319,35 +303,31 @@ async fn the_profile_and_sessions_of_my_account(backend: Backend) {
             .await,
         1
     );
-    let (status, body) = post(
-        &app,
-        &ann_client,
-        "/api/account/profile",
-        &[("display_name", "   ")],
-    )
-    .await;
+    let (status, body) = app
+        .post(&ann_client, "/api/account/profile", &[("display_name", "   ")])
+        .await;
     assert_eq!(
         (status, body["Validation"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("display_name"))
     );
 
     // Sessions: her two, then one on her behalf, marked with who acts.
-    let (_, list) = post(&app, &ann_client, "/api/account/sessions", &[]).await;
+    let (_, list) = app.post(&ann_client, "/api/account/sessions", &[]).await;
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
-    let sam = signed_in(&app, "sam@example.com").await;
-    let (status, _) = post(
-        &app,
-        &sam,
-        "/api/on-behalf/start",
-        &[
-            ("member_id", &ann.to_string()),
-            ("password", PASSWORD),
-            ("reason", "Ticket 9"),
-        ],
-    )
-    .await;
+    let sam = app.signed_in("sam@example.com").await;
+    let (status, _) = app
+        .post(
+            &sam,
+            "/api/on-behalf/start",
+            &[
+                ("member_id", &ann.to_string()),
+                ("password", PASSWORD),
+                ("reason", "Ticket 9"),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, list) = post(&app, &ann_client, "/api/account/sessions", &[]).await;
+    let (_, list) = app.post(&ann_client, "/api/account/sessions", &[]).await;
     let rows = list.as_array().unwrap();
     assert_eq!(rows.len(), 3);
     let on_behalf = rows
@@ -358,9 +338,11 @@ async fn the_profile_and_sessions_of_my_account(backend: Backend) {
 
     // Ann ends it: Sam's next request finds himself again; one record.
     let id = on_behalf["id"].as_i64().unwrap().to_string();
-    let (status, body) = post(&app, &ann_client, "/api/account/revoke-session", &[("id", &id)]).await;
+    let (status, body) = app
+        .post(&ann_client, "/api/account/revoke-session", &[("id", &id)])
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, me) = post(&app, &sam, "/api/whoami", &[]).await;
+    let (_, me) = app.post(&sam, "/api/whoami", &[]).await;
     assert_eq!(me["email"], "sam@example.com");
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'session_revoked'")
@@ -373,26 +355,20 @@ async fn the_profile_and_sessions_of_my_account(backend: Backend) {
         .unwrap()
         .to_string();
     assert_eq!(
-        post(
-            &app,
-            &ann_client,
-            "/api/account/revoke-session",
-            &[("id", &current)]
-        )
-        .await
-        .0,
+        app.post(&ann_client, "/api/account/revoke-session", &[("id", &current)])
+            .await
+            .0,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        post(&app, &ann_client, "/api/account/revoke-session", &[("id", &id)])
+        app.post(&ann_client, "/api/account/revoke-session", &[("id", &id)])
             .await
             .0,
         StatusCode::NOT_FOUND
     );
     let sam_session = app.scalar("SELECT MAX(id) FROM sessions WHERE member_id = (SELECT id FROM members WHERE email_key = 'sam@example.com')").await;
     assert_eq!(
-        post(
-            &app,
+        app.post(
             &ann_client,
             "/api/account/revoke-session",
             &[("id", &sam_session.to_string())]
@@ -418,8 +394,27 @@ async fn the_profile_and_sessions_of_my_account(backend: Backend) {
         .await,
         1
     );
+    // Strangers get nothing and change nothing.
+    for (path, form) in [
+        ("/api/account/profile", vec![("display_name", "Mallory")]),
+        ("/api/account/sessions", vec![]),
+        ("/api/account/revoke-session", vec![("id", current.as_str())]),
+    ] {
+        assert_eq!(
+            app.post(&app.client(), path, &form).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM members WHERE id = {ann} AND display_name = 'Ann Marie Lee'"
+        ))
+        .await,
+        1
+    );
     // Her other device is still signed in.
-    let (_, me) = post(&app, &other_device, "/api/whoami", &[]).await;
+    let (_, me) = app.post(&other_device, "/api/whoami", &[]).await;
     assert_eq!(me["email"], "ann@example.com");
     app.finish().await;
 }

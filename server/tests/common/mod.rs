@@ -20,7 +20,8 @@ use app::{
     state::{AppState, Settings},
     with_db,
 };
-use reqwest::{header, redirect::Policy, Client, Response};
+use reqwest::{header, redirect::Policy, Client, Response, StatusCode};
+use serde_json::Value;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -176,6 +177,32 @@ impl TestApp {
             .expect("login request")
     }
 
+    /// A client signed in as `email` with the shared test password.
+    pub async fn signed_in(&self, email: &str) -> Client {
+        let client = self.client();
+        let response = self.login(&client, email, PASSWORD).await;
+        assert!(
+            response.status().is_success() && session_cookie(&response).is_some(),
+            "{email} signs in"
+        );
+        client
+    }
+
+    /// POSTs a form (a server function call) and returns the raw response.
+    pub async fn post_form(&self, client: &Client, path: &str, form: &[(&str, &str)]) -> Response {
+        client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POSTs a form; the status and the body as JSON (a JSON string if it is not JSON).
+    pub async fn post(&self, client: &Client, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        json_of(self.post_form(client, path, form).await).await
+    }
+
     pub async fn logout(&self, client: &Client) -> Response {
         client
             .post(self.url("/api/logout"))
@@ -241,6 +268,13 @@ impl TestApp {
 fn rand_suffix() -> u32 {
     use rand::Rng;
     rand::rng().random_range(0..1_000_000)
+}
+
+/// A response's status and its body as JSON (a JSON string if it is not JSON).
+pub async fn json_of(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("response body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// The value of our session cookie in a response's Set-Cookie headers.
