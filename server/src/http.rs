@@ -5,7 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::OnceLock};
 
 use app::{
     auth::session::{
-        clearing_cookie, find_live, session_cookie, token_from_headers, Lookup, Notice, RequestContext,
+        clearing_cookie, cookie_from_headers, find_live, notice_cookie, session_cookie, token_from_headers,
+        Lookup, Notice, RequestContext, NOTICE_COOKIE,
     },
     error::AppError,
     shell,
@@ -67,17 +68,15 @@ fn route_list() -> Vec<AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-/// A one-time message carried to the next page (after a redirect) in this cookie.
-const NOTICE_COOKIE: &str = "behalf_notice";
-
 /// Resolves the session cookie (and client details) before anything renders. Also
-/// returns the cookies the response must set: a new token when a session on behalf
-/// ended and the actor's own came back, or the notice saying why.
+/// returns the session lookup (a new token when a session on behalf ended and the
+/// actor's own came back, and the notice saying why) and whether the browser sent a
+/// notice cookie (to clear once shown).
 async fn request_context(
     state: &ServerState,
     headers: &HeaderMap,
     peer: SocketAddr,
-) -> Result<(RequestContext, Lookup), AppError> {
+) -> Result<(RequestContext, Lookup, bool), AppError> {
     let token = token_from_headers(headers);
     let mut lookup = match token.as_deref() {
         Some(token) => find_live(&state.app, token).await?,
@@ -99,9 +98,10 @@ async fn request_context(
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let carried = cookie_from_headers(headers, NOTICE_COOKIE).filter(|value| !value.is_empty());
     let notice = lookup
         .notice
-        .or_else(|| cookie_value(headers, NOTICE_COOKIE).and_then(|c| Notice::parse(&c)));
+        .or_else(|| carried.as_deref().and_then(Notice::parse));
     Ok((
         RequestContext {
             stale_cookie: lookup.stale,
@@ -115,6 +115,7 @@ async fn request_context(
             https,
         },
         lookup,
+        carried.is_some(),
     ))
 }
 
@@ -128,26 +129,6 @@ fn session_cookies(context: &RequestContext, lookup: &Lookup, settings: &Setting
         cookies.push(clearing_cookie(context.https));
     }
     cookies
-}
-
-fn notice_cookie(notice: Option<Notice>, https: bool) -> String {
-    let (value, max_age) = match notice {
-        Some(notice) => (notice.code(), 300),
-        None => ("", 0),
-    };
-    let secure = if https { "; Secure" } else { "" };
-    format!("{NOTICE_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_string())
 }
 
 fn append_cookies(response: &mut Response, cookies: &[String]) {
@@ -171,12 +152,11 @@ async fn page_handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let (context, lookup) = match request_context(&state, request.headers(), peer).await {
+    let (context, lookup, notice_carried) = match request_context(&state, request.headers(), peer).await {
         Ok(found) => found,
         Err(error) => return plain_error_page(&error),
     };
     let mut cookies = session_cookies(&context, &lookup, &state.app.settings);
-    let notice_carried = cookie_value(request.headers(), NOTICE_COOKIE).is_some_and(|v| !v.is_empty());
     let https = context.https;
     let notice = context.notice;
     let options = state.leptos_options.clone();
@@ -208,7 +188,7 @@ async fn server_fn_handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let (context, lookup) = match request_context(&state, request.headers(), peer).await {
+    let (context, lookup, _) = match request_context(&state, request.headers(), peer).await {
         Ok(found) => found,
         Err(error) => return json_error(&error),
     };
@@ -292,7 +272,7 @@ async fn export_audit_csv(
         service::{self as audit, csv_line, NewEvent, CSV_HEADER},
         AuditFilter,
     };
-    let (context, _) = match request_context(&state, request.headers(), peer).await {
+    let (context, _, _) = match request_context(&state, request.headers(), peer).await {
         Ok(found) => found,
         Err(error) => return plain_error_page(&error),
     };

@@ -178,14 +178,38 @@ pub fn clearing_cookie(https: bool) -> String {
 
 /// The session token from the `Cookie` headers, if one is there.
 pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
+    cookie_from_headers(headers, COOKIE_NAME)
+}
+
+/// The value of cookie `name` from the `Cookie` headers, if one is there.
+pub fn cookie_from_headers(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|cookie| cookie.name() == COOKIE_NAME)
+        .find(|cookie| cookie.name() == name)
         .map(|cookie| cookie.value().to_string())
+}
+
+/// A one-time notice carried to the next page (after a redirect) in this cookie.
+pub const NOTICE_COOKIE: &str = "behalf_notice";
+
+/// Sets the notice cookie for five minutes, or (with `None`) clears it.
+pub fn notice_cookie(notice: Option<Notice>, https: bool) -> String {
+    let (value, max_age) = match notice {
+        Some(notice) => (notice.code(), CookieDuration::minutes(5)),
+        None => ("", CookieDuration::ZERO),
+    };
+    Cookie::build((NOTICE_COOKIE, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(https)
+        .path("/")
+        .max_age(max_age)
+        .build()
+        .to_string()
 }
 
 // ---- database -----------------------------------------------------------------------
@@ -752,6 +776,21 @@ mod tests {
         assert!(!cookie.contains("Secure"));
         assert!(session_cookie(&token, true, HOUR).contains("Secure"));
         assert!(clearing_cookie(false).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn the_notice_cookie_lives_five_minutes_and_can_be_cleared() {
+        let set = notice_cookie(Some(Notice::OnBehalfExpired), true);
+        assert!(set.starts_with("behalf_notice=on_behalf_expired"), "{set}");
+        for flag in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=300", "Secure"] {
+            assert!(set.contains(flag), "{set} lacks {flag}");
+        }
+        let cleared = notice_cookie(None, false);
+        assert!(
+            cleared.starts_with("behalf_notice=;") && cleared.contains("Max-Age=0"),
+            "{cleared}"
+        );
+        assert!(!cleared.contains("Secure"));
     }
 
     #[test]
