@@ -68,15 +68,8 @@ pub async fn sign_in(
     if let Some(current) = &request.session {
         if let Some(on_behalf) = &current.on_behalf {
             let end = session::EndOnBehalf {
-                session_id: current.id,
-                member_id: current.member.id,
-                actor_id: on_behalf.actor.id,
-                parent_id: on_behalf.parent_id,
-                reason: EndReason::Replaced,
-                token_hash: None,
-                resume_parent: false,
                 parent_end: Some(EndReason::Replaced),
-                event_context: Some(request.clone()),
+                ..session::EndOnBehalf::asked(current, on_behalf, EndReason::Replaced, request)
             };
             session::end_on_behalf(state, end).await?;
         }

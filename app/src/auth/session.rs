@@ -558,6 +558,29 @@ pub struct EndOnBehalf {
     pub event_context: Option<RequestContext>,
 }
 
+impl EndOnBehalf {
+    /// Ending `session` (a session on behalf) because its actor asked to, in
+    /// `request`: the parent neither resumed nor ended unless the caller says so.
+    pub fn asked(
+        session: &CurrentSession,
+        on_behalf: &OnBehalf,
+        reason: EndReason,
+        request: &RequestContext,
+    ) -> Self {
+        EndOnBehalf {
+            session_id: session.id,
+            member_id: session.member.id,
+            actor_id: on_behalf.actor.id,
+            parent_id: on_behalf.parent_id,
+            reason,
+            token_hash: None,
+            resume_parent: false,
+            parent_end: None,
+            event_context: Some(request.clone()),
+        }
+    }
+}
+
 pub enum EndOutcome {
     AlreadyTaken,
     Ended { parent_token: Option<Token> },

@@ -262,15 +262,8 @@ pub async fn leave(state: &AppState, request: &RequestContext) -> Result<(Option
         ));
     };
     let end = EndOnBehalf {
-        session_id: session.id,
-        member_id: session.member.id,
-        actor_id: on_behalf.actor.id,
-        parent_id: on_behalf.parent_id,
-        reason: EndReason::Left,
-        token_hash: None,
         resume_parent: true,
-        parent_end: None,
-        event_context: Some(request.clone()),
+        ..EndOnBehalf::asked(session, on_behalf, EndReason::Left, request)
     };
     let token = match end_on_behalf(state, end).await? {
         EndOutcome::AlreadyTaken => return Err(AppError::Unauthenticated),
@@ -290,17 +283,7 @@ pub async fn sign_out_on_behalf(state: &AppState, request: &RequestContext) -> R
     let Some(on_behalf) = &session.on_behalf else {
         return Err(AppError::Internal);
     };
-    let end = EndOnBehalf {
-        session_id: session.id,
-        member_id: session.member.id,
-        actor_id: on_behalf.actor.id,
-        parent_id: on_behalf.parent_id,
-        reason: EndReason::SignedOut,
-        token_hash: None,
-        resume_parent: false,
-        parent_end: None,
-        event_context: Some(request.clone()),
-    };
+    let end = EndOnBehalf::asked(session, on_behalf, EndReason::SignedOut, request);
     end_on_behalf(state, end).await?;
     let actor = on_behalf.actor.id;
     let event = NewEvent::new("sign_out", request).actor(actor).subject(actor);
