@@ -1,7 +1,8 @@
-//! The one error type that crosses the wire: server functions return it, the
-//! JSON API renders it as `{"error": {"code", "message"}}`, and the UI shows its
-//! message. Internal details never leave the server: a database error becomes
-//! `Internal` after it has been logged once, where it was converted.
+//! The one error type that crosses the wire. Server functions, the JSON routes and
+//! the middleware all answer with `{"error": {"code", "message", "field"?,
+//! "retry_after"?}}` and the error's own HTTP status; the codes are stable
+//! snake_case strings. Internal details never leave the server: a database error
+//! becomes `Internal` after it has been logged once, where it was converted.
 
 use leptos::server_fn::{
     codec::JsonEncoding,
@@ -11,7 +12,90 @@ use serde::{Deserialize, Serialize};
 
 use crate::rule::Denial;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+/// Why a change or a read was refused to someone signed in: a stable code and a
+/// sentence for people (like `rule::Denial` for the impersonation rule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The member may not use the management screens.
+    NoAdminAccess,
+    /// Only editors and super users change members and groups.
+    NeedsEditorRole,
+    /// The member (or a member of the group) ranks above the editor.
+    TargetOutranksEditor,
+    /// The role given ranks above the editor's own.
+    RoleAboveOwnRank,
+    /// An editor wrote their own ID into the proxy login permission of a peer.
+    SelfGrantToPeer,
+    /// Only editors and super users read the audit trail.
+    NotAuditor,
+    /// The session or record belongs to someone else.
+    NotYours,
+    /// A request from another site.
+    CrossSite,
+    /// The account is not authorized to sign in.
+    LoginDisabled,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 9] = [
+        Refusal::NoAdminAccess,
+        Refusal::NeedsEditorRole,
+        Refusal::TargetOutranksEditor,
+        Refusal::RoleAboveOwnRank,
+        Refusal::SelfGrantToPeer,
+        Refusal::NotAuditor,
+        Refusal::NotYours,
+        Refusal::CrossSite,
+        Refusal::LoginDisabled,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::NoAdminAccess => "no_admin_access",
+            Refusal::NeedsEditorRole => "needs_editor_role",
+            Refusal::TargetOutranksEditor => "target_outranks_editor",
+            Refusal::RoleAboveOwnRank => "role_above_own_rank",
+            Refusal::SelfGrantToPeer => "self_grant_to_peer",
+            Refusal::NotAuditor => "not_auditor",
+            Refusal::NotYours => "not_yours",
+            Refusal::CrossSite => "cross_site",
+            Refusal::LoginDisabled => "not_authorized_to_log_in",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::NoAdminAccess => "You do not have access to the management screens.",
+            Refusal::NeedsEditorRole => "Only editors and super users may change members and groups.",
+            Refusal::TargetOutranksEditor => "You cannot change a member whose role is above your own.",
+            Refusal::RoleAboveOwnRank => "You cannot give a role above your own.",
+            Refusal::SelfGrantToPeer => {
+                "You cannot add yourself to the proxy login permission of a member whose role equals yours: someone else must."
+            }
+            Refusal::NotAuditor => "Only editors and super users may read the audit trail.",
+            Refusal::NotYours => "That is not yours to change.",
+            Refusal::CrossSite => "Cross-site request refused.",
+            Refusal::LoginDisabled => {
+                "This account is not authorized to sign in. Ask an administrator to enable it."
+            }
+        }
+    }
+
+    /// The form field the refusal belongs to, if any.
+    pub fn field(self) -> Option<&'static str> {
+        match self {
+            Refusal::SelfGrantToPeer => Some("proxy_login_permission"),
+            Refusal::RoleAboveOwnRank => Some("role"),
+            _ => None,
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Refusal> {
+        Refusal::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppError {
     /// A field failed validation; `field` names the form field so the UI can show the
     /// message next to it.
@@ -26,15 +110,21 @@ pub enum AppError {
     /// No valid session: missing, revoked or expired.
     #[error("Please sign in to continue.")]
     Unauthenticated,
-    /// Signed in, but not allowed to do this.
-    #[error("{0}")]
-    Forbidden(String),
+    /// Signed in, but not allowed to do this (see `Refusal` for the codes).
+    #[error("{}", .0.message())]
+    Refused(Refusal),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("Too many attempts. Try again in a few minutes.")]
-    RateLimited,
+    /// The request came with a session on behalf that has ended: it acts as no one,
+    /// so nothing was done (the browser has been given its actor's own session back).
+    #[error("Your session on behalf of another member has ended, so nothing was done. You are acting as yourself again.")]
+    OnBehalfEnded,
+    /// Sign-in throttled (per account or per client address): the same answer
+    /// whether or not the account exists.
+    #[error("Too many sign-in attempts. Try again in {}.", wait_text(*.retry_after))]
+    RateLimited { retry_after: u64 },
     /// The impersonation rule refused (see `rule::Denial` for the codes).
     #[error("{0}")]
     Denied(Denial),
@@ -43,14 +133,30 @@ pub enum AppError {
     #[error("Your password is incorrect. Nothing was switched.")]
     WrongPassword,
     /// Too many wrong passwords: login on behalf is locked for a while.
-    #[error("Too many wrong passwords. Login on behalf is locked for {0} minutes.")]
-    LockedOut(i64),
+    #[error("Too many wrong passwords. Login on behalf is locked for {}.", wait_text(*.retry_after))]
+    LockedOut { retry_after: u64 },
     /// The browser could not reach the server (client side only).
     #[error("Could not reach the server. Check your connection and try again.")]
     Unreachable,
     /// Something failed on our side; the details are in the server log only.
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
+}
+
+/// "45 seconds", "1 minute", "15 minutes" (rounded up to whole minutes past one).
+fn wait_text(seconds: u64) -> String {
+    match seconds {
+        0..=1 => "a second".to_string(),
+        2..=59 => format!("{seconds} seconds"),
+        _ => {
+            let minutes = seconds.div_ceil(60);
+            if minutes == 1 {
+                "1 minute".to_string()
+            } else {
+                format!("{minutes} minutes")
+            }
+        }
+    }
 }
 
 impl AppError {
@@ -61,20 +167,16 @@ impl AppError {
         }
     }
 
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        AppError::Forbidden(message.into())
-    }
-
     /// The HTTP status this error is answered with.
     pub fn status_code(&self) -> u16 {
         match self {
             AppError::Validation { .. } => 422,
             AppError::BadRequest(_) => 400,
             AppError::InvalidCredentials | AppError::Unauthenticated => 401,
-            AppError::Forbidden(_) => 403,
+            AppError::Refused(_) => 403,
             AppError::NotFound(_) => 404,
-            AppError::Conflict(_) => 409,
-            AppError::RateLimited | AppError::LockedOut(_) => 429,
+            AppError::Conflict(_) | AppError::OnBehalfEnded => 409,
+            AppError::RateLimited { .. } | AppError::LockedOut { .. } => 429,
             AppError::Denied(_) | AppError::WrongPassword => 403,
             AppError::Unreachable => 503,
             AppError::Internal => 500,
@@ -88,13 +190,14 @@ impl AppError {
             AppError::BadRequest(_) => "bad_request",
             AppError::InvalidCredentials => "invalid_credentials",
             AppError::Unauthenticated => "unauthenticated",
-            AppError::Forbidden(_) => "forbidden",
+            AppError::Refused(refusal) => refusal.code(),
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
-            AppError::RateLimited => "rate_limited",
+            AppError::OnBehalfEnded => "on_behalf_ended",
+            AppError::RateLimited { .. } => "rate_limited",
             AppError::Denied(denial) => denial.code(),
             AppError::WrongPassword => "wrong_password",
-            AppError::LockedOut(_) => "locked_out",
+            AppError::LockedOut { .. } => "locked_out",
             AppError::Unreachable => "unreachable",
             AppError::Internal => "internal",
         }
@@ -105,8 +208,89 @@ impl AppError {
         match self {
             AppError::Validation { field, .. } => Some(field),
             AppError::WrongPassword => Some("password"),
+            AppError::Refused(refusal) => refusal.field(),
             _ => None,
         }
+    }
+
+    /// Seconds to wait before trying again (the `Retry-After` of a 429).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::RateLimited { retry_after } | AppError::LockedOut { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The error as it goes on the wire.
+    pub fn wire(&self) -> WireError {
+        WireError {
+            error: WireBody {
+                code: self.code().to_string(),
+                message: self.to_string(),
+                field: self.field().map(str::to_string),
+                retry_after: self.retry_after(),
+            },
+        }
+    }
+
+    /// The error a wire body stands for (what a browser or client makes of it).
+    pub fn from_wire(wire: WireError) -> AppError {
+        let WireBody {
+            code,
+            message,
+            field,
+            retry_after,
+        } = wire.error;
+        let retry_after = retry_after.unwrap_or(0);
+        match code.as_str() {
+            "validation" => AppError::Validation {
+                field: field.unwrap_or_default(),
+                message,
+            },
+            "bad_request" => AppError::BadRequest(message),
+            "invalid_credentials" => AppError::InvalidCredentials,
+            "unauthenticated" => AppError::Unauthenticated,
+            "not_found" => AppError::NotFound(message),
+            "conflict" => AppError::Conflict(message),
+            "on_behalf_ended" => AppError::OnBehalfEnded,
+            "rate_limited" => AppError::RateLimited { retry_after },
+            "wrong_password" => AppError::WrongPassword,
+            "locked_out" => AppError::LockedOut { retry_after },
+            "unreachable" => AppError::Unreachable,
+            other => Refusal::parse(other)
+                .map(AppError::Refused)
+                .or_else(|| Denial::parse(other).map(AppError::Denied))
+                .unwrap_or(AppError::Internal),
+        }
+    }
+}
+
+/// `{"error": {"code", "message", "field"?, "retry_after"?}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireError {
+    pub error: WireBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireBody {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Seconds, with a 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl Serialize for AppError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.wire().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for AppError {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        WireError::deserialize(deserializer).map(AppError::from_wire)
     }
 }
 
@@ -159,13 +343,14 @@ mod tests {
             AppError::BadRequest("x".into()),
             AppError::InvalidCredentials,
             AppError::Unauthenticated,
-            AppError::forbidden("no"),
+            AppError::Refused(Refusal::NotAuditor),
             AppError::NotFound("no".into()),
             AppError::Conflict("no".into()),
-            AppError::RateLimited,
+            AppError::RateLimited { retry_after: 30 },
+            AppError::OnBehalfEnded,
             AppError::Denied(Denial::Nested),
             AppError::WrongPassword,
-            AppError::LockedOut(15),
+            AppError::LockedOut { retry_after: 900 },
             AppError::Unreachable,
             AppError::Internal,
         ];
@@ -173,14 +358,63 @@ mod tests {
             assert!((400..600).contains(&error.status_code()), "{error:?}");
             assert!(!error.code().is_empty());
             assert!(!error.to_string().is_empty());
+            assert_eq!(AppError::de(error.ser()), error, "{error:?} round-trips");
+        }
+        for refusal in Refusal::ALL {
+            let error = AppError::Refused(refusal);
+            assert_eq!(AppError::de(error.ser()), error, "{refusal:?} round-trips");
+            assert!(refusal.message().ends_with('.'), "{refusal:?}");
+        }
+        for denial in Denial::ALL {
+            let error = AppError::Denied(denial);
+            assert_eq!(AppError::de(error.ser()), error, "{denial:?} round-trips");
         }
     }
 
     #[test]
-    fn the_wire_form_round_trips() {
+    fn the_wire_form_is_one_error_object() {
         let error = AppError::validation("password", "Enter your password.");
-        let bytes = error.ser();
-        assert_eq!(AppError::de(bytes), error);
+        let value: serde_json::Value = serde_json::from_slice(&error.ser()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({ "error": { "code": "validation", "message": "Enter your password.", "field": "password" } })
+        );
+        let value: serde_json::Value =
+            serde_json::to_value(AppError::RateLimited { retry_after: 90 }).unwrap();
+        assert_eq!(value["error"]["code"], "rate_limited");
+        assert_eq!(value["error"]["retry_after"], 90);
+        assert_eq!(
+            value["error"]["message"],
+            "Too many sign-in attempts. Try again in 2 minutes."
+        );
+        let value: serde_json::Value = serde_json::to_value(AppError::Internal).unwrap();
+        assert!(value["error"].get("field").is_none());
+    }
+
+    #[test]
+    fn codes_are_distinct_snake_case() {
+        let mut codes: Vec<&str> = Refusal::ALL.iter().map(|r| r.code()).collect();
+        codes.extend(Denial::ALL.iter().map(|d| d.code()));
+        codes.extend([
+            "validation",
+            "bad_request",
+            "invalid_credentials",
+            "unauthenticated",
+            "not_found",
+        ]);
+        codes.extend([
+            "conflict",
+            "on_behalf_ended",
+            "rate_limited",
+            "wrong_password",
+            "locked_out",
+        ]);
+        codes.extend(["unreachable", "internal"]);
+        let distinct: std::collections::BTreeSet<_> = codes.iter().collect();
+        assert_eq!(distinct.len(), codes.len());
+        for code in codes {
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
+        }
     }
 
     #[test]

@@ -9,35 +9,51 @@ use leptos_router::{
     ParamSegment, SsrMode, StaticSegment,
 };
 
-pub mod account;
-pub mod audit;
-pub mod auth;
-pub mod error;
-pub mod groups;
-pub mod members;
-pub mod on_behalf;
-pub mod orders;
-pub mod rule;
-pub mod ui;
-
+// The lower layer: imports nothing above it.
+#[cfg(feature = "ssr")]
+pub mod audit_writer;
 #[cfg(feature = "ssr")]
 pub mod clock;
+pub mod context;
 #[cfg(feature = "ssr")]
 pub mod db;
+pub mod email;
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod guard;
+pub mod password;
+pub mod policy;
+pub mod role;
+pub mod rule;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
+pub mod session;
+#[cfg(feature = "ssr")]
 pub mod state;
+pub mod ui;
+pub mod urls;
+
+// The areas, each over the lower layer; and the page frame over them.
+pub mod account;
+pub mod audit;
+pub mod auth;
+pub mod groups;
+pub mod layout;
+pub mod members;
+pub mod on_behalf;
+pub mod orders;
 
 use crate::{
     account::{AccessHistoryPage, HomePage, SessionsPage},
     audit::ui::{AuditPage, SessionTimelinePage},
     auth::ui::LoginPage,
     groups::ui::{GroupBladeRoute, GroupDetailPage, GroupsPage},
+    layout::Header,
     members::ui::{MemberBladeRoute, MembersPage},
     on_behalf::ui::{IdentityWatch, ImpersonationBanner, OnBehalfPage, ServerNotice},
     orders::ui::OrdersPage,
-    ui::{Header, NotFound, ViewerResource},
+    ui::{NotFound, ViewerResource},
 };
 
 /// The HTML document around the app.
@@ -78,7 +94,7 @@ pub fn App() -> impl IntoView {
         <Link rel="icon" href="data:,"/>
         // "[On behalf]" first in every title of a session on behalf.
         <Title formatter=move |text: String| {
-            let on_behalf = matches!(viewer.get(), Some(Ok(Some(auth::Viewer { on_behalf: Some(_), .. }))));
+            let on_behalf = matches!(viewer.get(), Some(Ok(Some(context::Viewer { on_behalf: Some(_), .. }))));
             if on_behalf { format!("[On behalf] {text} · Behalf") } else { format!("{text} · Behalf") }
         }/>
         <Router>

@@ -8,13 +8,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::members::Role;
+use crate::role::Role;
 
 /// The person who wants to act on someone's behalf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Actor {
     pub id: i64,
     pub role: Role,
+    /// May use the management screens: the role grant needs it (an explicit grant
+    /// does not, as Kuroco's `alias_login` for frontends shows).
+    pub admin_access: bool,
     /// True when this request already runs in an on-behalf session (no nesting).
     pub on_behalf: bool,
 }
@@ -29,6 +32,8 @@ pub struct Target {
     pub login_enabled: bool,
     /// The actor's ID is in this member's proxy login permission.
     pub grants_actor: bool,
+    /// That entry was written by the actor themselves (no self-grant to a peer).
+    pub grant_written_by_actor: bool,
 }
 
 /// Why the rule holds.
@@ -65,6 +70,11 @@ pub enum Denial {
     /// The actor's proxy login permission for the target is not enough: the target
     /// ranks higher than the actor.
     ExplicitGrantToHigherRank,
+    /// The target's proxy login permission names the actor at equal rank, but the
+    /// actor wrote that entry themselves: only someone else may grant access to a peer.
+    SelfWrittenGrant,
+    /// The actor's role would do, but they have no admin access.
+    RoleGrantNeedsAdminAccess,
     /// The actor's role would do, but the target ranks as high as the actor or higher.
     RankNotLower,
     /// Neither the actor's role nor the target's proxy login permission allows it.
@@ -72,13 +82,15 @@ pub enum Denial {
 }
 
 impl Denial {
-    pub const ALL: [Denial; 8] = [
+    pub const ALL: [Denial; 10] = [
         Denial::Nested,
         Denial::SelfTarget,
         Denial::NotFound,
         Denial::Deleted,
         Denial::LoginDisabled,
         Denial::ExplicitGrantToHigherRank,
+        Denial::SelfWrittenGrant,
+        Denial::RoleGrantNeedsAdminAccess,
         Denial::RankNotLower,
         Denial::NoPermission,
     ];
@@ -91,6 +103,8 @@ impl Denial {
             Denial::Deleted => "target_deleted",
             Denial::LoginDisabled => "target_not_authorized_to_log_in",
             Denial::ExplicitGrantToHigherRank => "explicit_grant_to_higher_rank",
+            Denial::SelfWrittenGrant => "self_written_grant",
+            Denial::RoleGrantNeedsAdminAccess => "role_grant_needs_admin_access",
             Denial::RankNotLower => "rank_not_lower",
             Denial::NoPermission => "no_permission",
         }
@@ -108,6 +122,12 @@ impl Denial {
             Denial::ExplicitGrantToHigherRank => {
                 "This member's proxy login permission names you, but their role ranks above yours."
             }
+            Denial::SelfWrittenGrant => {
+                "This member's proxy login permission names you, but you wrote that entry yourself and their role equals yours: someone else must grant it."
+            }
+            Denial::RoleGrantNeedsAdminAccess => {
+                "Your role would allow this, but you do not have access to the management screens."
+            }
             Denial::RankNotLower => {
                 "You can log in on behalf of members whose role ranks below yours only."
             }
@@ -115,6 +135,12 @@ impl Denial {
                 "You are not allowed to log in on behalf of this member: your role does not allow it and their proxy login permission does not name you."
             }
         }
+    }
+}
+
+impl Denial {
+    pub fn parse(code: &str) -> Option<Denial> {
+        Denial::ALL.into_iter().find(|d| d.code() == code)
     }
 }
 
@@ -143,18 +169,22 @@ pub fn can_log_in_on_behalf(actor: &Actor, target: Option<&Target>) -> Result<Gr
         return Err(Denial::LoginDisabled);
     }
     let (actor_rank, target_rank) = (actor.role.rank(), target.role.rank());
-    let by_role = actor.role >= Role::Support;
-    if by_role && target_rank < actor_rank {
+    let role_would_do = actor.role >= Role::Support && target_rank < actor_rank;
+    if role_would_do && actor.admin_access {
         return Ok(Grant::Role);
     }
     if target.grants_actor {
-        return if target_rank <= actor_rank {
-            Ok(Grant::Explicit)
-        } else {
+        return if target_rank > actor_rank {
             Err(Denial::ExplicitGrantToHigherRank)
+        } else if target_rank == actor_rank && target.grant_written_by_actor {
+            Err(Denial::SelfWrittenGrant)
+        } else {
+            Ok(Grant::Explicit)
         };
     }
-    if by_role {
+    if role_would_do {
+        Err(Denial::RoleGrantNeedsAdminAccess)
+    } else if actor.role >= Role::Support {
         Err(Denial::RankNotLower)
     } else {
         Err(Denial::NoPermission)
@@ -183,15 +213,23 @@ mod tests {
         if !target.login_enabled {
             return Err(Denial::LoginDisabled);
         }
-        let role_grant = matches!(actor.role, Role::Support | Role::Editor | Role::SuperUser)
-            && target.role.rank() < actor.role.rank();
-        let explicit = target.grants_actor && target.role.rank() <= actor.role.rank();
-        match (role_grant, explicit, target.grants_actor, actor.role) {
-            (true, _, _, _) => Ok(Grant::Role),
-            (false, true, _, _) => Ok(Grant::Explicit),
-            (false, false, true, _) => Err(Denial::ExplicitGrantToHigherRank),
-            (false, false, false, Role::Member) => Err(Denial::NoPermission),
-            (false, false, false, _) => Err(Denial::RankNotLower),
+        let staff = matches!(actor.role, Role::Support | Role::Editor | Role::SuperUser);
+        let (a, t) = (actor.role.rank(), target.role.rank());
+        let role_grant = staff && actor.admin_access && t < a;
+        let peer_self_grant = t == a && target.grant_written_by_actor;
+        let explicit = target.grants_actor && t <= a && !peer_self_grant;
+        if role_grant {
+            return Ok(Grant::Role);
+        }
+        if explicit {
+            return Ok(Grant::Explicit);
+        }
+        match (target.grants_actor, t > a, staff && t < a, actor.role) {
+            (true, true, _, _) => Err(Denial::ExplicitGrantToHigherRank),
+            (true, false, _, _) => Err(Denial::SelfWrittenGrant),
+            (false, _, true, _) => Err(Denial::RoleGrantNeedsAdminAccess),
+            (false, _, false, Role::Member) => Err(Denial::NoPermission),
+            (false, _, false, _) => Err(Denial::RankNotLower),
         }
     }
 
@@ -201,33 +239,37 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for actor_role in Role::ALL {
             for target_role in Role::ALL {
-                for grants_actor in [false, true] {
-                    for deleted in [false, true] {
-                        for login_enabled in [false, true] {
-                            for on_behalf in [false, true] {
-                                for same_member in [false, true] {
-                                    for exists in [false, true] {
-                                        let actor = Actor {
-                                            id: 1,
-                                            role: actor_role,
-                                            on_behalf,
-                                        };
-                                        let target = Target {
-                                            id: if same_member { 1 } else { 2 },
-                                            role: target_role,
-                                            deleted,
-                                            login_enabled,
-                                            grants_actor,
-                                        };
-                                        let target = exists.then_some(&target);
-                                        let answer = can_log_in_on_behalf(&actor, target);
-                                        assert_eq!(
-                                            answer,
-                                            expected(&actor, target),
-                                            "{actor:?} → {target:?}"
-                                        );
-                                        seen.insert(format!("{answer:?}"));
-                                        checked += 1;
+                for (grants_actor, written_by_actor) in [(false, false), (true, false), (true, true)] {
+                    for admin_access in [false, true] {
+                        for deleted in [false, true] {
+                            for login_enabled in [false, true] {
+                                for on_behalf in [false, true] {
+                                    for same_member in [false, true] {
+                                        for exists in [false, true] {
+                                            let actor = Actor {
+                                                id: 1,
+                                                role: actor_role,
+                                                admin_access,
+                                                on_behalf,
+                                            };
+                                            let target = Target {
+                                                id: if same_member { 1 } else { 2 },
+                                                role: target_role,
+                                                deleted,
+                                                login_enabled,
+                                                grants_actor,
+                                                grant_written_by_actor: written_by_actor,
+                                            };
+                                            let target = exists.then_some(&target);
+                                            let answer = can_log_in_on_behalf(&actor, target);
+                                            assert_eq!(
+                                                answer,
+                                                expected(&actor, target),
+                                                "{actor:?} → {target:?}"
+                                            );
+                                            seen.insert(format!("{answer:?}"));
+                                            checked += 1;
+                                        }
                                     }
                                 }
                             }
@@ -236,7 +278,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 4 * 4 * 2 * 2 * 2 * 2 * 2 * 2);
+        assert_eq!(checked, 4 * 4 * 3 * 2 * 2 * 2 * 2 * 2 * 2);
         // Every outcome is reachable: both grants and every denial.
         assert_eq!(seen.len(), 2 + Denial::ALL.len(), "{seen:?}");
     }
@@ -247,6 +289,7 @@ mod tests {
         let actor = |role| Actor {
             id: 1,
             role,
+            admin_access: true,
             on_behalf: false,
         };
         let target = |role, grants_actor| Target {
@@ -255,6 +298,7 @@ mod tests {
             deleted: false,
             login_enabled: true,
             grants_actor,
+            grant_written_by_actor: false,
         };
         let rule = |a: Role, t: Role, g: bool| can_log_in_on_behalf(&actor(a), Some(&target(t, g)));
         assert_eq!(rule(Role::Support, Role::Member, false), Ok(Grant::Role));
@@ -277,6 +321,33 @@ mod tests {
         assert_eq!(rule(Role::Member, Role::Member, false), Err(Denial::NoPermission));
         // A role grant wins over an explicit one when both hold.
         assert_eq!(rule(Role::Editor, Role::Member, true), Ok(Grant::Role));
+        // The role grant needs admin access; an explicit grant does not.
+        let no_admin = Actor {
+            admin_access: false,
+            ..actor(Role::Support)
+        };
+        assert_eq!(
+            can_log_in_on_behalf(&no_admin, Some(&target(Role::Member, false))),
+            Err(Denial::RoleGrantNeedsAdminAccess)
+        );
+        assert_eq!(
+            can_log_in_on_behalf(&no_admin, Some(&target(Role::Member, true))),
+            Ok(Grant::Explicit)
+        );
+        // A peer's permission naming the actor counts only if someone else wrote it;
+        // at a lower rank, who wrote it does not matter (Kuroco's own example).
+        let self_written = |role| Target {
+            grant_written_by_actor: true,
+            ..target(role, true)
+        };
+        assert_eq!(
+            can_log_in_on_behalf(&actor(Role::Editor), Some(&self_written(Role::Editor))),
+            Err(Denial::SelfWrittenGrant)
+        );
+        assert_eq!(
+            can_log_in_on_behalf(&no_admin, Some(&self_written(Role::Member))),
+            Ok(Grant::Explicit)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 
-use crate::{auth::session::RequestContext, error::AppError, state::AppState};
+use crate::{context::RequestContext, error::AppError, state::AppState};
 
 /// The application state and what is known about this request. Every server
 /// function starts here, then checks the session and permission it needs.

@@ -1,8 +1,10 @@
 //! What every request handler and server function can reach (server only).
 
-use std::sync::Arc;
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
 
-use crate::{auth::password::PasswordHasher, clock::Clock, db::Db};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::{clock::Clock, db::Db, password::hasher::PasswordHasher};
 
 /// How sessions behave; set from flags and `BEHALF_*` variables by the server.
 #[derive(Clone, Debug)]
@@ -13,6 +15,8 @@ pub struct Settings {
     pub session_lifetime: i64,
     /// A session on behalf ends this long after it started (milliseconds).
     pub on_behalf_max_duration: i64,
+    /// Sign-in attempts one client address may make per minute (and at once).
+    pub sign_in_per_ip_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -21,9 +25,14 @@ impl Default for Settings {
             session_idle_timeout: 30 * crate::clock::MINUTE,
             session_lifetime: 12 * crate::clock::HOUR,
             on_behalf_max_duration: 30 * crate::clock::MINUTE,
+            sign_in_per_ip_per_minute: 60,
         }
     }
 }
+
+/// Sign-in attempts per client address (in memory, per instance: the per-account
+/// throttle, which matters more, lives in the database).
+pub type IpLimiter = DefaultKeyedRateLimiter<IpAddr>;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,4 +40,18 @@ pub struct AppState {
     pub clock: Clock,
     pub hasher: Arc<PasswordHasher>,
     pub settings: Arc<Settings>,
+    pub sign_in_per_ip: Arc<IpLimiter>,
+}
+
+impl AppState {
+    pub fn new(db: Db, clock: Clock, hasher: PasswordHasher, settings: Settings) -> AppState {
+        let per_minute = NonZeroU32::new(settings.sign_in_per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
+        AppState {
+            db,
+            clock,
+            hasher: Arc::new(hasher),
+            sign_in_per_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            settings: Arc::new(settings),
+        }
+    }
 }

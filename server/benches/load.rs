@@ -6,22 +6,21 @@
 
 mod support;
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use app::{
-    audit::service::{verify, AuditTx, NewEvent, Verdict},
-    auth::{password::PasswordHasher, Password},
+    audit::verify::{verify, Verdict},
+    audit_writer::{AuditTx, NewEvent},
     clock::Clock,
     db::{BeginWrite, Db},
-    members::{
-        service::{create_member, NewMember},
-        Role,
-    },
+    members::directory::{create_member, NewMember},
     orders::service::ensure_catalogue,
-    state::{AppState, Settings},
+    password::{hasher::PasswordHasher, Password},
+    role::Role,
+    state::AppState,
     with_db,
 };
-use support::{on_each_database, summary};
+use support::{bench_settings, on_each_database, summary};
 
 const PASSWORD: &str = "benchmark password";
 
@@ -42,12 +41,12 @@ async fn run(db: Db, label: &'static str) {
     let orders = env("BEHALF_BENCH_ORDERS", 10_000);
     let chain = env("BEHALF_BENCH_AUDIT_RECORDS", 1_000_000) as i64;
     db.migrate().await.expect("migrate");
-    let state = AppState {
-        db: db.clone(),
-        clock: Clock::system(),
-        hasher: Arc::new(PasswordHasher::with_default_limit()),
-        settings: Arc::new(Settings::default()),
-    };
+    let state = AppState::new(
+        db.clone(),
+        Clock::system(),
+        PasswordHasher::with_default_limit(),
+        bench_settings(),
+    );
     ensure_catalogue(&db, 0).await.unwrap();
     let product = scalar(&db, "SELECT MIN(id) FROM products").await.to_string();
     let addr = server::spawn_on_free_port(state.clone(), false).await.unwrap();
@@ -72,6 +71,7 @@ async fn run(db: Db, label: &'static str) {
                     state.clock.now(),
                     new,
                     Password::new(PASSWORD),
+                    None,
                 )
                 .await
                 .unwrap(),

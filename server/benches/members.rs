@@ -6,17 +6,20 @@
 
 mod support;
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use app::{
-    auth::password::PasswordHasher,
     clock::Clock,
     db::Db,
-    members::{service::list, ListQuery, Role, SortKey, PAGE_SIZE},
-    state::{AppState, Settings},
+    members::{
+        search::{list_with_threshold, FETCH_AT_MOST},
+        ListParams, ListQuery, Role, SortKey, PAGE_SIZE,
+    },
+    password::hasher::PasswordHasher,
+    state::AppState,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use support::{on_each_database, summary};
+use support::{bench_settings, on_each_database, summary};
 
 const PREFIXES: &[&str] = &[
     "an",
@@ -100,15 +103,15 @@ async fn queries(db: &Db, count: i64) -> Vec<ListQuery> {
         let group = rng.random_bool(0.1).then(|| rng.random_range(1..=12).to_string());
         let sort = SortKey::ALL[rng.random_range(0..SortKey::ALL.len())].as_str();
         let dir = if rng.random_bool(0.5) { "desc" } else { "asc" };
-        let mut query = ListQuery::parse(
-            Some(&q),
-            role,
-            group.as_deref(),
-            Some(sort),
-            Some(dir),
-            Some(1),
-            (None, None),
-        )
+        let mut query = ListQuery::parse(&ListParams {
+            q: Some(q.clone()),
+            role: role.map(str::to_string),
+            group: group.clone(),
+            sort: Some(sort.to_string()),
+            dir: Some(dir.to_string()),
+            page: Some(1),
+            ..ListParams::default()
+        })
         .unwrap();
         let depth = if rng.random_bool(0.8) {
             rng.random_range(5..=60)
@@ -116,7 +119,9 @@ async fn queries(db: &Db, count: i64) -> Vec<ListQuery> {
             0
         };
         for _ in 0..depth {
-            let page = list(db, query.clone()).await.unwrap();
+            let page = list_with_threshold(db, query.clone(), FETCH_AT_MOST)
+                .await
+                .unwrap();
             match page.next {
                 Some(after) => {
                     query = ListQuery {
@@ -130,7 +135,9 @@ async fn queries(db: &Db, count: i64) -> Vec<ListQuery> {
             }
         }
         if query.page > 2 && rng.random_bool(0.15) {
-            let page = list(db, query.clone()).await.unwrap();
+            let page = list_with_threshold(db, query.clone(), FETCH_AT_MOST)
+                .await
+                .unwrap();
             if let Some(before) = page.previous {
                 query = ListQuery {
                     page: query.page - 1,
@@ -182,7 +189,9 @@ async fn run(db: Db, label: &str, count: u64) {
     let mut timed = Vec::new();
     for query in &queries {
         let started = Instant::now();
-        let page = list(&db, query.clone()).await.unwrap();
+        let page = list_with_threshold(&db, query.clone(), FETCH_AT_MOST)
+            .await
+            .unwrap();
         let ms = started.elapsed().as_secs_f64() * 1e3;
         server_side.push(ms);
         timed.push((ms, query.clone()));
@@ -200,25 +209,26 @@ async fn run(db: Db, label: &str, count: u64) {
     }
 
     // Whole pages: an admin signed in over HTTP, then GET /admin/members?… for each query.
-    let state = AppState {
-        db: db.clone(),
-        clock: Clock::system(),
-        hasher: Arc::new(PasswordHasher::new(2)),
-        settings: Arc::new(Settings::default()),
-    };
-    let admin = app::members::service::NewMember {
+    let state = AppState::new(
+        db.clone(),
+        Clock::system(),
+        PasswordHasher::new(2),
+        bench_settings(),
+    );
+    let admin = app::members::directory::NewMember {
         email: "bench.admin@example.net".into(),
         display_name: "Bench Admin".into(),
         role: Role::SuperUser,
         admin_access: true,
         login_enabled: true,
     };
-    app::members::service::create_member(
+    app::members::directory::create_member(
         &db,
         &state.hasher,
         state.clock.now(),
         admin,
-        app::auth::Password::new("bench password"),
+        app::password::Password::new("bench password"),
+        None,
     )
     .await
     .or_else(|error| match error {

@@ -5,33 +5,31 @@
 
 mod support;
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use app::{
-    auth::{
-        password::{hash_password_blocking, verify_password_blocking, verify_password_in, PasswordHasher},
-        Password,
-    },
     clock::Clock,
     db::Db,
-    members::{
-        service::{create_member, NewMember},
-        Role,
+    members::directory::{create_member, NewMember},
+    password::{
+        hasher::{hash_password_blocking, verify_password_blocking, verify_password_in, PasswordHasher},
+        Password,
     },
-    state::{AppState, Settings},
+    role::Role,
+    state::AppState,
 };
-use support::{on_each_database, summary};
+use support::{bench_settings, on_each_database, summary};
 
 const PASSWORD: &str = "benchmark password";
 
 async fn run(db: Db, label: &str, argon2_median: f64) {
     db.migrate().await.expect("migrate");
-    let state = AppState {
-        db: db.clone(),
-        clock: Clock::system(),
-        hasher: Arc::new(PasswordHasher::with_default_limit()),
-        settings: Arc::new(Settings::default()),
-    };
+    let state = AppState::new(
+        db.clone(),
+        Clock::system(),
+        PasswordHasher::with_default_limit(),
+        bench_settings(),
+    );
     let new = NewMember {
         email: "bench@example.com".into(),
         display_name: "Bench Mark".into(),
@@ -45,6 +43,7 @@ async fn run(db: Db, label: &str, argon2_median: f64) {
         state.clock.now(),
         new,
         Password::new(PASSWORD),
+        None,
     )
     .await
     .expect("member");
@@ -65,6 +64,7 @@ async fn run(db: Db, label: &str, argon2_median: f64) {
             state.clock.now(),
             new,
             Password::new(PASSWORD),
+            None,
         )
         .await
         .expect("member");
@@ -92,11 +92,13 @@ async fn run(db: Db, label: &str, argon2_median: f64) {
     let signin_median = summary("sign-in (POST /api/login, whole request)", signin);
 
     let mut unknown = Vec::new();
-    for _ in 0..30 {
+    for i in 0..30 {
+        // A new unknown email each time: the same one would be throttled after five.
+        let email = format!("nobody{i}@example.com");
         let started = Instant::now();
         let response = reqwest::Client::new()
             .post(url("/api/login"))
-            .form(&[("email", "nobody@example.com"), ("password", PASSWORD)])
+            .form(&[("email", email.as_str()), ("password", PASSWORD)])
             .send()
             .await
             .unwrap();

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use app::members::Role;
+use app::role::Role;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// idle timeout).
     #[arg(long, env = "BEHALF_ON_BEHALF_MAX_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1_440))]
     pub on_behalf_max_minutes: u32,
+    /// Sign-in attempts one client address may make per minute (the per-account
+    /// throttle, five failures then exponential back-off, applies whatever this is).
+    #[arg(long, env = "BEHALF_SIGN_IN_PER_IP_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sign_in_per_ip_per_minute: u32,
     /// Trust X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run).
     #[arg(long, env = "BEHALF_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,

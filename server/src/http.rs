@@ -4,11 +4,13 @@
 use std::{net::SocketAddr, path::PathBuf, sync::OnceLock};
 
 use app::{
-    auth::session::{
+    audit::{export, FilterParams},
+    context::{Notice, RequestContext},
+    error::{AppError, Refusal},
+    session::{
         clearing_cookie, cookie_from_headers, find_live, notice_cookie, session_cookie, token_from_headers,
-        Lookup, Notice, RequestContext, NOTICE_COOKIE,
+        Lookup, NOTICE_COOKIE,
     },
-    error::AppError,
     shell,
     state::{AppState, Settings},
     App,
@@ -112,6 +114,10 @@ async fn request_context(
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            fetch_site: headers
+                .get("sec-fetch-site")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
             https,
         },
         lookup,
@@ -196,6 +202,15 @@ async fn server_fn_handler(
     if lookup.notice.is_some() {
         cookies.push(notice_cookie(lookup.notice, context.https));
     }
+    // The request came in a session on behalf that is over: it acts as no one. The
+    // browser gets the actor's own session back, and the call is not carried out —
+    // except the two that only say who the browser is now.
+    if lookup.ended_on_behalf && !IDENTITY_READS.contains(&request.uri().path()) {
+        let mut response = json_error(&AppError::OnBehalfEnded);
+        no_store(&mut response);
+        append_cookies(&mut response, &cookies);
+        return response;
+    }
     let response = handle_server_fns_with_context(provide_request(state.app.clone(), context), request)
         .await
         .into_response();
@@ -214,6 +229,11 @@ async fn server_fn_handler(
     response
 }
 
+/// Server functions that change nothing and act for no one: they report who the
+/// browser is (and why that changed), so they answer even on the request that found
+/// its session on behalf over.
+const IDENTITY_READS: [&str; 2] = ["/api/whoami", "/api/notice"];
+
 async fn with_error_status(response: Response) -> Response {
     let is_json = response
         .headers()
@@ -227,10 +247,20 @@ async fn with_error_status(response: Response) -> Response {
     let Ok(bytes) = to_bytes(body, 64 * 1024).await else {
         return json_error(&AppError::Internal);
     };
-    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
-        parts.status = StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match serde_json::from_slice::<AppError>(&bytes) {
+        Ok(error) => {
+            parts.status =
+                StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if let Some(seconds) = error.retry_after() {
+                parts
+                    .headers
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        // Not one of ours (it cannot happen: every server function returns AppError).
+        Err(_) => json_error(&AppError::Internal),
     }
-    Response::from_parts(parts, Body::from(bytes))
 }
 
 fn no_store(response: &mut Response) {
@@ -239,105 +269,76 @@ fn no_store(response: &mut Response) {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
-/// `{"error": {"code", "message"}}` with the error's status.
+/// `{"error": {"code", "message", "field"?, "retry_after"?}}` with the error's status
+/// (and `Retry-After` on a 429): the one error shape, as server functions send it.
 pub fn json_error(error: &AppError) -> Response {
     let status = StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::json!({ "error": { "code": error.code(), "message": error.to_string() } });
-    (status, Json(body)).into_response()
+    let mut response = (status, Json(error.wire())).into_response();
+    if let Some(seconds) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
+/// Text made safe to put in HTML.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A page for an error found before the app could render (the session lookup failed,
+/// an export was refused): the message, escaped.
 fn plain_error_page(error: &AppError) -> Response {
     let status = StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let html = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Behalf</title></head>\
          <body><main><h1>Behalf</h1><p role=\"alert\">{}</p></main></body></html>",
-        error
+        escape_html(&error.to_string())
     );
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
-/// Rows fetched per round trip while streaming the CSV export.
-const EXPORT_CHUNK: i64 = 1_000;
-
-/// The filtered audit trail as CSV, oldest first, streamed in chunks (a million
-/// records are never held in memory). Editors and super users; the export itself is
-/// recorded.
+/// The filtered audit trail as CSV, streamed (see `app::audit::export`).
 async fn export_audit_csv(
     State(state): State<ServerState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<std::collections::HashMap<String, String>>,
+    Query(params): Query<FilterParams>,
     request: Request,
 ) -> Response {
-    use app::audit::{
-        service::{self as audit, csv_line, NewEvent, CSV_HEADER},
-        AuditFilter,
-    };
     let (context, _, _) = match request_context(&state, request.headers(), peer).await {
         Ok(found) => found,
         Err(error) => return plain_error_page(&error),
     };
-    if let Err(error) = audit::require_auditor(&context) {
-        return plain_error_page(&error);
-    }
-    let get = |key: &str| query.get(key).map(String::as_str);
-    let filter = match AuditFilter::parse(
-        get("actor"),
-        get("subject"),
-        get("action"),
-        get("from"),
-        get("to"),
-        get("session"),
-    ) {
-        Ok(filter) => filter,
+    let export = match export::start(&state.app, &context, &params).await {
+        Ok(export) => export,
         Err(error) => return plain_error_page(&error),
     };
-    let Some(session) = context.session.as_ref() else {
-        return plain_error_page(&AppError::Unauthenticated);
-    };
-    let event = NewEvent::new("audit_exported", &context)
-        .by(session)
-        .subject(session.member.id)
-        .details(serde_json::json!({ "filter": filter.query_string() }));
-    if let Err(error) = audit::record(&state.app.db, state.app.clock.now(), event).await {
-        return plain_error_page(&error);
-    }
-    let db = state.app.db.clone();
-    let chunks = futures_util::stream::unfold(Some(0_i64), move |cursor| {
-        let (db, filter) = (db.clone(), filter.clone());
-        async move {
-            let after = cursor?;
-            let mut text = if after == 0 {
-                CSV_HEADER.to_string()
-            } else {
-                String::new()
-            };
-            match audit::fetch(&db, &filter, Some(after), EXPORT_CHUNK, true).await {
-                Ok(rows) => {
-                    let next = (rows.len() as i64 == EXPORT_CHUNK)
-                        .then(|| rows.last().map(|r| r.id))
-                        .flatten();
-                    for row in &rows {
-                        text.push_str(&csv_line(row));
-                    }
-                    Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(text)), next))
-                }
-                Err(_) => Some((
-                    Err(std::io::Error::other("the export stopped: database error")),
-                    None,
-                )),
-            }
-        }
+    let filename = export.filename.clone();
+    let chunks = futures_util::stream::unfold(export, |mut export| async move {
+        let chunk = export.next_chunk().await?;
+        let chunk = chunk
+            .map(axum::body::Bytes::from)
+            .map_err(|_| std::io::Error::other("the export stopped: database error"));
+        Some((chunk, export))
     });
-    let name = format!(
-        "behalf-audit-{}.csv",
-        app::clock::format_utc(state.app.clock.now()).replace([' ', ':'], "-")
-    );
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
         .header(
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{name}\""),
+            format!("attachment; filename=\"{filename}\""),
         )
         .header(header::CACHE_CONTROL, "no-store")
         .body(Body::from_stream(chunks))
@@ -378,7 +379,7 @@ async fn refuse_cross_site(request: Request, next: Next) -> Response {
         Some(origin) => origin_authority(origin) != host,
     };
     if cross_site_fetch || foreign_origin {
-        return json_error(&AppError::forbidden("Cross-site request refused."));
+        return json_error(&AppError::Refused(Refusal::CrossSite));
     }
     next.run(request).await
 }
@@ -410,6 +411,16 @@ async fn security_headers(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_pages_escape_what_they_show() {
+        assert_eq!(
+            escape_html("<script>alert('x')</script> & \"y\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
+        );
+        let page = plain_error_page(&AppError::NotFound("<b>no</b>".into()));
+        assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    }
 
     #[test]
     fn origins_are_compared_by_authority() {

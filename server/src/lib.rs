@@ -4,17 +4,18 @@ pub mod config;
 pub mod http;
 pub mod seed;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use app::{
-    auth::{password::PasswordHasher, Password},
+    audit::verify::{verify, Verdict},
+    audit_writer::NewEvent,
     clock::{Clock, HOUR, MINUTE},
+    context::RequestContext,
     db::Db,
     error::AppError,
-    members::{
-        service::{count_with_role, create_member, NewMember},
-        Role,
-    },
+    members::directory::{count_with_role, create_member, NewMember},
+    password::{hasher::PasswordHasher, Password},
+    role::Role,
     state::{AppState, Settings},
 };
 use leptos::config::{Env, LeptosOptions};
@@ -49,12 +50,7 @@ pub fn leptos_options(addr: SocketAddr) -> LeptosOptions {
 }
 
 pub fn app_state(db: Db, settings: Settings, clock: Clock) -> AppState {
-    AppState {
-        db,
-        clock,
-        hasher: Arc::new(PasswordHasher::with_default_limit()),
-        settings: Arc::new(settings),
-    }
+    AppState::new(db, clock, PasswordHasher::with_default_limit(), settings)
 }
 
 pub fn settings_from(args: &ServeArgs) -> Settings {
@@ -62,6 +58,7 @@ pub fn settings_from(args: &ServeArgs) -> Settings {
         session_idle_timeout: i64::from(args.session_idle_minutes) * MINUTE,
         session_lifetime: i64::from(args.session_lifetime_hours) * HOUR,
         on_behalf_max_duration: i64::from(args.on_behalf_max_minutes) * MINUTE,
+        sign_in_per_ip_per_minute: args.sign_in_per_ip_per_minute,
     }
 }
 
@@ -150,6 +147,7 @@ pub async fn create_member_command(database_url: &str, args: CreateMemberArgs) -
         app::clock::system_now(),
         new,
         Password::new(args.password),
+        Some(command_record("member_created", "create-member")),
     )
     .await
     .map_err(describe)?;
@@ -182,11 +180,18 @@ pub async fn init_admin_command(
         app::clock::system_now(),
         new,
         Password::new(password.clone()),
+        Some(command_record("member_created", "init-admin")),
     )
     .await
     .map_err(describe)?;
     db.close().await;
     Ok(Some((args.email, password)))
+}
+
+/// The record of a change made from the command line: no session, no address; the
+/// details name the command.
+pub fn command_record(action: &'static str, command: &str) -> NewEvent {
+    NewEvent::new(action, &RequestContext::default()).details(serde_json::json!({ "via": command }))
 }
 
 /// 20 characters from an unambiguous alphabet (about 100 bits).
@@ -203,16 +208,12 @@ fn random_password() -> String {
 pub async fn audit_verify_command(database_url: &str) -> CliResult<Result<String, String>> {
     let db = open_database(database_url).await?;
     let started = std::time::Instant::now();
-    let verdict = app::audit::service::verify(&db).await.map_err(describe)?;
+    let verdict = verify(&db).await.map_err(describe)?;
     db.close().await;
     let took = started.elapsed().as_secs_f64();
     Ok(match verdict {
-        app::audit::service::Verdict::Intact { records } => {
-            Ok(format!("ok: {records} audit records verified in {took:.2} s"))
-        }
-        app::audit::service::Verdict::Broken { id, problem } => {
-            Err(format!("audit chain broken at record {id}: {problem}"))
-        }
+        Verdict::Intact { records } => Ok(format!("ok: {records} audit records verified in {took:.2} s")),
+        Verdict::Broken { id, problem } => Err(format!("audit chain broken at record {id}: {problem}")),
     })
 }
 

@@ -5,9 +5,10 @@
 use std::fmt;
 
 use app::{
-    auth::{password::hash_password_blocking, Password},
+    audit_writer::record,
     db::{BeginWrite, Db},
-    members::{service::validate_new_password, Role},
+    password::{hasher::hash_password_blocking, validate_new_password, Password},
+    role::Role,
     with_db,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -362,6 +363,16 @@ pub async fn run(database_url: &str, args: SeedArgs) -> CliResult<SeedReport> {
     let inserted = insert_members(&db, args.seed, args.members, &hash, |n| progress.inc(n)).await?;
     progress.finish_and_clear();
     app::orders::service::ensure_catalogue(&db, EPOCH_2024).await?;
+    // One record for the whole run (a million member records would say less).
+    let mut event = crate::command_record("members_seeded", "seed");
+    if let Some(details) = event.details.as_object_mut() {
+        details.insert("requested".into(), args.members.into());
+        details.insert("inserted".into(), inserted.into());
+        details.insert("seed".into(), args.seed.into());
+    }
+    record(&db, app::clock::system_now(), event)
+        .await
+        .map_err(describe)?;
     db.close().await;
     Ok(SeedReport {
         requested: args.members,
@@ -501,7 +512,7 @@ async fn defer_indexes(db: &Db) -> CliResult<Vec<String>> {
     Ok(recreate)
 }
 
-/// Writes the search terms (`app::members::service::search_terms`) of every member
+/// Writes the search terms (`app::members::directory::search_terms`) of every member
 /// that has none, in SQL: the name, each later part of it, the email.
 async fn fill_terms(db: &Db) -> CliResult<()> {
     const SQL: &str = "WITH RECURSIVE words (member_id, rest) AS ( \
@@ -578,7 +589,7 @@ async fn insert_all(
                 if let Some(i) = index_of.get(key) {
                     let m = &batch[(*i - first_index) as usize];
                     let name = m.display_name.to_lowercase();
-                    for term in app::members::service::search_terms(&name, key).into_iter().filter(|_| write_terms) {
+                    for term in app::members::directory::search_terms(&name, key).into_iter().filter(|_| write_terms) {
                         terms.push((*id, term, name.clone(), key.clone(), m.role.rank() as i64, m.last_sign_in_at.unwrap_or(0)));
                     }
                     for g in groups_of(seed, *i) {
@@ -696,11 +707,7 @@ mod tests {
         let emails: std::collections::HashSet<_> = members.iter().map(|m| m.email.to_lowercase()).collect();
         assert_eq!(emails.len(), members.len(), "emails are unique");
         for m in &members {
-            assert!(
-                app::members::service::validate_email(&m.email).is_ok(),
-                "{}",
-                m.email
-            );
+            assert!(app::email::validate_email(&m.email).is_ok(), "{}", m.email);
             assert!(m.email.is_ascii());
             assert!(m.display_name.contains(' '));
             assert_eq!(m.admin_access, m.role != Role::Member);

@@ -122,7 +122,7 @@ async fn wrong_password_and_unknown_email_get_the_same_answer(backend: Backend) 
         wrong_body, unknown_body,
         "nothing tells a wrong password from an unknown email"
     );
-    assert_eq!(wrong_body, serde_json::json!("InvalidCredentials"));
+    assert_eq!(wrong_body["error"]["code"], "invalid_credentials");
     assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, 0);
     assert_eq!(app.whoami(&client).await, None);
     app.finish().await;
@@ -143,8 +143,9 @@ async fn a_member_not_authorized_to_log_in_is_refused(backend: Backend) {
     assert!(session_cookie(&response).is_none());
     let (status, body) = error_of(response).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "not_authorized_to_log_in", "{body}");
     assert!(
-        body["Forbidden"]
+        body["error"]["message"]
             .as_str()
             .unwrap()
             .contains("not authorized to sign in"),
@@ -210,8 +211,8 @@ async fn bad_input_gets_a_clear_message_and_changes_nothing(backend: Backend) {
             .unwrap();
         let (got, body) = error_of(response).await;
         assert_eq!(got, status, "{form:?}");
-        assert_eq!(body["Validation"]["field"], field, "{body}");
-        assert!(!body["Validation"]["message"].as_str().unwrap().is_empty());
+        assert_eq!(body["error"]["field"], field, "{body}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
     }
 
     // SQL metacharacters and non-ASCII are data, not code: a plain "incorrect".
@@ -314,7 +315,7 @@ async fn signing_out_revokes_the_session(backend: Backend) {
     // Signing out again, or without a session, is refused clearly.
     let (status, body) = error_of(app.logout(&app.client()).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(body, serde_json::json!("Unauthenticated"));
+    assert_eq!(body["error"]["code"], "unauthenticated");
     app.finish().await;
 }
 

@@ -115,6 +115,17 @@ async fn migrate_create_member_and_init_admin_work_from_the_command_line() {
         count(&url, "SELECT COUNT(*) FROM members WHERE role = 'super_user'").await,
         1
     );
+    // Each member made from the command line is recorded, naming the command; the
+    // refused attempts changed nothing and wrote nothing.
+    assert_eq!(
+        count(&url, "SELECT COUNT(*) FROM audit_events WHERE action = 'member_created' AND details LIKE '%\"via\":\"create-member\"%' AND details LIKE '%ann@example.com%' AND subject_id IS NOT NULL").await,
+        1
+    );
+    assert_eq!(
+        count(&url, "SELECT COUNT(*) FROM audit_events WHERE action = 'member_created' AND details LIKE '%\"via\":\"init-admin\"%'").await,
+        1
+    );
+    assert_eq!(count(&url, "SELECT COUNT(*) FROM audit_events").await, 2);
 }
 
 #[tokio::test]
@@ -142,9 +153,23 @@ async fn seed_is_deterministic_and_skips_existing_members() {
         "one shared hash"
     );
 
+    // One record per run, however many members it made.
+    assert_eq!(
+        count(&url, "SELECT COUNT(*) FROM audit_events WHERE action = 'members_seeded' AND details LIKE '%\"inserted\":2500%'").await,
+        1
+    );
+
     let out = behalf(&url, &["seed", "--members", "2500", "--seed", "42"]);
     assert!(text(&out).contains("Seeded 0 of 2500"), "{}", text(&out));
     assert_eq!(count(&url, "SELECT COUNT(*) FROM members").await, 2500);
+    assert_eq!(
+        count(
+            &url,
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'members_seeded'"
+        )
+        .await,
+        2
+    );
 
     let other = format!("sqlite:{}", dir.path().join("again.db").display());
     behalf(&other, &["seed", "--members", "300", "--seed", "42"]);
@@ -195,10 +220,10 @@ async fn audit_verify_reports_ok_or_the_broken_record() {
 
     // Two records through the real sign-in path.
     let db = app::db::Db::connect(&url).await.unwrap();
-    let request = app::auth::session::RequestContext::default();
+    let request = app::context::RequestContext::default();
     for action in ["sign_in_failed", "sign_in_failed"] {
-        let event = app::audit::service::NewEvent::new(action, &request);
-        app::audit::service::record(&db, 1, event).await.unwrap();
+        let event = app::audit_writer::NewEvent::new(action, &request);
+        app::audit_writer::record(&db, 1, event).await.unwrap();
     }
     let out = behalf(&url, &["audit", "verify"]);
     assert!(text(&out).contains("ok: 2 audit records"), "{}", text(&out));

@@ -222,7 +222,7 @@ async fn editors_edit_members_up_to_their_rank_and_never_raise_anyone_above_it(b
     let fields = current_edit(&app, &editor, ann).await;
     let (status, body) = update(&app, &editor, ann, &with(fields, "role", "god")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["Validation"]["field"], "role", "{body}");
+    assert_eq!(body["error"]["field"], "role", "{body}");
     // A super user may edit another super user.
     let root = app.signed_in("boss@example.com").await;
     let fields = current_edit(&app, &root, boss).await;
@@ -261,7 +261,7 @@ async fn proxy_login_permission_is_validated_and_a_rejected_save_changes_nothing
         );
         let (status, body) = update(&app, &editor, ann, &edit).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{value}: {body}");
-        assert_eq!(body["Validation"]["field"], "proxy_login_permission", "{body}");
+        assert_eq!(body["error"]["field"], "proxy_login_permission", "{body}");
         assert!(body.to_string().contains(message), "{value}: {body}");
     }
     assert_eq!(app.scalar("SELECT COUNT(*) FROM proxy_permissions").await, 0);
@@ -284,7 +284,7 @@ async fn proxy_login_permission_is_validated_and_a_rejected_save_changes_nothing
     ] {
         let (status, body) = update(&app, &editor, ann, &with(fields.clone(), key, value)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{key}: {body}");
-        assert_eq!(body["Validation"]["field"], field, "{body}");
+        assert_eq!(body["error"]["field"], field, "{body}");
     }
     // An email another member uses is refused next to the email field.
     let (status, body) = update(
@@ -295,7 +295,7 @@ async fn proxy_login_permission_is_validated_and_a_rejected_save_changes_nothing
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["Validation"]["field"], "email");
+    assert_eq!(body["error"]["field"], "email");
 
     // A valid permission is saved and named back.
     let (status, body) = update(
@@ -395,8 +395,8 @@ async fn each_member_change_writes_one_audit_record_with_before_and_after(backen
     assert_eq!(page["total"], 1);
     // The chain still verifies.
     assert_eq!(
-        app::audit::service::verify(&app.state.db).await.unwrap(),
-        app::audit::service::Verdict::Intact {
+        app::audit::verify::verify(&app.state.db).await.unwrap(),
+        app::audit::verify::Verdict::Intact {
             records: app.scalar("SELECT COUNT(*) FROM audit_events").await
         }
     );
@@ -430,7 +430,7 @@ async fn groups_are_created_renamed_filled_and_deleted_with_one_record_each(back
     ] {
         let (status, body) = app.post(&editor, "/api/groups/create", &[("name", name)]).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {body}");
-        assert_eq!(body["Validation"]["field"], field);
+        assert_eq!(body["error"]["field"], field);
     }
     assert_eq!(records().await, 1, "refused creations write nothing");
 

@@ -72,7 +72,7 @@ async fn a_bulk_seed_writes_the_same_search_terms_as_the_application(backend: Ba
     let expected: BTreeSet<Term> = members
         .iter()
         .flat_map(|(id, name, email, rank, sign_in)| {
-            app::members::service::search_terms(name, email)
+            app::members::directory::search_terms(name, email)
                 .into_iter()
                 .map(move |term| (*id, term, name.clone(), email.clone(), *rank, *sign_in))
         })
@@ -273,7 +273,7 @@ async fn sorting_filtering_and_paging_work_and_bad_parameters_are_refused(backen
     // Bad cursors are refused; a cursor naming nobody starts from the top.
     let (status, body) = list(&app, &admin, &[("after", "x")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["Validation"]["field"], "after");
+    assert_eq!(body["error"]["field"], "after");
     let (status, _) = list(&app, &admin, &[("after", "3"), ("before", "4")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (_, unknown) = list(&app, &admin, &[("after", "999999")]).await;
@@ -312,7 +312,7 @@ async fn sorting_filtering_and_paging_work_and_bad_parameters_are_refused(backen
     ] {
         let (status, body) = list(&app, &admin, &form).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{form:?}");
-        assert_eq!(body["Validation"]["field"], field);
+        assert_eq!(body["error"]["field"], field);
     }
     let long = "x".repeat(101);
     let (status, _) = list(&app, &admin, &[("q", long.as_str())]).await;
@@ -326,7 +326,7 @@ async fn sorting_filtering_and_paging_work_and_bad_parameters_are_refused(backen
 /// index; a walk of the sort's index), chosen by size. Forcing each way must give the
 /// same members in the same order, page after page, forwards and backwards.
 async fn every_way_of_reading_the_list_gives_the_same_pages(backend: Backend) {
-    use app::members::{service::list_with_threshold, ListQuery, SortKey};
+    use app::members::{search::list_with_threshold, ListParams, ListQuery, SortKey};
 
     let app = TestApp::spawn(backend).await;
     server::seed::insert_members(&app.state.db, 5, 260, "$argon2id$unused", |_| {})
@@ -395,15 +395,14 @@ async fn every_way_of_reading_the_list_gives_the_same_pages(backend: Backend) {
         for sort in SortKey::ALL {
             for dir in ["asc", "desc"] {
                 for (role, group) in [(None, None), (Some("member"), None), (None, Some("2"))] {
-                    let query = ListQuery::parse(
-                        Some(q),
-                        role,
-                        group,
-                        Some(sort.as_str()),
-                        Some(dir),
-                        None,
-                        (None, None),
-                    )
+                    let query = ListQuery::parse(&ListParams {
+                        q: Some(q.to_string()),
+                        role: role.map(str::to_string),
+                        group: group.map(str::to_string),
+                        sort: Some(sort.as_str().to_string()),
+                        dir: Some(dir.to_string()),
+                        ..ListParams::default()
+                    })
                     .unwrap();
                     let (fetched, fetched_back) = walk(db, query.clone(), i64::MAX).await;
                     let (streamed, streamed_back) = walk(db, query.clone(), 0).await;
@@ -436,10 +435,18 @@ async fn every_way_of_reading_the_list_gives_the_same_pages(backend: Backend) {
     }
     assert!(checked > 5_000, "{checked}");
     // Later words count: "la c" finds Maria de la Cruz; "ann" finds Lee Ann Marsh.
-    let query = ListQuery::parse(Some("la c"), None, None, None, None, None, (None, None)).unwrap();
+    let query = ListQuery::parse(&ListParams {
+        q: Some("la c".into()),
+        ..ListParams::default()
+    })
+    .unwrap();
     let page = list_with_threshold(db, query, 0).await.unwrap();
     assert!(page.members.iter().any(|m| m.display_name == "Maria de la Cruz"));
-    let query = ListQuery::parse(Some("ann"), None, None, None, None, None, (None, None)).unwrap();
+    let query = ListQuery::parse(&ListParams {
+        q: Some("ann".into()),
+        ..ListParams::default()
+    })
+    .unwrap();
     let page = list_with_threshold(db, query, 0).await.unwrap();
     assert!(page.members.iter().any(|m| m.display_name == "Lee Ann Marsh"));
     app.finish().await;

@@ -5,7 +5,7 @@
 mod common;
 
 use app::{
-    audit::service::{verify, Verdict},
+    audit::verify::{verify, Verdict},
     members::Role,
     orders::service::ensure_catalogue,
 };
@@ -91,7 +91,7 @@ async fn members_place_orders_and_each_writes_one_record(backend: Backend) {
             StatusCode::UNPROCESSABLE_ENTITY,
             "{product} × {quantity}: {body}"
         );
-        assert_eq!(body["Validation"]["field"], field);
+        assert_eq!(body["error"]["field"], field);
         assert_eq!(counts(&app).await, (1, 1));
     }
     let (status, _) = app
@@ -307,7 +307,7 @@ async fn the_profile_and_sessions_of_my_account(backend: Backend) {
         .post(&ann_client, "/api/account/profile", &[("display_name", "   ")])
         .await;
     assert_eq!(
-        (status, body["Validation"]["field"].as_str()),
+        (status, body["error"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("display_name"))
     );
 

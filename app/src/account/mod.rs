@@ -4,7 +4,7 @@ use leptos::{prelude::*, server_fn::codec::PostUrl};
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
-use crate::{auth::Viewer, error::AppError, ui::Protected};
+use crate::{context::Viewer, error::AppError, ui::Protected};
 
 #[cfg(feature = "ssr")]
 pub mod service;
@@ -48,7 +48,7 @@ pub async fn update_profile(display_name: String) -> Result<String, AppError> {
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    crate::members::service::update_own_name(&state, &request, &display_name).await
+    crate::members::directory::update_own_name(&state, &request, &display_name).await
 }
 
 /// The signed-in member's live sessions.

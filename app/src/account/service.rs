@@ -2,11 +2,12 @@
 
 use crate::{
     account::{AccessRecord, SessionView},
-    audit::service::{AuditTx, NewEvent},
-    auth::session::{CurrentSession, RequestContext},
+    audit_writer::{record, AuditTx, NewEvent},
     clock::{format_utc, MINUTE},
+    context::{CurrentSession, RequestContext},
     db::BeginWrite,
     error::AppError,
+    session::{store::end_row, EndReason},
     state::AppState,
     with_db,
 };
@@ -123,23 +124,34 @@ pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Resu
     let now = state.clock.now();
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
-        let ended = sqlx::query(
-            "UPDATE sessions SET ended_at = $1, end_reason = 'revoked' WHERE id = $2 AND member_id = $3 AND ended_at IS NULL",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(session.member.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if ended == 1 {
-            let event = NewEvent::new("session_revoked", request)
-                .by(session)
-                .subject(session.member.id)
-                .object("session", id);
-            tx.append_audit(now, event).await?;
-            tx.commit().await?;
-            return Ok(());
+        let found: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT actor_id FROM sessions WHERE id = $1 AND member_id = $2 AND ended_at IS NULL")
+                .bind(id)
+                .bind(session.member.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((actor,)) = found {
+            if end_row!(tx, now, id, EndReason::Revoked) {
+                let event = NewEvent::new("session_revoked", request)
+                    .by(session)
+                    .subject(session.member.id)
+                    .object("session", id);
+                tx.append_audit(now, event).await?;
+                // A session on behalf of the member: its end is recorded here, as every
+                // end is. (Its token stays until the actor's next request, which finds
+                // it over and gives the actor their own session back, with a notice.)
+                if let Some(actor) = actor {
+                    let event = NewEvent::new("on_behalf_end", request)
+                        .actor(actor)
+                        .subject(session.member.id)
+                        .on_behalf(id)
+                        .object("session", id)
+                        .details(serde_json::json!({ "reason": EndReason::Revoked.as_str(), "ended_at": now, "by": session.actor().id }));
+                    tx.append_audit(now, event).await?;
+                }
+                tx.commit().await?;
+                return Ok(());
+            }
         }
     });
     // Not theirs, or over already: nothing changes, and the refusal is recorded.
@@ -147,7 +159,7 @@ pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Resu
         .by(session)
         .subject(session.member.id)
         .object("session", id);
-    crate::audit::service::record(&state.db, now, event).await?;
+    record(&state.db, now, event).await?;
     Err(AppError::NotFound(
         "There is no such session of yours, or it has ended.".to_string(),
     ))

@@ -4,11 +4,18 @@
 use leptos::{prelude::*, server_fn::codec::PostUrl};
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use crate::{
+    error::AppError,
+    urls::{encode_query_value, parse_id},
+};
 
+#[cfg(feature = "ssr")]
+pub mod export;
 #[cfg(feature = "ssr")]
 pub mod service;
 pub mod ui;
+#[cfg(feature = "ssr")]
+pub mod verify;
 
 /// Records on one page of the viewer.
 pub const PAGE_SIZE: i64 = 50;
@@ -26,36 +33,44 @@ pub struct AuditFilter {
     pub session: Option<i64>,
 }
 
+/// The viewer's filters as they came in a URL or a form (each may be missing or empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterParams {
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub session: Option<String>,
+}
+
 impl AuditFilter {
     /// Checks the raw parameters: IDs are positive whole numbers, the action a known
     /// word, dates `YYYY-MM-DD`.
-    pub fn parse(
-        actor: Option<&str>,
-        subject: Option<&str>,
-        action: Option<&str>,
-        from: Option<&str>,
-        to: Option<&str>,
-        session: Option<&str>,
-    ) -> Result<AuditFilter, AppError> {
-        let id = |field: &str, value: Option<&str>| -> Result<Option<i64>, AppError> {
-            match value.map(str::trim).filter(|v| !v.is_empty()) {
+    pub fn parse(params: &FilterParams) -> Result<AuditFilter, AppError> {
+        let given = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let id = |field: &str, value: &Option<String>| -> Result<Option<i64>, AppError> {
+            match given(value) {
                 None => Ok(None),
-                Some(text) => text
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|id| *id > 0)
+                Some(text) => parse_id(&text)
                     .map(Some)
                     .ok_or_else(|| AppError::validation(field, "Enter an ID (a whole number).")),
             }
         };
-        let date = |field: &str, value: Option<&str>| -> Result<Option<String>, AppError> {
-            match value.map(str::trim).filter(|v| !v.is_empty()) {
+        let date = |field: &str, value: &Option<String>| -> Result<Option<String>, AppError> {
+            match given(value).as_deref() {
                 None => Ok(None),
                 Some(text) if is_date(text) => Ok(Some(text.to_string())),
                 Some(_) => Err(AppError::validation(field, "Enter a date as YYYY-MM-DD.")),
             }
         };
-        let action = match action.map(str::trim).filter(|v| !v.is_empty()) {
+        let action = match given(&params.action).as_deref() {
             None => None,
             Some(text) if text.len() <= 64 && text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => {
                 Some(text.to_string())
@@ -68,12 +83,12 @@ impl AuditFilter {
             }
         };
         let filter = AuditFilter {
-            actor: id("actor", actor)?,
-            subject: id("subject", subject)?,
+            actor: id("actor", &params.actor)?,
+            subject: id("subject", &params.subject)?,
             action,
-            from: date("from", from)?,
-            to: date("to", to)?,
-            session: id("session", session)?,
+            from: date("from", &params.from)?,
+            to: date("to", &params.to)?,
+            session: id("session", &params.session)?,
         };
         if let (Some(from), Some(to)) = (&filter.from, &filter.to) {
             if from > to {
@@ -91,7 +106,7 @@ impl AuditFilter {
         let mut parts = Vec::new();
         let mut push = |key: &str, value: Option<String>| {
             if let Some(value) = value {
-                parts.push(format!("{key}={}", crate::ui::encode_query_value(&value)));
+                parts.push(format!("{key}={}", encode_query_value(&value)));
             }
         };
         push("actor", self.actor.map(|v| v.to_string()));
@@ -192,16 +207,15 @@ pub async fn list_audit(
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    service::require_auditor(&request)?;
-    let filter = AuditFilter::parse(
-        actor.as_deref(),
-        subject.as_deref(),
-        action.as_deref(),
-        from.as_deref(),
-        to.as_deref(),
-        session.as_deref(),
-    )?;
-    service::page(&state.db, &filter, before, PAGE_SIZE).await
+    let params = FilterParams {
+        actor,
+        subject,
+        action,
+        from,
+        to,
+        session,
+    };
+    service::page(&state, &request, &params, before).await
 }
 
 /// A session on behalf's timeline. Editors and super users only.
@@ -210,8 +224,7 @@ pub async fn session_timeline(id: i64) -> Result<Timeline, AppError> {
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    service::require_auditor(&request)?;
-    service::timeline(&state.db, id).await
+    service::timeline(&state, &request, id).await
 }
 
 #[cfg(test)]
@@ -220,14 +233,25 @@ mod tests {
 
     #[test]
     fn filters_are_checked_and_written_back() {
-        let filter = AuditFilter::parse(
+        let params = |raw: [Option<&str>; 6]| {
+            let own = |i: usize| raw[i].map(str::to_string);
+            FilterParams {
+                actor: own(0),
+                subject: own(1),
+                action: own(2),
+                from: own(3),
+                to: own(4),
+                session: own(5),
+            }
+        };
+        let filter = AuditFilter::parse(&params([
             Some("4"),
             None,
             Some("on_behalf_start"),
             Some("2026-01-01"),
             Some("2026-12-31"),
             Some(""),
-        )
+        ]))
         .unwrap();
         assert_eq!(filter.actor, Some(4));
         assert_eq!(
@@ -245,7 +269,7 @@ mod tests {
             ),
             ("session", [None, None, None, None, None, Some("1.5")]),
         ] {
-            let error = AuditFilter::parse(raw[0], raw[1], raw[2], raw[3], raw[4], raw[5]).unwrap_err();
+            let error = AuditFilter::parse(&params(raw)).unwrap_err();
             assert_eq!(error.field(), Some(field), "{raw:?}");
         }
     }

@@ -6,14 +6,14 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
-    audit::{list_audit, session_timeline, AuditFilter, AuditRow, ACTIONS},
-    auth::Viewer,
-    members::Role,
+    audit::{list_audit, session_timeline, AuditFilter, AuditRow, FilterParams, ACTIONS},
+    context::Viewer,
+    policy,
     ui::{ErrorPanel, Forbidden, Protected},
 };
 
 fn may_audit(viewer: &Viewer) -> bool {
-    viewer.admin_access && viewer.role >= Role::Editor
+    policy::may_audit(viewer.role, viewer.admin_access).is_ok()
 }
 
 #[component]
@@ -37,14 +37,14 @@ pub fn AuditPage() -> impl IntoView {
                 return view! { <Forbidden/> }.into_any();
             }
             let ((actor, subject, action), (from, to, session), before) = raw();
-            let filter = AuditFilter::parse(
-                actor.as_deref(),
-                subject.as_deref(),
-                action.as_deref(),
-                from.as_deref(),
-                to.as_deref(),
-                session.as_deref(),
-            )
+            let filter = AuditFilter::parse(&FilterParams {
+                actor: actor.clone(),
+                subject: subject.clone(),
+                action: action.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                session: session.clone(),
+            })
             .unwrap_or_default();
             let query = filter.query_string();
             let export = if query.is_empty() { "/admin/audit.csv".to_string() } else { format!("/admin/audit.csv?{query}") };

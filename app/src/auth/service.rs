@@ -3,21 +3,20 @@
 use serde_json::json;
 
 use crate::{
-    audit::service::{self as audit, NewEvent},
-    auth::{
-        session::{self, CurrentSession, EndReason, RequestContext},
-        token::Token,
-        Password, Viewer,
-    },
-    clock::format_utc,
-    error::AppError,
-    members::service::{find_credentials, require_email, MAX_PASSWORD_BYTES},
-    on_behalf::OnBehalfView,
+    audit_writer::{record, NewEvent},
+    auth::throttle,
+    clock::{format_utc, SECOND},
+    context::{CurrentSession, OnBehalfView, RequestContext, Viewer},
+    email::require_email,
+    error::{AppError, Refusal},
+    password::{check_entered, credentials, Password},
+    session::{end_on_behalf, end_session, start_own_session, token::Token, EndOnBehalf, EndReason},
     state::AppState,
 };
 
 /// Checks the credentials and starts a new session. The browser's previous
-/// session, if any, ends (no session fixation: the token always changes).
+/// session, if any, ends (no session fixation: the token always changes). Attempts
+/// are throttled per client address and per account (see `throttle`).
 #[tracing::instrument(skip_all)]
 pub async fn sign_in(
     state: &AppState,
@@ -26,31 +25,34 @@ pub async fn sign_in(
     password: Password,
 ) -> Result<Token, AppError> {
     let email = require_email(email)?;
-    if password.expose().is_empty() {
-        return Err(AppError::validation("password", "Enter your password."));
-    }
-    if password.expose().len() > MAX_PASSWORD_BYTES {
-        return Err(AppError::validation(
-            "password",
-            format!("A password has at most {MAX_PASSWORD_BYTES} bytes."),
-        ));
-    }
-    let credentials = find_credentials(&state.db, email).await?;
+    check_entered(&password, "password", "Enter your password.")?;
+    throttle::check_address(state, request.ip.as_deref())?;
+    let key = throttle::account_key(email);
+    throttle::claim(state, &key).await?;
+    let (credentials, verified) = credentials::check(&state.db, &state.hasher, email, password).await?;
     let known_id = credentials.as_ref().map(|c| c.id);
-    let stored = credentials.as_ref().map(|c| c.password_hash.clone());
-    let verified = state.hasher.verify(stored, password).await?;
     let Some(credentials) = credentials.filter(|_| verified) else {
         tracing::info!(known = known_id.is_some(), "sign-in refused: bad credentials");
         // What was typed into an unknown email is not kept: people paste passwords there.
-        let event = match known_id {
+        let failed = match known_id {
             Some(id) => NewEvent::new("sign_in_failed", request)
                 .subject(id)
                 .details(json!({ "reason": "wrong_password" })),
             None => NewEvent::new("sign_in_failed", request).details(json!({ "reason": "unknown_email" })),
         };
-        audit::record(&state.db, state.clock.now(), event).await?;
+        let (failures, locks_for) = throttle::failed(state, &key).await?;
+        record(&state.db, state.clock.now(), failed).await?;
+        if let Some(lock) = locks_for {
+            let mut locked = NewEvent::new("sign_in_locked", request).details(json!({
+                "failures": failures,
+                "locked_for_seconds": lock / SECOND,
+            }));
+            locked.subject_id = known_id;
+            record(&state.db, state.clock.now(), locked).await?;
+        }
         return Err(AppError::InvalidCredentials);
     };
+    throttle::clear(state, &key).await?;
     if !credentials.login_enabled {
         tracing::info!(
             member = credentials.id,
@@ -59,43 +61,48 @@ pub async fn sign_in(
         let event = NewEvent::new("sign_in_refused", request)
             .subject(credentials.id)
             .details(json!({ "reason": "not_authorized_to_log_in" }));
-        audit::record(&state.db, state.clock.now(), event).await?;
-        return Err(AppError::forbidden(
-            "This account is not authorized to sign in. Ask an administrator to enable it.",
-        ));
+        record(&state.db, state.clock.now(), event).await?;
+        return Err(AppError::Refused(Refusal::LoginDisabled));
     }
     // A sign-in from a browser in a session on behalf ends it and the actor's own.
     if let Some(current) = &request.session {
         if let Some(on_behalf) = &current.on_behalf {
-            let end = session::EndOnBehalf {
+            let end = EndOnBehalf {
                 parent_end: Some(EndReason::Replaced),
-                ..session::EndOnBehalf::asked(current, on_behalf, EndReason::Replaced, request)
+                ..EndOnBehalf::asked(current, on_behalf, EndReason::Replaced, request)
             };
-            session::end_on_behalf(state, end).await?;
+            end_on_behalf(state, end).await?;
         }
     }
     let replacing = request
         .session
         .as_ref()
         .filter(|s| s.on_behalf.is_none())
-        .map(|s| s.id);
-    let token = session::start_own_session(state, credentials.id, replacing, request).await?;
+        .map(|s| (s.id, s.member.id));
+    let token = start_own_session(state, credentials.id, replacing, request).await?;
     tracing::info!(member = credentials.id, "signed in");
     Ok(token)
 }
 
-/// Ends the current session.
+/// Ends the current session. On behalf, it ends the session on behalf and the
+/// actor's own session too.
 pub async fn sign_out(state: &AppState, request: &RequestContext) -> Result<(), AppError> {
     let current = request.require_session()?;
-    if current.on_behalf.is_some() {
-        crate::on_behalf::service::sign_out_on_behalf(state, request).await?;
-        tracing::info!(member = current.actor().id, "signed out while on behalf");
+    if let Some(on_behalf) = &current.on_behalf {
+        let actor = on_behalf.actor.id;
+        let end = EndOnBehalf {
+            parent_end: Some(EndReason::SignedOut),
+            parent_event: Some(NewEvent::new("sign_out", request).actor(actor).subject(actor)),
+            ..EndOnBehalf::asked(current, on_behalf, EndReason::SignedOut, request)
+        };
+        end_on_behalf(state, end).await?;
+        tracing::info!(member = actor, "signed out while on behalf");
         return Ok(());
     }
     let member = current.member.id;
     let event = NewEvent::new("sign_out", request).actor(member).subject(member);
-    session::end_session(state, current.id, EndReason::SignedOut, Some(event)).await?;
-    tracing::info!(member = current.member.id, "signed out");
+    end_session(state, current.id, EndReason::SignedOut, event).await?;
+    tracing::info!(member, "signed out");
     Ok(())
 }
 

@@ -5,8 +5,9 @@ use leptos_meta::Title;
 use leptos_router::{components::Redirect, hooks::use_query_map};
 
 use crate::{
-    auth::{safe_next, Login, Logout},
+    auth::{Login, Logout},
     ui::{field_error, TextField, ViewerResource},
+    urls::safe_next,
 };
 
 #[component]

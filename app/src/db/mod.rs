@@ -11,6 +11,8 @@ use sqlx::{
     PgPool, Postgres, Sqlite, SqlitePool, Transaction,
 };
 
+use crate::{error::AppError, role::Role};
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -108,6 +110,16 @@ impl Db {
         Ok(())
     }
 
+    /// What a `SELECT` appends to lock the rows it reads until the transaction ends:
+    /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transaction
+    /// (`BEGIN IMMEDIATE`) already excludes every other writer.
+    pub fn for_update(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "",
+            Db::Postgres(_) => " FOR UPDATE",
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "sqlite",
@@ -142,6 +154,15 @@ impl BeginWrite for PgPool {
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.begin().await
     }
+}
+
+/// A role as stored in a member row. An unknown one (the column's CHECK makes it
+/// impossible short of a hand edit) is logged here, once, and answered as internal.
+pub fn stored_role(member_id: i64, text: &str) -> Result<Role, AppError> {
+    Role::parse(text).ok_or_else(|| {
+        tracing::error!(member = member_id, role = %text, "member has an unknown role");
+        AppError::Internal
+    })
 }
 
 /// True when `error` is a unique-constraint violation.

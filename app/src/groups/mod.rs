@@ -17,13 +17,6 @@ pub const GROUP_PAGE_SIZE: i64 = 25;
 /// Pages reachable in a group (10,000 members); past that, use the members list's filter.
 pub const GROUP_MAX_PAGE: i64 = 400;
 
-/// A group named by ID.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupRef {
-    pub id: i64,
-    pub name: String,
-}
-
 /// A row of the groups list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSummary {
@@ -76,8 +69,7 @@ pub async fn list_groups() -> Result<GroupList, AppError> {
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    let session = request.require_admin()?;
-    service::list(&state.db, session.member.role).await
+    service::list(&state, &request).await
 }
 
 /// A group and a page of its members. Needs admin access.
@@ -86,8 +78,7 @@ pub async fn get_group(id: i64, page: Option<i64>) -> Result<GroupPage, AppError
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    let session = request.require_admin()?;
-    service::page(&state.db, session.member.role, id, page.unwrap_or(1)).await
+    service::page(&state, &request, id, page.unwrap_or(1)).await
 }
 
 /// Creates a group. Editors and super users.
@@ -108,7 +99,8 @@ pub async fn rename_group(id: i64, name: String) -> Result<GroupSummary, AppErro
     service::rename(&state, &request, id, &name).await
 }
 
-/// Deletes a group (its members stay; they leave the group). Editors and super users.
+/// Deletes a group (its members stay; they leave the group). Editors and super users,
+/// for groups whose members all rank at most their own (as adding and removing).
 #[server(prefix = "/api", endpoint = "groups/delete", input = PostUrl)]
 pub async fn delete_group(id: i64) -> Result<(), AppError> {
     use crate::server::server_context;

@@ -4,16 +4,14 @@
 use serde_json::json;
 
 use crate::{
-    audit::service::{AuditTx, NewEvent},
-    auth::session::RequestContext,
-    db::{is_unique_violation, BeginWrite, Db},
-    error::AppError,
+    audit_writer::{AuditTx, NewEvent},
+    context::RequestContext,
+    db::{is_unique_violation, stored_role, BeginWrite, Db},
+    error::{AppError, Refusal},
     groups::{validate_group_name, GroupList, GroupPage, GroupSummary, GROUP_MAX_PAGE, GROUP_PAGE_SIZE},
-    members::{
-        may_edit,
-        service::{groups_of, refuse, require_editor, set_group_membership, Refusal},
-        MemberSummary, Role,
-    },
+    guard::{refuse, require_admin, require_editor, split_refusal},
+    members::directory::{set_group_membership, summaries, SummaryRow, SUMMARY_COLUMNS},
+    policy::{may_edit, may_manage},
     state::AppState,
     with_db,
 };
@@ -31,8 +29,10 @@ pub fn group_key(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
-pub async fn list(db: &Db, viewer: Role) -> Result<GroupList, AppError> {
-    let rows: Vec<(i64, String, i64)> = with_db!(db, pool => {
+/// Every group with its member count, by name. Admin access.
+pub async fn list(state: &AppState, request: &RequestContext) -> Result<GroupList, AppError> {
+    let viewer = &require_admin(request)?.member;
+    let rows: Vec<(i64, String, i64)> = with_db!(&state.db, pool => {
         sqlx::query_as("SELECT id, name, member_count FROM groups ORDER BY name_key, id LIMIT $1")
             .bind(MAX_GROUPS_LISTED)
             .fetch_all(pool)
@@ -47,7 +47,7 @@ pub async fn list(db: &Db, viewer: Role) -> Result<GroupList, AppError> {
                 member_count,
             })
             .collect(),
-        can_edit: viewer >= Role::Editor,
+        can_edit: may_manage(viewer.role, viewer.admin_access).is_ok(),
     })
 }
 
@@ -66,58 +66,37 @@ async fn summary(db: &Db, id: i64) -> Result<GroupSummary, AppError> {
     })
 }
 
-#[derive(sqlx::FromRow)]
-struct MemberRowOfGroup {
+/// A group and one page of its members in ID order (page clamped to 1..=400). Admin
+/// access.
+pub async fn page(
+    state: &AppState,
+    request: &RequestContext,
     id: i64,
-    email: String,
-    display_name: String,
-    role: String,
-    admin_access: bool,
-    login_enabled: bool,
-    last_sign_in_at: Option<i64>,
-}
-
-/// A group and one page of its members in ID order (page clamped to 1..=400).
-pub async fn page(db: &Db, viewer: Role, id: i64, page: i64) -> Result<GroupPage, AppError> {
+    page: i64,
+) -> Result<GroupPage, AppError> {
+    let viewer = &require_admin(request)?.member;
+    let db = &state.db;
     let group = summary(db, id).await?;
     let pages = ((group.member_count + GROUP_PAGE_SIZE - 1) / GROUP_PAGE_SIZE).clamp(1, GROUP_MAX_PAGE);
     let page = page.clamp(1, pages);
-    let rows: Vec<MemberRowOfGroup> = with_db!(db, pool => {
-        sqlx::query_as(
-            "SELECT m.id, m.email, m.display_name, m.role, m.admin_access, m.login_enabled, m.last_sign_in_at \
-             FROM group_members gm JOIN members m ON m.id = gm.member_id \
-             WHERE gm.group_id = $1 AND m.deleted_at IS NULL ORDER BY gm.member_id LIMIT $2 OFFSET $3",
-        )
+    let columns = SUMMARY_COLUMNS.replace("id, ", "m.id, ");
+    let rows: Vec<SummaryRow> = with_db!(db, pool => {
+        sqlx::query_as(&format!(
+            "SELECT {columns} FROM group_members gm JOIN members m ON m.id = gm.member_id \
+             WHERE gm.group_id = $1 AND m.deleted_at IS NULL ORDER BY gm.member_id LIMIT $2 OFFSET $3"
+        ))
         .bind(id)
         .bind(GROUP_PAGE_SIZE)
         .bind((page - 1) * GROUP_PAGE_SIZE)
         .fetch_all(pool)
         .await?
     });
-    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-    let mut groups = groups_of(db, &ids).await?;
-    let members = rows
-        .into_iter()
-        .map(|row| {
-            let role = Role::parse(&row.role).ok_or(AppError::Internal)?;
-            Ok(MemberSummary {
-                id: row.id,
-                display_name: row.display_name,
-                email: row.email,
-                role,
-                admin_access: row.admin_access,
-                login_enabled: row.login_enabled,
-                last_sign_in: row.last_sign_in_at.map(crate::clock::format_utc),
-                groups: groups.remove(&row.id).unwrap_or_default(),
-            })
-        })
-        .collect::<Result<Vec<_>, AppError>>()?;
     Ok(GroupPage {
         group,
-        members,
+        members: summaries(db, rows).await?,
         page,
         pages,
-        can_edit: viewer >= Role::Editor,
+        can_edit: may_manage(viewer.role, viewer.admin_access).is_ok(),
     })
 }
 
@@ -133,10 +112,10 @@ pub async fn create(
     let session = require_editor(state, request, REFUSED, ("group", "new".into())).await?;
     let name = validate_group_name(name)?;
     let now = state.clock.now();
-    let result: Result<i64, sqlx::Error> = with_db!(&state.db, pool => {
+    let result: Result<i64, AppError> = with_db!(&state.db, pool => {
         async {
             let mut tx = pool.begin_write().await?;
-            let (id,): (i64,) = sqlx::query_as(
+            let inserted: Result<(i64,), sqlx::Error> = sqlx::query_as(
                 "INSERT INTO groups (name, name_key, member_count, created_at, updated_at) \
                  VALUES ($1, $2, 0, $3, $3) RETURNING id",
             )
@@ -144,7 +123,11 @@ pub async fn create(
             .bind(group_key(&name))
             .bind(now)
             .fetch_one(&mut *tx)
-            .await?;
+            .await;
+            let (id,) = match inserted {
+                Err(error) if is_unique_violation(&error) => return Err(taken(&name)),
+                other => other?,
+            };
             let event = NewEvent::new("group_created", request)
                 .by(session)
                 .object("group", id)
@@ -155,15 +138,12 @@ pub async fn create(
         }
         .await
     });
-    match result {
-        Ok(id) => Ok(GroupSummary {
-            id,
-            name,
-            member_count: 0,
-        }),
-        Err(error) if is_unique_violation(&error) => Err(taken(&name)),
-        Err(error) => Err(error.into()),
-    }
+    let id = result?;
+    Ok(GroupSummary {
+        id,
+        name,
+        member_count: 0,
+    })
 }
 
 pub async fn rename(
@@ -175,7 +155,7 @@ pub async fn rename(
     let session = require_editor(state, request, REFUSED, ("group", id.to_string())).await?;
     let name = validate_group_name(name)?;
     let now = state.clock.now();
-    let result: Result<(), Refusal> = with_db!(&state.db, pool => {
+    let result: Result<(), AppError> = with_db!(&state.db, pool => {
         async {
             let mut tx = pool.begin_write().await?;
             let before: Option<(String,)> = sqlx::query_as("SELECT name FROM groups WHERE id = $1")
@@ -194,7 +174,7 @@ pub async fn rename(
                 .execute(&mut *tx)
                 .await;
             match updated {
-                Err(error) if is_unique_violation(&error) => return Err(taken(&name).into()),
+                Err(error) if is_unique_violation(&error) => return Err(taken(&name)),
                 other => {
                     other?;
                 }
@@ -209,23 +189,16 @@ pub async fn rename(
         }
         .await
     });
-    match result {
-        Ok(()) => summary(&state.db, id).await,
-        Err(Refusal::Refused(reason)) => Err(refuse(
-            state,
-            request,
-            session,
-            REFUSED,
-            ("group", id.to_string()),
-            reason,
-        )
-        .await),
-        Err(Refusal::Error(error)) => Err(error),
-    }
+    result?;
+    summary(&state.db, id).await
 }
 
+/// Deletes a group: refused (and recorded) when any member of it ranks above the
+/// editor, exactly as removing that member would be.
 pub async fn delete(state: &AppState, request: &RequestContext, id: i64) -> Result<(), AppError> {
-    let session = require_editor(state, request, REFUSED, ("group", id.to_string())).await?;
+    let object = ("group", id.to_string());
+    let session = require_editor(state, request, REFUSED, object.clone()).await?;
+    let editor = session.member.role;
     let now = state.clock.now();
     let result: Result<(), AppError> = with_db!(&state.db, pool => {
         async {
@@ -235,6 +208,16 @@ pub async fn delete(state: &AppState, request: &RequestContext, id: i64) -> Resu
                 .fetch_optional(&mut *tx)
                 .await?;
             let (name, member_count) = before.ok_or_else(|| no_such_group(id))?;
+            let (highest,): (Option<i64>,) = sqlx::query_as(
+                "SELECT MAX(m.role_rank) FROM group_members gm JOIN members m ON m.id = gm.member_id \
+                 WHERE gm.group_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if highest.is_some_and(|rank| rank > i64::from(editor.rank())) {
+                return Err(AppError::Refused(Refusal::TargetOutranksEditor));
+            }
             sqlx::query("DELETE FROM group_members WHERE group_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -250,7 +233,11 @@ pub async fn delete(state: &AppState, request: &RequestContext, id: i64) -> Resu
         }
         .await
     });
-    result
+    match result.map_err(split_refusal) {
+        Ok(()) => Ok(()),
+        Err(Ok(refusal)) => Err(refuse(state, request, session, REFUSED, object, refusal).await),
+        Err(Err(error)) => Err(error),
+    }
 }
 
 /// Adds (`add`) or removes a member. Adding someone already in the group, or removing
@@ -266,7 +253,7 @@ pub async fn set_membership(
     let session = require_editor(state, request, REFUSED, object.clone()).await?;
     let editor = session.member.role;
     let now = state.clock.now();
-    let result: Result<(), Refusal> = with_db!(&state.db, pool => {
+    let result: Result<(), AppError> = with_db!(&state.db, pool => {
         async {
             let mut tx = pool.begin_write().await?;
             let group: Option<(String,)> = sqlx::query_as("SELECT name FROM groups WHERE id = $1")
@@ -282,9 +269,9 @@ pub async fn set_membership(
             let (member_name, role) = member.ok_or_else(|| {
                 AppError::validation("member_id", format!("No member has the ID {member_id}."))
             })?;
-            let role = Role::parse(&role).ok_or(AppError::Internal)?;
+            let role = stored_role(member_id, &role)?;
             if !may_edit(editor, role) {
-                return Err(Refusal::Refused("target_outranks_editor"));
+                return Err(AppError::Refused(Refusal::TargetOutranksEditor));
             }
             let (present,): (i64,) =
                 sqlx::query_as("SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND member_id = $2")
@@ -294,10 +281,10 @@ pub async fn set_membership(
                     .await?;
             match (add, present > 0) {
                 (true, true) => {
-                    return Err(AppError::Conflict(format!("{member_name} is already in {group_name}.")).into())
+                    return Err(AppError::Conflict(format!("{member_name} is already in {group_name}.")))
                 }
                 (false, false) => {
-                    return Err(AppError::Conflict(format!("{member_name} is not in {group_name}.")).into())
+                    return Err(AppError::Conflict(format!("{member_name} is not in {group_name}.")))
                 }
                 _ => set_group_membership!(tx, group_id, member_id, now, add),
             }
@@ -312,9 +299,9 @@ pub async fn set_membership(
         }
         .await
     });
-    match result {
+    match result.map_err(split_refusal) {
         Ok(()) => Ok(()),
-        Err(Refusal::Refused(reason)) => Err(refuse(state, request, session, REFUSED, object, reason).await),
-        Err(Refusal::Error(error)) => Err(error),
+        Err(Ok(refusal)) => Err(refuse(state, request, session, REFUSED, object, refusal).await),
+        Err(Err(error)) => Err(error),
     }
 }

@@ -10,13 +10,13 @@ use leptos_router::{
 };
 
 use crate::{
-    auth::Viewer,
+    context::Viewer,
     error::AppError,
     groups::{
         get_group, list_groups, AddGroupMember, CreateGroup, DeleteGroup, GroupList, GroupPage,
         RemoveGroupMember, RenameGroup, MAX_GROUP_NAME_CHARS,
     },
-    members::blade::MemberBlade,
+    members::{blade::MemberBlade, ui::open_blade_on_row_click},
     ui::{field_error, thousands, ErrorPanel, Forbidden, ListRefresh, Protected},
 };
 
@@ -205,11 +205,14 @@ fn GroupContent(page: GroupPage, refresh: RwSignal<u32>) -> impl IntoView {
         .map(|member| {
             let mid = member.id;
             let name = member.display_name.clone();
+            let href = format!("/admin/groups/{gid}/members/{mid}{keep}");
+            // A click anywhere on the row opens the blade too (not on Remove: it is a button).
+            let open = open_blade_on_row_click(href.clone());
             view! {
-                <tr>
+                <tr class="opens-blade" on:click=open>
                     <td class="numeric">{mid}</td>
                     <td>
-                        <a class="member-link" href=format!("/admin/groups/{gid}/members/{mid}{keep}") data-member-id=mid>
+                        <a class="member-link" href=href data-member-id=mid>
                             {member.display_name}
                         </a>
                     </td>

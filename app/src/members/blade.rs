@@ -7,10 +7,22 @@ use leptos_router::{hooks::use_navigate, NavigateOptions};
 
 use crate::{
     error::AppError,
-    groups::list_groups,
-    members::{get_member, lookup_members, parse_id_list, MemberDetail, MemberEdit, UpdateMember},
+    members::{
+        get_member, group_choices, lookup_members, parse_id_list, MemberDetail, MemberEdit, UpdateMember,
+    },
     ui::{ErrorPanel, ListRefresh},
 };
+
+/// The blade's toolbar button: opens the on-behalf window in a new window. A form
+/// rather than a script, so it works before the page has hydrated too.
+#[component]
+pub fn LoginOnBehalfButton(member_id: i64) -> impl IntoView {
+    view! {
+        <form class="inline-form" method="get" action=format!("/on-behalf/{member_id}") target="_blank">
+            <button type="submit" class="button primary">"Login on behalf"</button>
+        </form>
+    }
+}
 
 /// Focuses the list's link to member `id` (where the blade was opened from), or the
 /// page's main region when that row is not on screen.
@@ -148,7 +160,7 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
             // Later steps add One-click link and Sessions here.
             <div class="blade-toolbar" role="toolbar" aria-label="Member actions">
                 {can_log_in_on_behalf
-                    .then(|| view! { <crate::on_behalf::ui::LoginOnBehalfButton member_id/> })}
+                    .then(|| view! { <LoginOnBehalfButton member_id/> })}
                 {can_edit
                     .then(|| {
                         view! {
@@ -248,7 +260,7 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
     let login = RwSignal::new(detail.member.login_enabled);
     let groups = RwSignal::new(detail.member.groups.iter().map(|g| g.id).collect::<Vec<i64>>());
     let proxies = RwSignal::new(ids_text(detail.proxy_login_permission.iter().map(|m| m.id)));
-    let all_groups = Resource::new(|| (), |_| list_groups());
+    let all_groups = Resource::new(|| (), |_| group_choices());
     // The names behind the typed IDs, shown back as they are typed.
     let names = Resource::new(
         move || proxies.get(),
@@ -348,11 +360,10 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
                 <Transition fallback=|| view! { <p class="loading">"Loading groups…"</p> }>
                     {move || Suspend::new(async move {
                         match all_groups.await {
-                            Ok(list) if list.groups.is_empty() => view! { <p class="muted">"There are no groups yet."</p> }.into_any(),
+                            Ok(list) if list.is_empty() => view! { <p class="muted">"There are no groups yet."</p> }.into_any(),
                             Ok(list) => view! {
                                 <div class="checkbox-grid">
                                     {list
-                                        .groups
                                         .into_iter()
                                         .map(|group| {
                                             let gid = group.id;

@@ -1,17 +1,31 @@
-//! Members: the shared types every area uses (roles and their ranks).
+//! Members: the wire types of the members list, the blade and the editor, and their
+//! server functions (thin: read the context, call the service).
 // `list_members` takes the list's URL parameters one by one (so the form and URL keys stay
-// plain `q`, `role`, …); the server macro repeats them in code it generates.
+// plain `q`, `role`, …) and gathers them into `ListParams`; the server macro repeats
+// them in code it generates.
 #![allow(clippy::too_many_arguments)]
 
 use leptos::{prelude::*, server_fn::codec::PostUrl};
 use serde::{Deserialize, Serialize};
 
-use crate::{error::AppError, groups::GroupRef};
+pub use crate::role::Role;
+use crate::{error::AppError, urls::parse_id};
 
 pub mod blade;
 #[cfg(feature = "ssr")]
+pub mod directory;
+#[cfg(feature = "ssr")]
+pub mod search;
+#[cfg(feature = "ssr")]
 pub mod service;
 pub mod ui;
+
+/// A group named by ID, as a member's groups are shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRef {
+    pub id: i64,
+    pub name: String,
+}
 
 /// Rows on one page of the members list.
 pub const PAGE_SIZE: i64 = 25;
@@ -75,39 +89,54 @@ pub struct ListQuery {
     pub before: Option<i64>,
 }
 
+/// The members list's URL parameters as they came (each may be missing or empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListParams {
+    pub q: Option<String>,
+    pub role: Option<String>,
+    pub group: Option<String>,
+    pub sort: Option<String>,
+    pub dir: Option<String>,
+    pub page: Option<i64>,
+    pub after: Option<String>,
+    pub before: Option<String>,
+}
+
 impl ListQuery {
     /// Validates raw URL parameters. Unknown roles, sort columns and directions are
     /// refused with a message; a page number out of range is clamped.
-    pub fn parse(
-        q: Option<&str>,
-        role: Option<&str>,
-        group: Option<&str>,
-        sort: Option<&str>,
-        dir: Option<&str>,
-        page: Option<i64>,
-        cursor: (Option<&str>, Option<&str>),
-    ) -> Result<ListQuery, AppError> {
-        let id_param = |name: &str, value: Option<&str>| -> Result<Option<i64>, AppError> {
-            match value.map(str::trim).filter(|v| !v.is_empty()) {
+    pub fn parse(params: &ListParams) -> Result<ListQuery, AppError> {
+        let given = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let id_param = |name: &str, value: &Option<String>| -> Result<Option<i64>, AppError> {
+            match given(value) {
                 None => Ok(None),
-                Some(text) => text
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|id| *id > 0)
-                    .map(Some)
-                    .ok_or_else(|| {
-                        AppError::validation(name, "A page cursor is the ID of a member (a whole number).")
-                    }),
+                Some(text) => parse_id(&text).map(Some).ok_or_else(|| {
+                    AppError::validation(name, "A page cursor is the ID of a member (a whole number).")
+                }),
             }
         };
-        let after = id_param("after", cursor.0)?;
-        let before = id_param("before", cursor.1)?;
+        let after = id_param("after", &params.after)?;
+        let before = id_param("before", &params.before)?;
         if after.is_some() && before.is_some() {
             return Err(AppError::validation(
                 "before",
                 "Give either after or before, not both.",
             ));
         }
+        let (q, role, group, sort, dir) = (
+            params.q.as_deref(),
+            given(&params.role),
+            given(&params.group),
+            given(&params.sort),
+            given(&params.dir),
+        );
+        let page = params.page;
         let q = q.unwrap_or("").trim();
         if q.chars().count() > MAX_SEARCH_CHARS {
             return Err(AppError::validation(
@@ -121,7 +150,7 @@ impl ListQuery {
                 "The search cannot contain control characters.",
             ));
         }
-        let role = match role.filter(|r| !r.is_empty()) {
+        let role = match role.as_deref() {
             None => None,
             Some(text) => Some(Role::parse(text).ok_or_else(|| {
                 AppError::validation(
@@ -130,16 +159,14 @@ impl ListQuery {
                 )
             })?),
         };
-        let group = match group.map(str::trim).filter(|g| !g.is_empty()) {
+        let group = match group.as_deref() {
             None => None,
             Some(text) => Some(
-                text.parse::<i64>()
-                    .ok()
-                    .filter(|id| *id > 0)
+                parse_id(text)
                     .ok_or_else(|| AppError::validation("group", "A group is chosen by its numeric ID."))?,
             ),
         };
-        let sort = match sort.filter(|s| !s.is_empty()) {
+        let sort = match sort.as_deref() {
             None => SortKey::Name,
             Some(text) => SortKey::parse(text).ok_or_else(|| {
                 AppError::validation(
@@ -148,7 +175,7 @@ impl ListQuery {
                 )
             })?,
         };
-        let descending = match dir.filter(|d| !d.is_empty()) {
+        let descending = match dir.as_deref() {
             None | Some("asc") => false,
             Some("desc") => true,
             Some(_) => return Err(AppError::validation("dir", "The sort direction is asc or desc.")),
@@ -226,23 +253,6 @@ pub struct IdLookup {
     pub display_name: Option<String>,
 }
 
-/// Who may edit members: editors and super users, and only members whose rank is
-/// at most their own. (Admin access is checked separately.)
-pub fn may_edit(editor: Role, target: Role) -> bool {
-    editor >= Role::Editor && target.rank() <= editor.rank()
-}
-
-/// The roles `editor` may give: none above their own.
-pub fn assignable_roles(editor: Role) -> Vec<Role> {
-    if editor < Role::Editor {
-        return Vec::new();
-    }
-    Role::ALL
-        .into_iter()
-        .filter(|role| role.rank() <= editor.rank())
-        .collect()
-}
-
 /// The most IDs a proxy login permission (or a group list) may hold.
 pub const MAX_IDS: usize = 100;
 
@@ -318,17 +328,17 @@ pub async fn list_members(
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    request.require_admin()?;
-    let query = ListQuery::parse(
-        q.as_deref(),
-        role.as_deref(),
-        group.as_deref(),
-        sort.as_deref(),
-        dir.as_deref(),
+    let params = ListParams {
+        q,
+        role,
+        group,
+        sort,
+        dir,
         page,
-        (after.as_deref(), before.as_deref()),
-    )?;
-    service::list(&state.db, query).await
+        after,
+        before,
+    };
+    search::list(&state, &request, &params).await
 }
 
 /// The User information blade's content. Needs admin access.
@@ -337,8 +347,7 @@ pub async fn get_member(id: i64) -> Result<MemberDetail, AppError> {
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    let session = request.require_admin()?;
-    service::detail(&state.db, session, id).await
+    service::detail(&state, &request, id).await
 }
 
 /// Saves the member editor. Editors and super users only, for members whose rank is
@@ -357,104 +366,50 @@ pub async fn lookup_members(ids: String) -> Result<Vec<IdLookup>, AppError> {
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    request.require_admin()?;
-    let ids = parse_id_list(&ids).map_err(|message| AppError::validation("ids", message))?;
-    service::lookup(&state.db, &ids).await
+    service::lookup(&state, &request, &ids).await
 }
 
-/// A member's role. The order of the variants is the order of their ranks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Member,
-    Support,
-    Editor,
-    SuperUser,
-}
+/// The groups a member can be filtered by or put in (ID and name, by name, at most
+/// 1,000). Admin access.
+#[server(prefix = "/api", endpoint = "members/groups", input = PostUrl)]
+pub async fn group_choices() -> Result<Vec<GroupRef>, AppError> {
+    use crate::server::server_context;
 
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Member, Role::Support, Role::Editor, Role::SuperUser];
-
-    /// member (0) < support (1) < editor (2) < super_user (3).
-    pub fn rank(self) -> u8 {
-        match self {
-            Role::Member => 0,
-            Role::Support => 1,
-            Role::Editor => 2,
-            Role::SuperUser => 3,
-        }
-    }
-
-    /// The name stored in the database and used on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Member => "member",
-            Role::Support => "support",
-            Role::Editor => "editor",
-            Role::SuperUser => "super_user",
-        }
-    }
-
-    /// The name shown to people.
-    pub fn label(self) -> &'static str {
-        match self {
-            Role::Member => "Member",
-            Role::Support => "Support engineer",
-            Role::Editor => "Editor",
-            Role::SuperUser => "Super user",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|role| role.as_str() == text)
-    }
-
-    /// Every role above member may use the management screens by default.
-    pub fn default_admin_access(self) -> bool {
-        self != Role::Member
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Role::parse(text)
-            .ok_or_else(|| format!("unknown role '{text}' (expected member, support, editor or super_user)"))
-    }
+    let (state, request) = server_context()?;
+    directory::group_choices(&state, &request).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{assignable_roles, may_edit};
 
-    #[test]
-    fn ranks_follow_the_design() {
-        let ranks: Vec<u8> = Role::ALL.iter().map(|r| r.rank()).collect();
-        assert_eq!(ranks, vec![0, 1, 2, 3]);
-        assert!(Role::Member < Role::Support && Role::Editor < Role::SuperUser);
-    }
-
-    #[test]
-    fn names_round_trip_and_unknown_names_are_refused() {
-        for role in Role::ALL {
-            assert_eq!(Role::parse(role.as_str()), Some(role));
-            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
-        }
-        assert!("admin".parse::<Role>().is_err());
-        assert!("Member".parse::<Role>().is_err());
-        assert!(Role::parse("").is_none());
+    /// The parameters one by one, as the old signature took them.
+    fn parse(
+        q: Option<&str>,
+        role: Option<&str>,
+        group: Option<&str>,
+        sort: Option<&str>,
+        dir: Option<&str>,
+        page: Option<i64>,
+        (after, before): (Option<&str>, Option<&str>),
+    ) -> Result<ListQuery, AppError> {
+        let own = |v: Option<&str>| v.map(str::to_string);
+        ListQuery::parse(&ListParams {
+            q: own(q),
+            role: own(role),
+            group: own(group),
+            sort: own(sort),
+            dir: own(dir),
+            page,
+            after: own(after),
+            before: own(before),
+        })
     }
 
     #[test]
     fn list_queries_are_validated_and_pages_clamped() {
-        let query = ListQuery::parse(
+        let query = parse(
             Some("  ann "),
             Some("support"),
             Some("7"),
@@ -471,19 +426,19 @@ mod tests {
         assert!(query.descending);
         assert_eq!(query.page, 3);
         assert_eq!(query.group, Some(7));
-        let default = ListQuery::parse(None, Some(""), Some(""), None, None, None, (Some(""), None)).unwrap();
+        let default = parse(None, Some(""), Some(""), None, None, None, (Some(""), None)).unwrap();
         assert_eq!(
             (default.sort, default.descending, default.page, default.role),
             (SortKey::Name, false, 1, None)
         );
         assert_eq!(
-            ListQuery::parse(None, None, None, None, None, Some(-5), (None, None))
+            parse(None, None, None, None, None, Some(-5), (None, None))
                 .unwrap()
                 .page,
             1
         );
         assert_eq!(
-            ListQuery::parse(None, None, None, None, None, Some(i64::MAX), (None, None))
+            parse(None, None, None, None, None, Some(i64::MAX), (None, None))
                 .unwrap()
                 .page,
             MAX_PAGE
@@ -495,7 +450,7 @@ mod tests {
             (None, None, Some("password_hash"), None, "sort"),
             (None, None, None, Some("sideways"), "dir"),
         ] {
-            let error = ListQuery::parse(None, role, group, sort, dir, None, (None, None)).unwrap_err();
+            let error = parse(None, role, group, sort, dir, None, (None, None)).unwrap_err();
             assert_eq!(error.field(), Some(field));
         }
         for (after, before, field) in [
@@ -503,16 +458,16 @@ mod tests {
             (None, Some("-2"), "before"),
             (Some("3"), Some("4"), "before"),
         ] {
-            let error = ListQuery::parse(None, None, None, None, None, None, (after, before)).unwrap_err();
+            let error = parse(None, None, None, None, None, None, (after, before)).unwrap_err();
             assert_eq!(error.field(), Some(field));
         }
         assert_eq!(
-            ListQuery::parse(Some(&"x".repeat(101)), None, None, None, None, None, (None, None))
+            parse(Some(&"x".repeat(101)), None, None, None, None, None, (None, None))
                 .unwrap_err()
                 .field(),
             Some("q")
         );
-        assert!(ListQuery::parse(Some("a\u{7}b"), None, None, None, None, None, (None, None)).is_err());
+        assert!(parse(Some("a\u{7}b"), None, None, None, None, None, (None, None)).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use leptos::{html, prelude::*};
+use leptos::{ev, html, prelude::*, wasm_bindgen::JsCast};
 use leptos_meta::Title;
 use leptos_router::{
     components::Outlet,
@@ -12,13 +12,13 @@ use leptos_router::{
 };
 
 use crate::{
-    auth::Viewer,
-    groups::{list_groups, GroupList},
+    context::Viewer,
     members::{
-        blade::MemberBlade, list_members, ListQuery, MemberPage, MemberSummary, Role, SortKey,
-        MAX_SEARCH_CHARS,
+        blade::MemberBlade, group_choices, list_members, GroupRef, ListQuery, MemberPage, MemberSummary,
+        Role, SortKey, MAX_SEARCH_CHARS,
     },
-    ui::{encode_query_value, thousands, ErrorPanel, Forbidden, ListRefresh, Protected},
+    ui::{thousands, ErrorPanel, Forbidden, ListRefresh, Protected},
+    urls::encode_query_value,
 };
 
 /// The list's address for these parameters (defaults left out, so links stay short).
@@ -84,7 +84,7 @@ fn href_for(
 /// inside would be made, and fetched, again each time).
 type MembersResource = Resource<Result<MemberPage, crate::error::AppError>>;
 
-type GroupsResource = Resource<Result<GroupList, crate::error::AppError>>;
+type GroupsResource = Resource<Result<Vec<GroupRef>, crate::error::AppError>>;
 
 #[component]
 pub fn MembersPage() -> impl IntoView {
@@ -114,7 +114,7 @@ pub fn MembersPage() -> impl IntoView {
             )
         },
     );
-    let groups: GroupsResource = Resource::new(|| (), |_| list_groups());
+    let groups: GroupsResource = Resource::new(|| (), |_| group_choices());
     view! {
         <Title text="Members"/>
         <div class="with-blade">
@@ -278,7 +278,7 @@ fn MembersList(members: MembersResource, groups: GroupsResource) -> impl IntoVie
                             let initial_group = initial_group.clone();
                             let on_group = on_group.clone();
                             Suspend::new(async move {
-                                let list = groups.await.map(|list| list.groups).unwrap_or_default();
+                                let list = groups.await.unwrap_or_default();
                                 view! {
                                     <label class="inline-label" for="group-filter">"Group"</label>
                                     <select id="group-filter" name="group" on:change=on_group>
@@ -412,8 +412,42 @@ fn MemberTable(page: MemberPage) -> impl IntoView {
     }
 }
 
+/// What inside a list row acts by itself: a click on one of these is its own, not the row's.
+const ROW_CONTROLS: &str =
+    "a, button, input, select, textarea, label, summary, [role=\"button\"], [contenteditable]";
+
+/// The `on:click` of a list row that opens a blade (in Virto a click anywhere on a row
+/// opens it): goes to `href`, the address of the row's own link, as that link would.
+/// Clicks that are not the row's are left alone: one on a control inside the row (the
+/// link itself, a Remove button…), and a modified or non-primary click (new tab, new
+/// window), which stays the browser's. The row's link remains the way in for keyboard
+/// and screen-reader users; the row itself is not focusable and has no role of its own.
+pub fn open_blade_on_row_click(href: String) -> impl Fn(ev::MouseEvent) + 'static {
+    let navigate = use_navigate();
+    move |event: ev::MouseEvent| {
+        if is_plain_row_click(&event) {
+            navigate(&href, NavigateOptions::default());
+        }
+    }
+}
+
+fn is_plain_row_click(event: &ev::MouseEvent) -> bool {
+    let modified =
+        event.button() != 0 || event.ctrl_key() || event.meta_key() || event.shift_key() || event.alt_key();
+    if modified || event.default_prevented() {
+        return false;
+    }
+    let on_control = event
+        .target()
+        .and_then(|target| target.dyn_into::<leptos::web_sys::Element>().ok())
+        .and_then(|element| element.closest(ROW_CONTROLS).ok().flatten())
+        .is_some();
+    !on_control
+}
+
 /// One member as a table row; the name opens the blade at `{base}/{id}` with the
-/// list's query kept (so closing it returns to the same page of the same list).
+/// list's query kept (so closing it returns to the same page of the same list), and so
+/// does a click anywhere else on the row.
 #[component]
 pub fn MemberRow(member: MemberSummary, #[prop(into)] base: String) -> impl IntoView {
     let yes_no = |value: bool| if value { "Yes" } else { "No" };
@@ -422,6 +456,7 @@ pub fn MemberRow(member: MemberSummary, #[prop(into)] base: String) -> impl Into
         "" => format!("{base}/{}", member.id),
         query => format!("{base}/{}?{query}", member.id),
     };
+    let open = open_blade_on_row_click(href.clone());
     let groups = member
         .groups
         .iter()
@@ -429,7 +464,7 @@ pub fn MemberRow(member: MemberSummary, #[prop(into)] base: String) -> impl Into
         .collect::<Vec<_>>()
         .join(", ");
     view! {
-        <tr>
+        <tr class="opens-blade" on:click=open>
             <td class="numeric">{member.id}</td>
             <td>
                 <a class="member-link" href=href data-member-id=member.id>{member.display_name}</a>

@@ -4,7 +4,8 @@
 use leptos::{prelude::*, server_fn::codec::PostUrl};
 use serde::{Deserialize, Serialize};
 
-use crate::{auth::Password, error::AppError, members::Role};
+pub use crate::context::OnBehalfView;
+use crate::{error::AppError, password::Password, role::Role};
 
 #[cfg(feature = "ssr")]
 pub mod service;
@@ -23,19 +24,6 @@ pub struct Preview {
     pub member_role: Role,
     /// How long the session on behalf may last at most.
     pub max_minutes: i64,
-}
-
-/// The session on behalf the current page runs in, for the banner.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OnBehalfView {
-    pub session_id: i64,
-    pub actor_id: i64,
-    pub actor_name: String,
-    /// When it ends at the latest (ms since the epoch, server time).
-    pub ends_at: i64,
-    /// The server's time when this was read, so the browser can count down from
-    /// the server's clock rather than its own.
-    pub server_now: i64,
 }
 
 /// One entry of the "Login as" menu.
@@ -82,7 +70,7 @@ pub async fn preview_on_behalf(member_id: i64) -> Result<Preview, AppError> {
 /// password. Sets the new session's cookie and answers with the page to open.
 #[server(prefix = "/api", endpoint = "on-behalf/start", input = PostUrl)]
 pub async fn start_on_behalf(member_id: i64, password: Password, reason: String) -> Result<String, AppError> {
-    use crate::{auth::session::session_cookie, server::server_context};
+    use crate::{server::server_context, session::session_cookie};
 
     let (state, request) = server_context()?;
     let token = service::start(&state, &request, member_id, password, &reason).await?;
@@ -100,8 +88,8 @@ pub async fn start_on_behalf(member_id: i64, password: Password, reason: String)
 #[server(prefix = "/api", endpoint = "on-behalf/leave", input = PostUrl)]
 pub async fn leave_on_behalf() -> Result<String, AppError> {
     use crate::{
-        auth::session::{clearing_cookie, session_cookie},
         server::server_context,
+        session::{clearing_cookie, session_cookie},
     };
 
     let (state, request) = server_context()?;

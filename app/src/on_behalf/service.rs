@@ -3,21 +3,15 @@
 use serde_json::json;
 
 use crate::{
-    audit::service::{self as audit, AuditTx, NewEvent},
-    auth::{
-        session::{
-            end_on_behalf, end_session, next_idle_expiry, CurrentSession, EndOnBehalf, EndOutcome, EndReason,
-            RequestContext,
-        },
-        token::Token,
-        Password,
-    },
-    clock::{Millis, MINUTE},
-    db::BeginWrite,
+    audit_writer::{clip_user_agent, record, AuditTx, NewEvent},
+    clock::{Millis, MINUTE, SECOND},
+    context::{CurrentSession, RequestContext},
+    db::{is_unique_violation, stored_role, BeginWrite},
     error::AppError,
-    members::{service::find_credentials, Role},
     on_behalf::{check_reason, Candidate, Preview},
+    password::{check_entered, credentials, Password},
     rule::{self, Denial, Grant},
+    session::{end_on_behalf, next_idle_expiry, token::Token, EndOnBehalf, EndOutcome, EndReason},
     state::AppState,
     with_db,
 };
@@ -50,6 +44,7 @@ struct TargetRow {
     login_enabled: bool,
     deleted_at: Option<i64>,
     grants_actor: i64,
+    grant_by_actor: i64,
 }
 
 /// The rule for the viewer and `member_id`, with what the target row says.
@@ -61,7 +56,9 @@ async fn check_rule(
     let row: Option<TargetRow> = with_db!(&state.db, pool => {
         sqlx::query_as(
             "SELECT id, display_name, email, role, login_enabled, deleted_at, \
-             (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2) AS grants_actor \
+             (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2) AS grants_actor, \
+             (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2 \
+              AND p.granted_by = $2) AS grant_by_actor \
              FROM members m WHERE id = $1",
         )
         .bind(member_id)
@@ -72,16 +69,18 @@ async fn check_rule(
     let target = match &row {
         Some(row) => Some(rule::Target {
             id: row.id,
-            role: Role::parse(&row.role).ok_or(AppError::Internal)?,
+            role: stored_role(row.id, &row.role)?,
             deleted: row.deleted_at.is_some(),
             login_enabled: row.login_enabled,
             grants_actor: row.grants_actor > 0,
+            grant_written_by_actor: row.grant_by_actor > 0,
         }),
         None => None,
     };
     let actor = rule::Actor {
         id: session.actor().id,
         role: session.actor().role,
+        admin_access: session.actor().admin_access,
         on_behalf: session.on_behalf.is_some(),
     };
     Ok((rule::can_log_in_on_behalf(&actor, target.as_ref()), row))
@@ -101,7 +100,7 @@ pub async fn preview(
         member_id: row.id,
         member_name: row.display_name,
         member_email: row.email,
-        member_role: Role::parse(&row.role).ok_or(AppError::Internal)?,
+        member_role: stored_role(row.id, &row.role)?,
         max_minutes: state.settings.on_behalf_max_duration / MINUTE,
     })
 }
@@ -125,15 +124,100 @@ async fn refuse(
         .subject(member_id)
         .object("member", member_id)
         .details(json!({ "code": error.code() }));
-    match audit::record(&state.db, state.clock.now(), event).await {
+    match record(&state.db, state.clock.now(), event).await {
         Ok(_) => error,
         Err(db_error) => db_error,
     }
 }
 
-/// Starts a session on behalf: the rule, the lockout, the actor's own password
-/// (checked exactly as at sign-in), then in one transaction the actor's token ends,
-/// the session on behalf begins and the start is recorded.
+/// A pending attempt older than this is a check that never finished (a crash).
+pub const PENDING_FOR: Millis = MINUTE;
+
+/// Counts a re-authentication attempt as pending before its password is checked (a
+/// row of `reauth_attempts`, kept as a failure if the password was wrong, removed if
+/// it was right), or refuses it while login on behalf is locked. The actor's member
+/// row is locked meanwhile (PostgreSQL; SQLite's write lock serialises anyway), and
+/// no more attempts are checked at once than could still fail before the lock: however
+/// many arrive together, no more than `LOCKOUT_FAILURES` are ever verified in a window.
+async fn claim_attempt(state: &AppState, actor_id: i64) -> Result<i64, AppError> {
+    let now = state.clock.now();
+    let for_update = state.db.for_update();
+    with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        sqlx::query(&format!("SELECT id FROM members WHERE id = $1{for_update}"))
+            .bind(actor_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let recent: Vec<(i64,)> = sqlx::query_as(
+            "SELECT failed_at FROM reauth_attempts WHERE actor_id = $1 AND NOT pending \
+             ORDER BY failed_at DESC LIMIT 5",
+        )
+        .bind(actor_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let recent: Vec<Millis> = recent.into_iter().map(|(at,)| at).collect();
+        if let Some(until) = locked_until(now, &recent) {
+            tx.rollback().await?;
+            let retry_after = u64::try_from((until - now + SECOND - 1) / SECOND).unwrap_or(1).max(1);
+            return Err(AppError::LockedOut { retry_after });
+        }
+        let (pending,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM reauth_attempts WHERE actor_id = $1 AND pending AND failed_at > $2",
+        )
+        .bind(actor_id)
+        .bind(now - PENDING_FOR)
+        .fetch_one(&mut *tx)
+        .await?;
+        if pending >= checks_allowed(now, &recent) {
+            tx.rollback().await?;
+            return Err(AppError::Conflict(
+                "Your other attempts to log in on behalf are being checked right now. Try again in a moment.".into(),
+            ));
+        }
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO reauth_attempts (actor_id, failed_at, pending) VALUES ($1, $2, TRUE) RETURNING id",
+        )
+        .bind(actor_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    })
+}
+
+/// How many re-authentications may be checked at once, given the actor's most recent
+/// failures (newest first): as many as could still fail before the lockout, at least one.
+pub fn checks_allowed(now: Millis, recent_failures: &[Millis]) -> i64 {
+    let in_window = recent_failures
+        .iter()
+        .filter(|at| now - **at < LOCKOUT_WINDOW)
+        .count();
+    (LOCKOUT_FAILURES.saturating_sub(in_window) as i64).max(1)
+}
+
+/// Settles a pending attempt: kept as a failure (wrong password) or removed.
+async fn settle_attempt(state: &AppState, attempt: i64, failed: bool) -> Result<(), AppError> {
+    let now = state.clock.now();
+    with_db!(&state.db, pool => {
+        if failed {
+            sqlx::query("UPDATE reauth_attempts SET pending = FALSE, failed_at = $2 WHERE id = $1")
+                .bind(attempt)
+                .bind(now)
+                .execute(pool)
+                .await?;
+        } else {
+            sqlx::query("DELETE FROM reauth_attempts WHERE id = $1").bind(attempt).execute(pool).await?;
+        }
+    });
+    Ok(())
+}
+
+/// Starts a session on behalf: the reason and the password's length, the rule, the
+/// lockout (the attempt is counted first), the actor's own password (checked exactly
+/// as at sign-in), then in one transaction the actor's token ends, the session on
+/// behalf begins and the start is recorded. Of parallel starts from one session, one
+/// wins; the others change nothing.
 #[tracing::instrument(skip_all, fields(member_id))]
 pub async fn start(
     state: &AppState,
@@ -144,22 +228,8 @@ pub async fn start(
 ) -> Result<Token, AppError> {
     let session = request.require_session()?;
     let reason = check_reason(reason)?;
-    if password.expose().is_empty() {
-        return Err(AppError::validation("password", "Enter your own password."));
-    }
+    check_entered(&password, "password", "Enter your own password.")?;
     let actor = session.actor().clone();
-    let now = state.clock.now();
-    let recent: Vec<(i64,)> = with_db!(&state.db, pool => {
-        sqlx::query_as("SELECT failed_at FROM reauth_failures WHERE actor_id = $1 ORDER BY failed_at DESC LIMIT 5")
-            .bind(actor.id)
-            .fetch_all(pool)
-            .await?
-    });
-    let recent: Vec<Millis> = recent.into_iter().map(|(at,)| at).collect();
-    if let Some(until) = locked_until(now, &recent) {
-        let minutes = ((until - now + MINUTE - 1) / MINUTE).max(1);
-        return Err(refuse(state, request, session, member_id, AppError::LockedOut(minutes)).await);
-    }
     let (verdict, row) = check_rule(state, session, member_id).await?;
     let grant = match verdict {
         Ok(grant) => grant,
@@ -168,56 +238,49 @@ pub async fn start(
         }
     };
     let target = row.ok_or(AppError::Internal)?;
-    // The sign-in check itself: the same lookup and the same verifier.
-    let credentials = find_credentials(&state.db, &actor.email).await?;
-    let verified = match credentials.filter(|c| c.id == actor.id) {
-        Some(credentials) => {
-            state
-                .hasher
-                .verify(Some(credentials.password_hash), password)
-                .await?
-        }
-        None => false,
+    let attempt = match claim_attempt(state, actor.id).await {
+        Ok(attempt) => attempt,
+        Err(error) => return Err(refuse(state, request, session, member_id, error).await),
     };
+    // The sign-in check itself: the same lookup and the same verifier.
+    let (credentials, verified) =
+        credentials::check(&state.db, &state.hasher, &actor.email, password).await?;
+    let verified = verified && credentials.is_some_and(|c| c.id == actor.id);
     if !verified {
         tracing::info!(actor = actor.id, "login on behalf refused: wrong password");
-        with_db!(&state.db, pool => {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query("INSERT INTO reauth_failures (actor_id, failed_at) VALUES ($1, $2)")
-                .bind(actor.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let event = NewEvent::new("on_behalf_reauth_failed", request)
-                .by(session)
-                .subject(member_id)
-                .object("member", member_id)
-                .details(json!({ "code": "wrong_password" }));
-            tx.append_audit(now, event).await?;
-            tx.commit().await?;
-        });
+        settle_attempt(state, attempt, true).await?;
+        let event = NewEvent::new("on_behalf_reauth_failed", request)
+            .by(session)
+            .subject(member_id)
+            .object("member", member_id)
+            .details(json!({ "code": "wrong_password" }));
+        record(&state.db, state.clock.now(), event).await?;
         return Err(AppError::WrongPassword);
     }
     let now = state.clock.now();
     let token = Token::generate();
     let absolute = now.saturating_add(state.settings.on_behalf_max_duration);
     let idle = next_idle_expiry(now, state.settings.session_idle_timeout, absolute);
-    let user_agent = request
-        .user_agent
-        .as_deref()
-        .map(|ua| ua.chars().take(512).collect::<String>());
-    with_db!(&state.db, pool => {
+    let user_agent = request.user_agent.as_deref().map(clip_user_agent);
+    // The password was right: this attempt is no failure, whatever happens next.
+    settle_attempt(state, attempt, false).await?;
+    let started: Result<(), AppError> = with_db!(&state.db, pool => { async {
         let mut tx = pool.begin_write().await?;
-        // The actor's own session stays, without a token, until they come back.
-        let parked = sqlx::query("UPDATE sessions SET token_hash = NULL WHERE id = $1 AND ended_at IS NULL")
-            .bind(session.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        // The actor's own session stays, without a token, until they come back. Only
+        // the request that still finds its token parks it: of parallel starts from
+        // one session, one goes on.
+        let parked = sqlx::query(
+            "UPDATE sessions SET token_hash = NULL WHERE id = $1 AND ended_at IS NULL AND token_hash IS NOT NULL",
+        )
+        .bind(session.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if parked != 1 {
-            return Err(AppError::Unauthenticated);
+            tx.rollback().await?;
+            return Err(already_switched());
         }
-        let (id,): (i64,) = sqlx::query_as(
+        let inserted: Result<(i64,), sqlx::Error> = sqlx::query_as(
             "INSERT INTO sessions (token_hash, member_id, actor_id, parent_id, reason, created_at, last_seen_at, \
              idle_expires_at, absolute_expires_at, user_agent, ip) \
              VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10) RETURNING id",
@@ -233,7 +296,13 @@ pub async fn start(
         .bind(user_agent)
         .bind(request.ip.as_deref())
         .fetch_one(&mut *tx)
-        .await?;
+        .await;
+        // The unique index on live sessions on behalf per parent says the same.
+        let id = match inserted {
+            Ok((id,)) => id,
+            Err(error) if is_unique_violation(&error) => return Err(already_switched()),
+            Err(error) => return Err(error.into()),
+        };
         let event = NewEvent::new("on_behalf_start", request)
             .actor(actor.id)
             .subject(target.id)
@@ -247,9 +316,19 @@ pub async fn start(
             }));
         tx.append_audit(now, event).await?;
         tx.commit().await?;
-    });
+        Ok(())
+    }.await });
+    started?;
     tracing::info!(actor = actor.id, member = target.id, "session on behalf started");
     Ok(token)
+}
+
+/// Another request from this session has already switched it to a session on behalf.
+fn already_switched() -> AppError {
+    AppError::Conflict(
+        "This session has just started a session on behalf in another request; nothing more was switched."
+            .into(),
+    )
 }
 
 /// Leaves the session on behalf. Returns the actor's new token (none when their own
@@ -277,20 +356,6 @@ pub async fn leave(state: &AppState, request: &RequestContext) -> Result<(Option
     Ok((token, session.member.id))
 }
 
-/// Signing out while on behalf ends the session on behalf and the actor's own.
-pub async fn sign_out_on_behalf(state: &AppState, request: &RequestContext) -> Result<(), AppError> {
-    let session = request.require_session()?;
-    let Some(on_behalf) = &session.on_behalf else {
-        return Err(AppError::Internal);
-    };
-    let end = EndOnBehalf::asked(session, on_behalf, EndReason::SignedOut, request);
-    end_on_behalf(state, end).await?;
-    let actor = on_behalf.actor.id;
-    let event = NewEvent::new("sign_out", request).actor(actor).subject(actor);
-    end_session(state, on_behalf.parent_id, EndReason::SignedOut, Some(event)).await?;
-    Ok(())
-}
-
 /// The "Login as" menu: members whose proxy login permission names the viewer and
 /// whom the rule allows, by name (at most 50).
 pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Vec<Candidate>, AppError> {
@@ -298,9 +363,9 @@ pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Ve
     if session.on_behalf.is_some() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(i64, String, String, bool)> = with_db!(&state.db, pool => {
+    let rows: Vec<(i64, String, String, bool, Option<i64>)> = with_db!(&state.db, pool => {
         sqlx::query_as(
-            "SELECT m.id, m.display_name, m.role, m.login_enabled FROM proxy_permissions p \
+            "SELECT m.id, m.display_name, m.role, m.login_enabled, p.granted_by FROM proxy_permissions p \
              JOIN members m ON m.id = p.member_id \
              WHERE p.actor_id = $1 AND m.deleted_at IS NULL ORDER BY m.name_key, m.id LIMIT 200",
         )
@@ -311,18 +376,20 @@ pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Ve
     let actor = rule::Actor {
         id: session.member.id,
         role: session.member.role,
+        admin_access: session.member.admin_access,
         on_behalf: false,
     };
     Ok(rows
         .into_iter()
-        .filter_map(|(id, display_name, role, login_enabled)| {
-            let role = Role::parse(&role)?;
+        .filter_map(|(id, display_name, role, login_enabled, granted_by)| {
+            let role = stored_role(id, &role).ok()?;
             let target = rule::Target {
                 id,
                 role,
                 deleted: false,
                 login_enabled,
                 grants_actor: true,
+                grant_written_by_actor: granted_by == Some(session.member.id),
             };
             rule::can_log_in_on_behalf(&actor, Some(&target)).ok()?;
             Some(Candidate {
@@ -338,6 +405,17 @@ pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_more_reauthentications_run_at_once_than_could_fail_before_the_lockout() {
+        let t = 100 * MINUTE;
+        assert_eq!(checks_allowed(t, &[]), 5);
+        assert_eq!(checks_allowed(t, &[t - MINUTE, t - 2 * MINUTE]), 3);
+        // Failures older than the window no longer count.
+        assert_eq!(checks_allowed(t, &[t - 16 * MINUTE]), 5);
+        let five = [t; 5];
+        assert_eq!(checks_allowed(t, &five), 1);
+    }
 
     #[test]
     fn five_failures_within_fifteen_minutes_lock_for_fifteen_minutes() {

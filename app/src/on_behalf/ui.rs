@@ -8,24 +8,14 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_location, use_params_map};
 
 use crate::{
-    auth::{whoami, Viewer},
+    auth::whoami,
+    context::Viewer,
     error::AppError,
     on_behalf::{
         login_as_candidates, preview_on_behalf, LeaveOnBehalf, OnBehalfView, Preview, StartOnBehalf,
     },
     ui::{field_error, ErrorPanel, Protected, TextField, ViewerResource},
 };
-
-/// The blade's toolbar button: opens the on-behalf window in a new window. A form
-/// rather than a script, so it works before the page has hydrated too.
-#[component]
-pub fn LoginOnBehalfButton(member_id: i64) -> impl IntoView {
-    view! {
-        <form class="inline-form" method="get" action=format!("/on-behalf/{member_id}") target="_blank">
-            <button type="submit" class="button primary">"Login on behalf"</button>
-        </form>
-    }
-}
 
 #[component]
 pub fn OnBehalfPage() -> impl IntoView {
@@ -303,10 +293,14 @@ pub fn IdentityWatch() {
         };
         let loaded = identity(&loaded);
         leptos::task::spawn_local(async move {
-            if let Ok(now) = whoami().await {
-                if identity(&now) != loaded {
-                    let _ = window().location().reload();
-                }
+            // A session on behalf that ended under this tab answers `on_behalf_ended`
+            // (the request acted as no one): reload, and the server shows who is here.
+            let changed = match whoami().await {
+                Ok(now) => identity(&now) != loaded,
+                Err(error) => error == AppError::OnBehalfEnded,
+            };
+            if changed {
+                let _ = window().location().reload();
             }
         });
     };

@@ -3,9 +3,9 @@
 use serde_json::json;
 
 use crate::{
-    audit::service::{AuditTx, NewEvent},
-    auth::session::RequestContext,
+    audit_writer::{AuditTx, NewEvent},
     clock::{format_utc, Millis},
+    context::RequestContext,
     db::{BeginWrite, Db},
     error::AppError,
     orders::{check_quantity, Order, OrdersView, Product},

@@ -5,7 +5,7 @@ use leptos_meta::Title;
 
 use crate::{
     account::AccountNav,
-    auth::Viewer,
+    context::Viewer,
     orders::{format_money, list_orders, Order, PlaceOrder, Product},
     ui::{field_error, ErrorPanel, Protected},
 };

@@ -1,27 +1,11 @@
-//! Shared components: the header, the guard for signed-in pages, error panels.
+//! Shared components (lower layer): the guard for signed-in pages, error panels,
+//! form fields. The header, which needs the areas, is in `layout`.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{components::Redirect, hooks::use_location};
 
-use crate::{
-    auth::{login_url, ui::SignOutButton, Viewer},
-    error::AppError,
-};
-
-/// Percent-encodes a query-string value (slashes kept, for readable `next` paths).
-pub fn encode_query_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
+use crate::{context::Viewer, error::AppError, urls::login_url};
 
 /// 1234567 → "1,234,567".
 pub fn thousands(n: i64) -> String {
@@ -47,47 +31,6 @@ pub struct ListRefresh(pub RwSignal<u32>);
 /// The signed-in member (or none), loaded once per page load.
 #[derive(Clone, Copy)]
 pub struct ViewerResource(pub Resource<Result<Option<Viewer>, AppError>>);
-
-#[component]
-pub fn Header() -> impl IntoView {
-    let ViewerResource(viewer) = expect_context();
-    view! {
-        <header class="site-header">
-            <a class="brand" href="/">"Behalf"</a>
-            <Suspense fallback=|| ()>
-                {move || Suspend::new(async move {
-                    match viewer.await {
-                        Ok(Some(viewer)) => view! {
-                            <nav class="member-menu" aria-label="Account">
-                                <a href="/">"My account"</a>
-                                {viewer.admin_access.then(|| view! {
-                                    <a href="/admin/members">"Members"</a>
-                                    <a href="/admin/groups">"Groups"</a>
-                                })}
-                                {(viewer.admin_access && viewer.role >= crate::members::Role::Editor)
-                                    .then(|| view! { <a href="/admin/audit">"Audit"</a> })}
-                                {(viewer.admin_access && viewer.on_behalf.is_none())
-                                    .then(|| view! { <crate::on_behalf::ui::LoginAsMenu/> })}
-                                <span class="who">
-                                    <span class="who-name">{viewer.display_name}</span>
-                                    <span class="badge">{viewer.role.label()}</span>
-                                </span>
-                                <SignOutButton/>
-                            </nav>
-                        }
-                        .into_any(),
-                        _ => view! {
-                            <nav class="member-menu" aria-label="Account">
-                                <a href="/login">"Sign in"</a>
-                            </nav>
-                        }
-                        .into_any(),
-                    }
-                })}
-            </Suspense>
-        </header>
-    }
-}
 
 /// Renders `render(viewer)` for a signed-in member; sends anyone else to the
 /// sign-in page (a 302 from the server, a client-side redirect in the browser),
@@ -223,11 +166,5 @@ mod tests {
         assert_eq!(thousands(1_000), "1,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(-10_000), "-10,000");
-    }
-
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(encode_query_value("/a?b=c&d"), "/a%3Fb%3Dc%26d");
-        assert_eq!(encode_query_value("é %_'"), "%C3%A9%20%25_%27");
     }
 }

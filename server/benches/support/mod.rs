@@ -63,3 +63,12 @@ where
         Err(_) => println!("-- PostgreSQL skipped: BEHALF_TEST_POSTGRES_URL is not set"),
     }
 }
+
+/// The product's settings, without the per-address sign-in limit: every request of a
+/// benchmark comes from 127.0.0.1, and the limit is not what is measured.
+pub fn bench_settings() -> app::state::Settings {
+    app::state::Settings {
+        sign_in_per_ip_per_minute: 1_000_000,
+        ..app::state::Settings::default()
+    }
+}

@@ -10,13 +10,13 @@ use std::{
 };
 
 use app::{
-    auth::{password::PasswordHasher, Password},
     clock::Clock,
     db::Db,
     members::{
-        service::{create_member, NewMember},
+        directory::{create_member, NewMember},
         Role,
     },
+    password::{hasher::PasswordHasher, Password},
     state::{AppState, Settings},
     with_db,
 };
@@ -43,10 +43,23 @@ pub struct TestApp {
     schema: Option<(String, String)>,
 }
 
-#[derive(Default)]
 pub struct Options {
     pub trust_proxy: bool,
     pub settings: Settings,
+}
+
+impl Default for Options {
+    /// The product's settings, except the per-address sign-in limit: every test client
+    /// comes from 127.0.0.1, and only the throttle's own tests exercise it.
+    fn default() -> Self {
+        Options {
+            trust_proxy: false,
+            settings: Settings {
+                sign_in_per_ip_per_minute: 100_000,
+                ..Settings::default()
+            },
+        }
+    }
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -108,12 +121,7 @@ impl TestApp {
         };
         db.migrate().await.expect("migrations apply");
         let clock = Clock::manual(app::clock::system_now());
-        let state = AppState {
-            db,
-            clock: clock.clone(),
-            hasher: std::sync::Arc::new(PasswordHasher::new(2)),
-            settings: std::sync::Arc::new(options.settings),
-        };
+        let state = AppState::new(db, clock.clone(), PasswordHasher::new(2), options.settings);
         let addr = server::spawn_on_free_port(state.clone(), options.trust_proxy)
             .await
             .expect("serve");
@@ -163,6 +171,7 @@ impl TestApp {
                 login_enabled: true,
             },
             Password::new(PASSWORD),
+            None,
         )
         .await
         .expect("member created")

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::AppError;
 
-pub use crate::auth::Password;
+use crate::password::Password;
 
 /// OWASP's argon2id recommendation: m = 19456 KiB, t = 2, p = 1.
 fn argon2() -> Argon2<'static> {

@@ -1,0 +1,80 @@
+//! The services' checks of who is asking (lower layer, server only): a session, admin
+//! access, editor or auditor rank. A refusal of a change is recorded in the audit
+//! trail; the predicates themselves are the pure ones of `policy`.
+
+use serde_json::json;
+
+use crate::{
+    audit_writer::{record, NewEvent},
+    context::{CurrentSession, RequestContext},
+    error::{AppError, Refusal},
+    policy,
+    state::AppState,
+};
+
+/// A signed-in session whose member may use the management screens (reads).
+pub fn require_admin(request: &RequestContext) -> Result<&CurrentSession, AppError> {
+    let session = request.require_session()?;
+    policy::may_use_admin(session.member.admin_access).map_err(AppError::Refused)?;
+    Ok(session)
+}
+
+/// Editors and super users with admin access (acting as themselves or, on behalf, as
+/// a member who is one) may read the audit trail.
+pub fn require_auditor(request: &RequestContext) -> Result<&CurrentSession, AppError> {
+    let session = request.require_session()?;
+    let member = &session.member;
+    policy::may_audit(member.role, member.admin_access).map_err(AppError::Refused)?;
+    Ok(session)
+}
+
+/// A signed-in editor or super user with admin access. Anyone else signed in is
+/// refused, and the refusal is recorded as `action` (the change itself writes nothing).
+pub async fn require_editor<'a>(
+    state: &AppState,
+    request: &'a RequestContext,
+    action: &'static str,
+    object: (&'static str, String),
+) -> Result<&'a CurrentSession, AppError> {
+    let session = request.require_session()?;
+    let member = &session.member;
+    if let Err(refusal) = policy::may_manage(member.role, member.admin_access) {
+        return Err(refuse(state, request, session, action, object, refusal).await);
+    }
+    Ok(session)
+}
+
+/// Records a refused change (`action`, with the refusal's code) and returns the error
+/// to answer with. Call it after the change's transaction has rolled back.
+pub async fn refuse(
+    state: &AppState,
+    request: &RequestContext,
+    session: &CurrentSession,
+    action: &'static str,
+    (kind, id): (&'static str, String),
+    refusal: Refusal,
+) -> AppError {
+    tracing::info!(
+        actor = session.actor().id,
+        action,
+        reason = refusal.code(),
+        "change refused"
+    );
+    let event = NewEvent::new(action, request)
+        .by(session)
+        .object(kind, id)
+        .details(json!({ "reason": refusal.code() }));
+    match record(&state.db, state.clock.now(), event).await {
+        Ok(_) => AppError::Refused(refusal),
+        Err(error) => error,
+    }
+}
+
+/// Where a change's transaction stopped: refused (record it after the rollback with
+/// `refuse`), or any other error.
+pub fn split_refusal(error: AppError) -> Result<Refusal, AppError> {
+    match error {
+        AppError::Refused(refusal) => Ok(refusal),
+        other => Err(other),
+    }
+}

@@ -1,0 +1,369 @@
+//! Members on the server (ssr): creating them, their names and search terms, their
+//! groups, and the one summary row every list shows. What other areas may use of
+//! members lives here; the list engine is `search`, the blade and editor `service`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+use sqlx::QueryBuilder;
+
+use crate::{
+    audit_writer::{AuditTx, NewEvent},
+    clock::{format_utc, Millis},
+    context::RequestContext,
+    db::{is_unique_violation, stored_role, BeginWrite, Db},
+    email::{email_key, validate_email},
+    error::AppError,
+    members::{GroupRef, MemberSummary},
+    password::{hasher::PasswordHasher, validate_new_password, Password},
+    role::Role,
+    state::AppState,
+    with_db,
+};
+
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// The search and sort key for a display name.
+pub fn name_key(display_name: &str) -> String {
+    display_name.trim().to_lowercase()
+}
+
+/// The later words of a name key, each with the rest of the name ("maria de la cruz"
+/// -> "de la cruz", "la cruz", "cruz").
+pub fn name_terms(name_key: &str) -> Vec<String> {
+    let mut terms: Vec<String> = name_key
+        .char_indices()
+        .filter(|(_, c)| *c == ' ')
+        .map(|(at, _)| name_key[at + 1..].to_string())
+        .filter(|rest| !rest.is_empty())
+        .collect();
+    terms.dedup();
+    terms
+}
+
+/// Every term a member is found by, each once: the name, each later part of it
+/// (`name_terms`), and the email. A search matches a member when one of these starts
+/// with it.
+pub fn search_terms(name_key: &str, email_key: &str) -> BTreeSet<String> {
+    std::iter::once(name_key.to_string())
+        .chain(name_terms(name_key))
+        .chain(std::iter::once(email_key.to_string()))
+        .filter(|term| !term.is_empty())
+        .collect()
+}
+
+/// Rewrites member `id`'s search terms inside `tx` from the member's row as it now is
+/// (none for a deleted member). Call it after any change of name, email, role or
+/// last sign-in: the terms carry copies of those sort keys.
+macro_rules! write_terms {
+    ($tx:expr, $id:expr) => {{
+        sqlx::query("DELETE FROM member_terms WHERE member_id = $1")
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?;
+        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT name_key, email_key, role_rank, sign_in_key FROM members \
+             WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind($id)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        if let Some((name_key, email_key, role_rank, sign_in_key)) = row {
+            for term in $crate::members::directory::search_terms(&name_key, &email_key) {
+                sqlx::query(
+                    "INSERT INTO member_terms (member_id, term, name_key, email_key, role_rank, sign_in_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind($id)
+                .bind(term)
+                .bind(&name_key)
+                .bind(&email_key)
+                .bind(role_rank)
+                .bind(sign_in_key)
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+    }};
+}
+
+/// Checks a display name; runs of spaces become one space.
+pub fn validate_display_name(name: &str) -> Result<String, AppError> {
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    let name = name.as_str();
+    if name.is_empty() {
+        return Err(AppError::validation("display_name", "Enter a name."));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(AppError::validation(
+            "display_name",
+            format!("A name has at most {MAX_NAME_CHARS} characters."),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::validation(
+            "display_name",
+            "A name cannot contain control characters.",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// What is needed to create a member.
+#[derive(Debug)]
+pub struct NewMember {
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub admin_access: bool,
+    pub login_enabled: bool,
+}
+
+/// Validates and creates a member, hashing the password. `Conflict` when the
+/// email is taken (case-insensitively). `record`, when given, is appended (with the
+/// new member as its subject and object) in the same transaction: the CLI's
+/// `create-member` and `init-admin` are recorded like any other change.
+pub async fn create_member(
+    db: &Db,
+    hasher: &PasswordHasher,
+    now: Millis,
+    new: NewMember,
+    password: Password,
+    record: Option<NewEvent>,
+) -> Result<i64, AppError> {
+    let email = validate_email(&new.email)?;
+    let display_name = validate_display_name(&new.display_name)?;
+    validate_new_password(&password)?;
+    let hash = hasher.hash(password).await?;
+    let key = email_key(&email);
+    let id = with_db!(db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let inserted: Result<(i64,), sqlx::Error> = sqlx::query_as(
+            "INSERT INTO members (email, email_key, display_name, name_key, password_hash, role, role_rank, \
+             admin_access, login_enabled, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+        )
+        .bind(&email)
+        .bind(&key)
+        .bind(&display_name)
+        .bind(name_key(&display_name))
+        .bind(&hash)
+        .bind(new.role.as_str())
+        .bind(new.role.rank() as i64)
+        .bind(new.admin_access)
+        .bind(new.login_enabled)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let id = match inserted {
+            Ok((id,)) => id,
+            Err(error) if is_unique_violation(&error) => {
+                return Err(AppError::Conflict(format!("A member with the email {email} already exists.")))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        write_terms!(tx, id);
+        if let Some(event) = record {
+            let mut event = event.subject(id).object("member", id);
+            if let Some(details) = event.details.as_object_mut() {
+                details.insert("email".into(), json!(email));
+                details.insert("role".into(), json!(new.role.as_str()));
+                details.insert("admin_access".into(), json!(new.admin_access));
+            }
+            tx.append_audit(now, event).await?;
+        }
+        tx.commit().await?;
+        id
+    });
+    Ok(id)
+}
+
+/// How many members have the super user role (for first-run set-up).
+pub async fn count_with_role(db: &Db, role: Role) -> Result<i64, AppError> {
+    let (count,): (i64,) = with_db!(db, pool => {
+        sqlx::query_as("SELECT COUNT(*) FROM members WHERE role = $1 AND deleted_at IS NULL")
+            .bind(role.as_str())
+            .fetch_one(pool)
+            .await?
+    });
+    Ok(count)
+}
+
+pub(crate) use write_terms;
+
+/// The columns of a member that every list shows.
+pub const SUMMARY_COLUMNS: &str =
+    "id, email, display_name, role, admin_access, login_enabled, last_sign_in_at";
+
+/// A member as every list reads them (`SUMMARY_COLUMNS`).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SummaryRow {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub admin_access: bool,
+    pub login_enabled: bool,
+    pub last_sign_in_at: Option<i64>,
+}
+
+impl SummaryRow {
+    /// The row as the lists show it, with its groups.
+    pub fn summary(self, groups: Vec<GroupRef>) -> Result<MemberSummary, AppError> {
+        Ok(MemberSummary {
+            role: stored_role(self.id, &self.role)?,
+            id: self.id,
+            display_name: self.display_name,
+            email: self.email,
+            admin_access: self.admin_access,
+            login_enabled: self.login_enabled,
+            last_sign_in: self.last_sign_in_at.map(format_utc),
+            groups,
+        })
+    }
+}
+
+/// Summaries of `rows` with the groups of each.
+pub async fn summaries(db: &Db, rows: Vec<SummaryRow>) -> Result<Vec<MemberSummary>, AppError> {
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let mut groups = groups_of(db, &ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let member_groups = groups.remove(&row.id).unwrap_or_default();
+            row.summary(member_groups)
+        })
+        .collect()
+}
+
+/// The groups of each of `ids`, by group name.
+pub async fn groups_of(db: &Db, ids: &[i64]) -> Result<BTreeMap<i64, Vec<GroupRef>>, AppError> {
+    let mut out: BTreeMap<i64, Vec<GroupRef>> = BTreeMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(i64, i64, String)> = with_db!(db, pool => {
+        let mut query = QueryBuilder::new(
+            "SELECT gm.member_id, g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id \
+             WHERE gm.member_id IN (",
+        );
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        query.push(") ORDER BY g.name_key, g.id");
+        query.build_query_as().fetch_all(pool).await?
+    });
+    for (member, id, name) in rows {
+        out.entry(member).or_default().push(GroupRef { id, name });
+    }
+    Ok(out)
+}
+
+/// Puts member `member` in group `group` (or takes them out), keeping the group's
+/// member count, inside a transaction. Shared by the member editor and group pages.
+macro_rules! set_group_membership {
+    ($tx:expr, $group:expr, $member:expr, $now:expr, $add:expr) => {{
+        if $add {
+            sqlx::query("INSERT INTO group_members (group_id, member_id, added_at) VALUES ($1, $2, $3)")
+                .bind($group)
+                .bind($member)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+        } else {
+            sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member_id = $2")
+                .bind($group)
+                .bind($member)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        let change = if $add { 1_i64 } else { -1_i64 };
+        sqlx::query("UPDATE groups SET member_count = member_count + $2, updated_at = $3 WHERE id = $1")
+            .bind($group)
+            .bind(change)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+pub(crate) use set_group_membership;
+
+/// The groups one can choose in the members list's filter and the editor: ID and
+/// name, by name (at most 1,000). Admin access.
+pub async fn group_choices(state: &AppState, request: &RequestContext) -> Result<Vec<GroupRef>, AppError> {
+    crate::guard::require_admin(request)?;
+    let rows: Vec<(i64, String)> = with_db!(&state.db, pool => {
+        sqlx::query_as("SELECT id, name FROM groups ORDER BY name_key, id LIMIT 1000")
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows.into_iter().map(|(id, name)| GroupRef { id, name }).collect())
+}
+
+/// A member changes their own display name (in My account; on behalf, the actor does
+/// it for the member). One record with before and after; no change, no record.
+pub async fn update_own_name(
+    state: &AppState,
+    request: &RequestContext,
+    display_name: &str,
+) -> Result<String, AppError> {
+    let session = request.require_session()?;
+    let name = validate_display_name(display_name)?;
+    let id = session.member.id;
+    let now = state.clock.now();
+    with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let (before,): (String,) = sqlx::query_as("SELECT display_name FROM members WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if before == name {
+            return Ok(name);
+        }
+        sqlx::query("UPDATE members SET display_name = $1, name_key = $2, updated_at = $3 WHERE id = $4")
+            .bind(&name)
+            .bind(name_key(&name))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        write_terms!(tx, id);
+        let event = NewEvent::new("profile_updated", request)
+            .by(session)
+            .subject(id)
+            .object("member", id)
+            .details(json!({ "changes": { "display_name": { "before": before, "after": name } } }));
+        tx.append_audit(now, event).await?;
+        tx.commit().await?;
+    });
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_words_of_a_name_are_search_terms() {
+        assert_eq!(name_terms("ann lee"), vec!["lee"]);
+        assert_eq!(
+            name_terms("maria de la cruz"),
+            vec!["de la cruz", "la cruz", "cruz"]
+        );
+        assert!(name_terms("cher").is_empty());
+        let terms: Vec<String> = search_terms("ann lee", "ann.lee@example.com")
+            .into_iter()
+            .collect();
+        assert_eq!(terms, vec!["ann lee", "ann.lee@example.com", "lee"]);
+        assert_eq!(search_terms("cher", "cher@example.com").len(), 2);
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(validate_display_name("  Ann   Lee ").unwrap(), "Ann Lee");
+        assert!(validate_display_name("").is_err());
+        assert!(validate_display_name(&"é".repeat(100)).is_ok());
+        assert!(validate_display_name(&"é".repeat(101)).is_err());
+        assert!(validate_display_name("Ann\u{0}Lee").is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Starting and ending sessions. Every end is written with its audit record in the
+//! same transaction.
+
+use crate::{
+    audit_writer::{clip_user_agent, AuditTx, NewEvent},
+    context::{CurrentSession, OnBehalf, RequestContext},
+    db::BeginWrite,
+    error::AppError,
+    session::{next_idle_expiry, token::Token, EndReason},
+    state::{AppState, Settings},
+    with_db,
+};
+
+/// Ends session row `$id` inside `$tx` if it is still open, and says whether it was:
+/// the one statement that ends a session.
+macro_rules! end_row {
+    ($tx:expr, $now:expr, $id:expr, $reason:expr) => {
+        sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
+            .bind($now)
+            .bind($reason.as_str())
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+            == 1
+    };
+}
+pub(crate) use end_row;
+
+/// The record of a member's own session ending without a more telling action of its
+/// own (expired, revoked, replaced, or ended with the session on behalf it waited for).
+fn session_ended(member_id: i64, request: &RequestContext) -> NewEvent {
+    NewEvent::new("session_ended", request)
+        .actor(member_id)
+        .subject(member_id)
+}
+
+/// How a session on behalf ends.
+pub struct EndOnBehalf {
+    pub session_id: i64,
+    pub member_id: i64,
+    pub actor_id: i64,
+    pub parent_id: i64,
+    pub reason: EndReason,
+    /// When set, only the holder of this token may end it (one winner among
+    /// concurrent requests with the same cookie).
+    pub token_hash: Option<Vec<u8>>,
+    /// Give the actor's own session a new token.
+    pub resume_parent: bool,
+    /// End the actor's own session too, for this reason…
+    pub parent_end: Option<EndReason>,
+    /// …recorded as this (`session_ended` when not given).
+    pub parent_event: Option<NewEvent>,
+    /// The request to record (IP, user agent); none when the end was found by the
+    /// session lookup rather than asked for.
+    pub event_context: Option<RequestContext>,
+}
+
+impl EndOnBehalf {
+    /// Ending `session` (a session on behalf) because its actor asked to, in
+    /// `request`: the parent neither resumed nor ended unless the caller says so.
+    pub fn asked(
+        session: &CurrentSession,
+        on_behalf: &OnBehalf,
+        reason: EndReason,
+        request: &RequestContext,
+    ) -> Self {
+        EndOnBehalf {
+            session_id: session.id,
+            member_id: session.member.id,
+            actor_id: on_behalf.actor.id,
+            parent_id: on_behalf.parent_id,
+            reason,
+            token_hash: None,
+            resume_parent: false,
+            parent_end: None,
+            parent_event: None,
+            event_context: Some(request.clone()),
+        }
+    }
+}
+
+pub enum EndOutcome {
+    AlreadyTaken,
+    Ended { parent_token: Option<Token> },
+}
+
+/// Ends a session on behalf in one transaction: the session row (its token forgotten,
+/// so the cookie can never be used again), the `on_behalf_end` record, and then either
+/// a fresh token for the actor's own session or the end of that one too.
+pub async fn end_on_behalf(state: &AppState, end: EndOnBehalf) -> Result<EndOutcome, AppError> {
+    let now = state.clock.now();
+    let parent_token = end.resume_parent.then(Token::generate);
+    let parent_hash = parent_token.as_ref().map(|t| t.hash());
+    let parent_idle = next_idle_expiry(now, state.settings.session_idle_timeout, i64::MAX);
+    let context = end.event_context.clone().unwrap_or_default();
+    with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let taken = sqlx::query(
+            "UPDATE sessions SET token_hash = NULL WHERE id = $1 AND token_hash IS NOT NULL \
+             AND ($2 IS NULL OR token_hash = $2)",
+        )
+        .bind(end.session_id)
+        .bind(end.token_hash.as_deref())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if taken == 0 {
+            return Ok(EndOutcome::AlreadyTaken);
+        }
+        if end_row!(tx, now, end.session_id, end.reason) {
+            let event = NewEvent::new("on_behalf_end", &context)
+                .actor(end.actor_id)
+                .subject(end.member_id)
+                .on_behalf(end.session_id)
+                .object("session", end.session_id)
+                .details(serde_json::json!({ "reason": end.reason.as_str(), "ended_at": now }));
+            tx.append_audit(now, event).await?;
+        }
+        let mut resumed = false;
+        if let Some(hash) = &parent_hash {
+            resumed = sqlx::query(
+                "UPDATE sessions SET token_hash = $1, last_seen_at = $2, \
+                 idle_expires_at = CASE WHEN $3 < absolute_expires_at THEN $3 ELSE absolute_expires_at END \
+                 WHERE id = $4 AND ended_at IS NULL AND token_hash IS NULL",
+            )
+            .bind(hash)
+            .bind(now)
+            .bind(parent_idle)
+            .bind(end.parent_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+        }
+        if let Some(reason) = end.parent_end {
+            if end_row!(tx, now, end.parent_id, reason) {
+                let event = end
+                    .parent_event
+                    .clone()
+                    .unwrap_or_else(|| session_ended(end.actor_id, &context))
+                    .object("session", end.parent_id)
+                    .details(serde_json::json!({ "reason": reason.as_str() }));
+                tx.append_audit(now, event).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(EndOutcome::Ended {
+            parent_token: parent_token.filter(|_| resumed),
+        })
+    })
+}
+
+/// Ends a session if it is still open, recording `event` (with the session as its
+/// object and the reason added to its details) in the same transaction. Returns
+/// whether it was open.
+pub async fn end_session(
+    state: &AppState,
+    session_id: i64,
+    reason: EndReason,
+    event: NewEvent,
+) -> Result<bool, AppError> {
+    let now = state.clock.now();
+    let mut event = event.object("session", session_id);
+    if let Some(details) = event.details.as_object_mut() {
+        details.insert("reason".into(), reason.as_str().into());
+    }
+    let ended = with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let ended = end_row!(tx, now, session_id, reason);
+        if ended {
+            tx.append_audit(now, event).await?;
+        }
+        tx.commit().await?;
+        ended
+    });
+    Ok(ended)
+}
+
+/// A new session for `member_id` signing in as themselves. In one transaction it
+/// ends `replacing` (the browser's previous session and its member, if any), inserts the new row,
+/// records the sign-in time on the member and appends the `sign_in` audit record.
+pub async fn start_own_session(
+    state: &AppState,
+    member_id: i64,
+    replacing: Option<(i64, i64)>,
+    context: &RequestContext,
+) -> Result<Token, AppError> {
+    let now = state.clock.now();
+    let settings: &Settings = &state.settings;
+    let token = Token::generate();
+    let absolute = now.saturating_add(settings.session_lifetime);
+    let idle = next_idle_expiry(now, settings.session_idle_timeout, absolute);
+    let user_agent = context.user_agent.as_deref().map(clip_user_agent);
+    with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        if let Some((old, old_member)) = replacing {
+            if end_row!(tx, now, old, EndReason::Replaced) {
+                let event = session_ended(old_member, context)
+                    .object("session", old)
+                    .details(serde_json::json!({ "reason": EndReason::Replaced.as_str() }));
+                tx.append_audit(now, event).await?;
+            }
+        }
+        let (session_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO sessions (token_hash, member_id, created_at, last_seen_at, idle_expires_at, \
+             absolute_expires_at, user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(token.hash())
+        .bind(member_id)
+        .bind(now)
+        .bind(idle)
+        .bind(absolute)
+        .bind(user_agent)
+        .bind(context.ip.as_deref())
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE members SET last_sign_in_at = $1, sign_in_key = $1 WHERE id = $2")
+            .bind(now)
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await?;
+        // The search terms carry the members list's sort keys.
+        sqlx::query("UPDATE member_terms SET sign_in_key = $1 WHERE member_id = $2")
+            .bind(now)
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await?;
+        let event = NewEvent::new("sign_in", context).actor(member_id).subject(member_id).object("session", session_id);
+        tx.append_audit(now, event).await?;
+        tx.commit().await?;
+    });
+    Ok(token)
+}

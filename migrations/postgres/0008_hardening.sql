@@ -1,0 +1,39 @@
+-- Hardening: who wrote each proxy login permission entry, one live session on behalf
+-- per actor session, re-authentication attempts with an ID (each one is counted
+-- before its password is checked), and the per-account sign-in throttle.
+
+-- The member who wrote the entry (NULL for entries written before this was kept).
+-- The rule refuses an equal-rank grant its own holder wrote.
+ALTER TABLE proxy_permissions ADD COLUMN granted_by BIGINT REFERENCES members (id);
+
+-- An actor's session may have at most one live session on behalf.
+CREATE UNIQUE INDEX sessions_one_live_on_behalf ON sessions (parent_id)
+    WHERE parent_id IS NOT NULL AND ended_at IS NULL;
+
+-- Re-authentication attempts: a row is written (pending) before the password is
+-- verified, then kept as a failure or removed when it was right, so parallel attempts
+-- cannot outrun the lockout. A pending row older than a minute is a crashed check.
+CREATE TABLE reauth_attempts (
+    id        BIGSERIAL PRIMARY KEY,
+    actor_id  BIGINT NOT NULL REFERENCES members (id),
+    failed_at BIGINT NOT NULL,
+    pending   BOOLEAN NOT NULL DEFAULT FALSE
+);
+INSERT INTO reauth_attempts (actor_id, failed_at) SELECT actor_id, failed_at FROM reauth_failures;
+DROP TABLE reauth_failures;
+CREATE INDEX reauth_attempts_actor ON reauth_attempts (actor_id, failed_at);
+
+-- Sign-in throttle per account, keyed by the SHA-256 of the lower-cased email: an
+-- unknown email is throttled exactly like a known one, and what was typed is not kept.
+CREATE TABLE sign_in_throttle (
+    key_hash        BYTEA  PRIMARY KEY,
+    -- Failed attempts in the current streak (a right password clears the row).
+    failures        BIGINT NOT NULL,
+    -- Attempts whose password is being checked now, and until when that count holds
+    -- (a check never takes a minute; past it, the count is a crashed check's).
+    pending         BIGINT NOT NULL,
+    pending_until   BIGINT NOT NULL,
+    last_failure_at BIGINT NOT NULL,
+    -- No password is checked for this account before then.
+    locked_until    BIGINT NOT NULL
+);
