@@ -131,14 +131,16 @@ pub trait AuditTx {
 }
 
 macro_rules! impl_audit_tx {
-    ($database:ty, $lock_head:literal) => {
+    ($database:ty, $lock_head:literal, $session_live:literal) => {
         impl AuditTx for Transaction<'_, $database> {
             async fn append_audit(&mut self, at: Millis, event: NewEvent) -> Result<i64, AppError> {
                 if let Some(session) = event.requires_live {
-                    // Read after this transaction's writes began: an end committed
-                    // before now is seen, and the change it came with rolls back.
+                    // Checked before the chain head is taken, holding the session row
+                    // (PostgreSQL: FOR SHARE, so an end that is committing now is waited
+                    // for and seen; every writer takes the session row before the head,
+                    // so no two wait on each other). An end found rolls the change back.
                     let ended: Option<(Option<i64>,)> =
-                        sqlx::query_as("SELECT ended_at FROM sessions WHERE id = $1")
+                        sqlx::query_as($session_live)
                             .bind(session)
                             .fetch_optional(&mut **self)
                             .await?;
@@ -194,11 +196,16 @@ macro_rules! impl_audit_tx {
 }
 
 // SQLite: the write transaction (BEGIN IMMEDIATE) already excludes other writers.
-impl_audit_tx!(Sqlite, "SELECT last_id, hash FROM audit_head WHERE id = 1");
+impl_audit_tx!(
+    Sqlite,
+    "SELECT last_id, hash FROM audit_head WHERE id = 1",
+    "SELECT ended_at FROM sessions WHERE id = $1"
+);
 // PostgreSQL: the row lock queues concurrent appenders, across instances too.
 impl_audit_tx!(
     Postgres,
-    "SELECT last_id, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+    "SELECT last_id, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+    "SELECT ended_at FROM sessions WHERE id = $1 FOR SHARE"
 );
 
 /// Records an event that comes with no other change (a refused sign-in, say), in a

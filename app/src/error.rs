@@ -26,6 +26,8 @@ pub enum Refusal {
     RoleAboveOwnRank,
     /// An editor wrote their own ID into the proxy login permission of a peer.
     SelfGrantToPeer,
+    /// An editor changed the role of a peer (only a higher rank may).
+    PeerRoleChange,
     /// Only editors and super users read the audit trail.
     NotAuditor,
     /// The session or record belongs to someone else.
@@ -37,12 +39,13 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::NoAdminAccess,
         Refusal::NeedsEditorRole,
         Refusal::TargetOutranksEditor,
         Refusal::RoleAboveOwnRank,
         Refusal::SelfGrantToPeer,
+        Refusal::PeerRoleChange,
         Refusal::NotAuditor,
         Refusal::NotYours,
         Refusal::CrossSite,
@@ -56,6 +59,7 @@ impl Refusal {
             Refusal::TargetOutranksEditor => "target_outranks_editor",
             Refusal::RoleAboveOwnRank => "role_above_own_rank",
             Refusal::SelfGrantToPeer => "self_grant_to_peer",
+            Refusal::PeerRoleChange => "peer_role_change",
             Refusal::NotAuditor => "not_auditor",
             Refusal::NotYours => "not_yours",
             Refusal::CrossSite => "cross_site",
@@ -72,6 +76,9 @@ impl Refusal {
             Refusal::SelfGrantToPeer => {
                 "You cannot add yourself to the proxy login permission of a member whose role equals yours: someone else must."
             }
+            Refusal::PeerRoleChange => {
+                "You cannot change the role of a member whose role equals yours: someone of a higher role must."
+            }
             Refusal::NotAuditor => "Only editors and super users may read the audit trail.",
             Refusal::NotYours => "That is not yours to change.",
             Refusal::CrossSite => "Cross-site request refused.",
@@ -85,7 +92,7 @@ impl Refusal {
     pub fn field(self) -> Option<&'static str> {
         match self {
             Refusal::SelfGrantToPeer => Some("proxy_login_permission"),
-            Refusal::RoleAboveOwnRank => Some("role"),
+            Refusal::RoleAboveOwnRank | Refusal::PeerRoleChange => Some("role"),
             _ => None,
         }
     }

@@ -70,11 +70,20 @@ pub async fn refuse(
     }
 }
 
-/// Where a change's transaction stopped: refused (record it after the rollback with
-/// `refuse`), or any other error.
-pub fn split_refusal(error: AppError) -> Result<Refusal, AppError> {
-    match error {
-        AppError::Refused(refusal) => Ok(refusal),
-        other => Err(other),
+/// A change's outcome, with its refusal (if it was one) recorded: call it after the
+/// change's transaction has rolled back.
+pub async fn record_refusal<T>(
+    state: &AppState,
+    request: &RequestContext,
+    session: &CurrentSession,
+    action: &'static str,
+    object: (&'static str, String),
+    outcome: Result<T, AppError>,
+) -> Result<T, AppError> {
+    match outcome {
+        Err(AppError::Refused(refusal)) => {
+            Err(refuse(state, request, session, action, object, refusal).await)
+        }
+        other => other,
     }
 }

@@ -48,6 +48,20 @@ pub fn assignable_roles(editor: Role) -> Vec<Role> {
         .collect()
 }
 
+/// May `editor` change the role of a member from `before` to `after`? Not above their
+/// own rank; and a peer's role only a higher rank may change (an editor who could
+/// demote a peer editor could then log in on their behalf by the role grant). Super
+/// users, the highest rank, may change one another's.
+pub fn may_change_role(editor: Role, before: Role, after: Role) -> Result<(), Refusal> {
+    if after.rank() > editor.rank() {
+        return Err(Refusal::RoleAboveOwnRank);
+    }
+    if before != after && before.rank() == editor.rank() && editor != Role::SuperUser {
+        return Err(Refusal::PeerRoleChange);
+    }
+    Ok(())
+}
+
 /// May `editor` (member `editor_id`) write `actor_id` into the proxy login permission
 /// of a member of rank `target`? Anyone the editor may edit, except themselves into a
 /// peer's: at equal rank only someone else may grant access (Kuroco's own example, an
@@ -95,6 +109,22 @@ mod tests {
             vec![Role::Member, Role::Support, Role::Editor]
         );
         assert!(assignable_roles(Role::Support).is_empty());
+    }
+
+    #[test]
+    fn only_a_higher_rank_changes_a_peers_role() {
+        use Role::*;
+        assert_eq!(
+            may_change_role(Editor, Editor, Support),
+            Err(Refusal::PeerRoleChange)
+        );
+        assert_eq!(may_change_role(Editor, Editor, Editor), Ok(()));
+        assert_eq!(may_change_role(Editor, Support, Editor), Ok(()));
+        assert_eq!(
+            may_change_role(Editor, Member, SuperUser),
+            Err(Refusal::RoleAboveOwnRank)
+        );
+        assert_eq!(may_change_role(SuperUser, SuperUser, Editor), Ok(()));
     }
 
     #[test]

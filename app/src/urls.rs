@@ -1,6 +1,8 @@
 //! Small URL helpers (lower layer): query values, the sign-in page's `next`, and
 //! numeric IDs in paths and queries.
 
+use crate::error::AppError;
+
 /// Percent-encodes a query-string value (slashes kept, for readable `next` paths).
 pub fn encode_query_value(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -41,6 +43,26 @@ pub fn login_url(path: &str) -> String {
         "/login".to_string()
     } else {
         format!("/login?next={}", encode_query_value(&next))
+    }
+}
+
+/// A parameter as it came, trimmed; `None` when it is missing or empty.
+pub fn given(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// An optional ID parameter: missing or empty is `None`; anything but a positive whole
+/// number is a validation error of `field`, saying `message`.
+pub fn optional_id(field: &str, value: &Option<String>, message: &str) -> Result<Option<i64>, AppError> {
+    match given(value) {
+        None => Ok(None),
+        Some(text) => parse_id(&text)
+            .map(Some)
+            .ok_or_else(|| AppError::validation(field, message)),
     }
 }
 
@@ -89,6 +111,19 @@ mod tests {
     fn query_values_are_percent_encoded() {
         assert_eq!(encode_query_value("/a?b=c&d"), "/a%3Fb%3Dc%26d");
         assert_eq!(encode_query_value("é %_'"), "%C3%A9%20%25_%27");
+    }
+
+    #[test]
+    fn optional_ids_are_missing_or_valid() {
+        let some = |v: &str| Some(v.to_string());
+        assert_eq!(optional_id("actor", &None, "m").unwrap(), None);
+        assert_eq!(optional_id("actor", &some("  "), "m").unwrap(), None);
+        assert_eq!(optional_id("actor", &some(" 12 "), "m").unwrap(), Some(12));
+        let error = optional_id("actor", &some("x"), "Enter an ID.").unwrap_err();
+        assert_eq!(
+            (error.field(), error.to_string().as_str()),
+            (Some("actor"), "Enter an ID.")
+        );
     }
 
     #[test]

@@ -6,6 +6,12 @@
 -- The rule refuses an equal-rank grant its own holder wrote.
 ALTER TABLE proxy_permissions ADD COLUMN granted_by INTEGER REFERENCES members (id);
 
+-- The token of a session on behalf that has ended, kept apart so it can never be used
+-- again yet is still recognised: a late request with it acts as no one and is told so,
+-- instead of having its cookie (by then the actor's own again) cleared.
+ALTER TABLE sessions ADD COLUMN ended_token_hash BLOB;
+CREATE INDEX sessions_ended_token ON sessions (ended_token_hash);
+
 -- An actor's session may have at most one live session on behalf.
 CREATE UNIQUE INDEX sessions_one_live_on_behalf ON sessions (parent_id)
     WHERE parent_id IS NOT NULL AND ended_at IS NULL;

@@ -48,7 +48,10 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
     };
     Router::new()
         // Server functions are POST only: no mutation is reachable with a GET.
-        .route("/api/{*fn_name}", post(server_fn_handler))
+        .route(
+            "/api/{*fn_name}",
+            post(server_fn_handler).fallback(api_method_not_allowed),
+        )
         .route("/healthz", get(health))
         .route("/admin/audit.csv", get(export_audit_csv))
         .leptos_routes_with_handler(routes, get(page_handler))
@@ -85,12 +88,16 @@ async fn request_context(
         None => Lookup::default(),
     };
     let session = lookup.session.take();
+    // The entry the proxy added is the last one; earlier ones are whatever the client
+    // sent. Only an address is taken.
     let forwarded_for = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty() && v.len() <= 64);
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_string());
     let ip = match (state.trust_proxy, forwarded_for) {
         (true, Some(forwarded)) => forwarded,
         _ => peer.ip().to_string(),
@@ -229,6 +236,18 @@ async fn server_fn_handler(
     response
 }
 
+/// Server functions are POST only; any other method gets the one error shape.
+async fn api_method_not_allowed() -> Response {
+    let mut response = json_error(&AppError::BadRequest(
+        "Server functions are called with POST.".to_string(),
+    ));
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
 /// Server functions that change nothing and act for no one: they report who the
 /// browser is (and why that changed), so they answer even on the request that found
 /// its session on behalf over.
@@ -240,6 +259,12 @@ async fn with_error_status(response: Response) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json && response.status().is_client_error() {
+        // Not a server function's answer: leptos's own, for a name it does not know.
+        return json_error(&AppError::NotFound(
+            "There is no such server function.".to_string(),
+        ));
+    }
     if response.status() != StatusCode::INTERNAL_SERVER_ERROR || !is_json {
         return response;
     }
@@ -317,13 +342,24 @@ async fn export_audit_csv(
     Query(params): Query<FilterParams>,
     request: Request,
 ) -> Response {
-    let (context, _, _) = match request_context(&state, request.headers(), peer).await {
+    let (context, lookup, _) = match request_context(&state, request.headers(), peer).await {
         Ok(found) => found,
         Err(error) => return plain_error_page(&error),
     };
+    let cookies = session_cookies(&context, &lookup, &state.app.settings);
+    let refused = |error: AppError| {
+        let mut response = plain_error_page(&error);
+        append_cookies(&mut response, &cookies);
+        response
+    };
+    // A download is a request like any other: sent in a session on behalf that is
+    // over, it acts as no one.
+    if lookup.ended_on_behalf {
+        return refused(AppError::OnBehalfEnded);
+    }
     let export = match export::start(&state.app, &context, &params).await {
         Ok(export) => export,
-        Err(error) => return plain_error_page(&error),
+        Err(error) => return refused(error),
     };
     let filename = export.filename.clone();
     let chunks = futures_util::stream::unfold(export, |mut export| async move {
@@ -342,6 +378,10 @@ async fn export_audit_csv(
         )
         .header(header::CACHE_CONTROL, "no-store")
         .body(Body::from_stream(chunks))
+        .map(|mut response| {
+            append_cookies(&mut response, &cookies);
+            response
+        })
         .unwrap_or_else(|_| json_error(&AppError::Internal))
 }
 

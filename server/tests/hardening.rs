@@ -26,6 +26,9 @@ on_both_databases!(
     the_csv_export_is_refused_to_other_sites,
     every_end_of_a_session_is_recorded,
     re_authentication_checks_the_password_length,
+    an_editor_cannot_demote_a_peer_to_reach_them,
+    a_late_request_with_an_ended_session_on_behalf_keeps_the_actors_cookie,
+    every_api_error_has_the_one_shape,
 );
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
@@ -773,5 +776,117 @@ async fn re_authentication_checks_the_password_length(backend: Backend) {
         "no attempt counted"
     );
     assert_eq!(audit_count(&app, "on_behalf_reauth_failed").await, 0);
+    app.finish().await;
+}
+
+async fn an_editor_cannot_demote_a_peer_to_reach_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let eve = app
+        .create_member("eve@example.com", "Eve Editor", Role::Editor)
+        .await;
+    let ed = app
+        .create_member("ed@example.com", "Ed Editor", Role::Editor)
+        .await;
+    let eve_client = app.signed_in("eve@example.com").await;
+    // Demoting a peer (who could then be reached by the role grant) is refused…
+    let fields = member_fields("ed@example.com", "Ed Editor", "support", "");
+    let (status, body) = save(&app, &eve_client, ed, &fields).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "peer_role_change");
+    assert_eq!(body["error"]["field"], "role");
+    // …and so is demoting and granting oneself in one save.
+    let fields = member_fields("ed@example.com", "Ed Editor", "support", &eve.to_string());
+    let (status, body) = save(&app, &eve_client, ed, &fields).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM proxy_permissions").await, 0);
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT COUNT(*) FROM members WHERE id = {ed} AND role = 'editor'")
+        )
+        .await,
+        1
+    );
+    // A super user may change an editor's role.
+    app.create_member("root@example.com", "Rita Root", Role::SuperUser)
+        .await;
+    let root = app.signed_in("root@example.com").await;
+    let (status, body) = save(
+        &app,
+        &root,
+        ed,
+        &member_fields("ed@example.com", "Ed Editor", "support", ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.finish().await;
+}
+
+async fn a_late_request_with_an_ended_session_on_behalf_keeps_the_actors_cookie(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_member("sam@example.com", "Sam Ortiz", Role::Support)
+        .await;
+    let ann = app
+        .create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    let client = app.signed_in("sam@example.com").await;
+    let response = app
+        .post_form(
+            &client,
+            "/api/on-behalf/start",
+            &[
+                ("member_id", &ann.to_string()),
+                ("password", PASSWORD),
+                ("reason", "Ticket T-42"),
+            ],
+        )
+        .await;
+    let on_behalf_token = common::token_of(&session_cookie(&response).unwrap());
+    let (status, _) = app.post(&client, "/api/on-behalf/leave", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    // A request still carrying the old cookie (sent before the browser saw the new one):
+    let late = app
+        .bare_client()
+        .post(app.url("/api/orders/list"))
+        .header("cookie", format!("behalf_session={on_behalf_token}"))
+        .send()
+        .await
+        .unwrap();
+    let clears = late
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("behalf_session=;"));
+    assert!(!clears, "the browser's cookie (by now Sam's own) is left alone");
+    let (status, body) = json_of(late).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "on_behalf_ended");
+    // The old token never works again, and Sam's own session is his.
+    assert_eq!(app.whoami_with_token(&on_behalf_token).await, None);
+    let (_, me) = app.post(&client, "/api/whoami", &[]).await;
+    assert_eq!(me["email"], "sam@example.com");
+    app.finish().await;
+}
+
+async fn every_api_error_has_the_one_shape(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = app.client();
+    let (status, body) = app.post(&client, "/api/no-such-function", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    let response = client.get(app.url("/api/whoami")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let (_, body) = json_of(response).await;
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    // A malformed call is a 400 with the shape too, and a missing session a 401.
+    let (status, body) = app
+        .post(&client, "/api/members/get", &[("id", "not a number")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+    let (status, body) = app.post(&client, "/api/members/get", &[("id", "1")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     app.finish().await;
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::AppError,
-    urls::{encode_query_value, parse_id},
+    urls::{encode_query_value, given, optional_id},
 };
 
 #[cfg(feature = "ssr")]
@@ -48,21 +48,8 @@ impl AuditFilter {
     /// Checks the raw parameters: IDs are positive whole numbers, the action a known
     /// word, dates `YYYY-MM-DD`.
     pub fn parse(params: &FilterParams) -> Result<AuditFilter, AppError> {
-        let given = |value: &Option<String>| {
-            value
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        let id = |field: &str, value: &Option<String>| -> Result<Option<i64>, AppError> {
-            match given(value) {
-                None => Ok(None),
-                Some(text) => parse_id(&text)
-                    .map(Some)
-                    .ok_or_else(|| AppError::validation(field, "Enter an ID (a whole number).")),
-            }
-        };
+        let id =
+            |field: &str, value: &Option<String>| optional_id(field, value, "Enter an ID (a whole number).");
         let date = |field: &str, value: &Option<String>| -> Result<Option<String>, AppError> {
             match given(value).as_deref() {
                 None => Ok(None),

@@ -8,13 +8,8 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::{
     audit::{list_audit, session_timeline, AuditFilter, AuditRow, FilterParams, ACTIONS},
     context::Viewer,
-    policy,
-    ui::{ErrorPanel, Forbidden, Protected},
+    ui::{ErrorPanel, Gate, Gated},
 };
-
-fn may_audit(viewer: &Viewer) -> bool {
-    policy::may_audit(viewer.role, viewer.admin_access).is_ok()
-}
 
 #[component]
 pub fn AuditPage() -> impl IntoView {
@@ -32,10 +27,7 @@ pub fn AuditPage() -> impl IntoView {
     });
     view! {
         <Title text="Audit trail"/>
-        <Protected render=move |viewer: Viewer| {
-            if !may_audit(&viewer) {
-                return view! { <Forbidden/> }.into_any();
-            }
+        <Gated gate=Gate::Audit render=move |_viewer: Viewer| {
             let ((actor, subject, action), (from, to, session), before) = raw();
             let filter = AuditFilter::parse(&FilterParams {
                 actor: actor.clone(),
@@ -189,10 +181,7 @@ pub fn SessionTimelinePage() -> impl IntoView {
     );
     view! {
         <Title text="Session on behalf"/>
-        <Protected render=move |viewer: Viewer| {
-            if !may_audit(&viewer) {
-                return view! { <Forbidden/> }.into_any();
-            }
+        <Gated gate=Gate::Audit render=move |_viewer: Viewer| {
             view! {
                 <section class="card">
                     <p><a href="/admin/audit">"← Audit trail"</a></p>

@@ -9,7 +9,7 @@ use crate::{
     context::{CurrentSession, OnBehalfView, RequestContext, Viewer},
     email::require_email,
     error::{AppError, Refusal},
-    password::{check_entered, credentials, Password},
+    password::{check_entered, Password},
     session::{end_on_behalf, end_session, start_own_session, token::Token, EndOnBehalf, EndReason},
     state::AppState,
 };
@@ -27,11 +27,9 @@ pub async fn sign_in(
     let email = require_email(email)?;
     check_entered(&password, "password", "Enter your password.")?;
     throttle::check_address(state, request.ip.as_deref())?;
-    let key = throttle::account_key(email);
-    throttle::claim(state, &key).await?;
-    let (credentials, verified) = credentials::check(&state.db, &state.hasher, email, password).await?;
-    let known_id = credentials.as_ref().map(|c| c.id);
-    let Some(credentials) = credentials.filter(|_| verified) else {
+    let checked = throttle::check_password(state, email, password).await?;
+    let known_id = checked.credentials.as_ref().map(|c| c.id);
+    let Some(credentials) = checked.credentials.filter(|_| checked.verified) else {
         tracing::info!(known = known_id.is_some(), "sign-in refused: bad credentials");
         // What was typed into an unknown email is not kept: people paste passwords there.
         let failed = match known_id {
@@ -40,11 +38,10 @@ pub async fn sign_in(
                 .details(json!({ "reason": "wrong_password" })),
             None => NewEvent::new("sign_in_failed", request).details(json!({ "reason": "unknown_email" })),
         };
-        let (failures, locks_for) = throttle::failed(state, &key).await?;
         record(&state.db, state.clock.now(), failed).await?;
-        if let Some(lock) = locks_for {
+        if let Some(lock) = checked.locks_for {
             let mut locked = NewEvent::new("sign_in_locked", request).details(json!({
-                "failures": failures,
+                "failures": checked.failures,
                 "locked_for_seconds": lock / SECOND,
             }));
             locked.subject_id = known_id;
@@ -52,7 +49,6 @@ pub async fn sign_in(
         }
         return Err(AppError::InvalidCredentials);
     };
-    throttle::clear(state, &key).await?;
     if !credentials.login_enabled {
         tracing::info!(
             member = credentials.id,

@@ -18,6 +18,10 @@ use crate::{
     db::BeginWrite,
     email::email_key,
     error::AppError,
+    password::{
+        credentials::{self, Credentials},
+        Password,
+    },
     state::AppState,
     with_db,
 };
@@ -54,11 +58,29 @@ pub fn account_key(email: &str) -> Vec<u8> {
     Sha256::digest(email_key(email).as_bytes()).to_vec()
 }
 
+/// The key an address is throttled under: an IPv6 address by its /64 (one client
+/// usually holds a whole /64), an IPv4 address as it is.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(segments.into())
+        }
+    }
+}
+
 /// Refuses an address that has made too many attempts this minute.
 pub fn check_address(state: &AppState, ip: Option<&str>) -> Result<(), AppError> {
     let Some(ip) = ip.and_then(|ip| ip.parse::<IpAddr>().ok()) else {
         return Ok(());
     };
+    let ip = client_key(ip);
+    // Forget addresses that have been quiet (the map would grow without bound).
+    if state.sign_in_per_ip.len() > 10_000 {
+        state.sign_in_per_ip.retain_recent();
+    }
     match state.sign_in_per_ip.check_key(&ip) {
         Ok(()) => Ok(()),
         Err(not_until) => {
@@ -72,9 +94,9 @@ pub fn check_address(state: &AppState, ip: Option<&str>) -> Result<(), AppError>
     }
 }
 
-/// A pending count older than this is a check that never finished (a crash): it no
-/// longer holds anyone back.
-pub const PENDING_FOR: Millis = MINUTE;
+/// A pending count older than this is a check that never finished (the checks run in
+/// a task of their own, so only a crash leaves one): it no longer holds anyone back.
+pub const PENDING_FOR: Millis = 10 * SECOND;
 
 /// How many attempts may have their password checked at once, after `failures` in a
 /// row: the free attempts left, and one at a time once they are used up (after a
@@ -167,6 +189,50 @@ pub async fn failed(state: &AppState, key: &[u8]) -> Result<(i64, Option<Millis>
     })
 }
 
+/// What checking a password for an account found.
+pub struct Checked {
+    pub credentials: Option<Credentials>,
+    pub verified: bool,
+    /// After a wrong password: the failures in the streak, and the lock this one
+    /// started (if it did).
+    pub failures: i64,
+    pub locks_for: Option<Millis>,
+}
+
+/// Claims an attempt on the account of `email`, checks the password with the one
+/// credential check, and settles the attempt — in a task of its own, so that a
+/// client dropping the connection half-way can never leave the attempt pending (it
+/// would hold the account back for everyone).
+pub async fn check_password(state: &AppState, email: &str, password: Password) -> Result<Checked, AppError> {
+    let state = state.clone();
+    let email = email.to_string();
+    let task = tokio::spawn(async move {
+        let key = account_key(&email);
+        claim(&state, &key).await?;
+        let (credentials, verified) = credentials::check(&state.db, &state.hasher, &email, password).await?;
+        if verified && credentials.is_some() {
+            clear(&state, &key).await?;
+            return Ok(Checked {
+                credentials,
+                verified,
+                failures: 0,
+                locks_for: None,
+            });
+        }
+        let (failures, locks_for) = failed(&state, &key).await?;
+        Ok(Checked {
+            credentials,
+            verified: false,
+            failures,
+            locks_for,
+        })
+    });
+    task.await.map_err(|error| {
+        tracing::error!(%error, "the password check stopped");
+        AppError::Internal
+    })?
+}
+
 /// The password was right: the streak is over.
 pub async fn clear(state: &AppState, key: &[u8]) -> Result<(), AppError> {
     with_db!(&state.db, pool => {
@@ -209,6 +275,17 @@ mod tests {
         assert_eq!(account_key(" Ann@Example.com"), account_key("ann@example.com"));
         assert_ne!(account_key("ann@example.com"), account_key("bob@example.com"));
         assert_eq!(account_key("x").len(), 32);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_throttled_by_its_slash_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(v4), v4);
     }
 
     #[test]

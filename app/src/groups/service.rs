@@ -9,7 +9,7 @@ use crate::{
     db::{is_unique_violation, stored_role, BeginWrite, Db},
     error::{AppError, Refusal},
     groups::{validate_group_name, GroupList, GroupPage, GroupSummary, GROUP_MAX_PAGE, GROUP_PAGE_SIZE},
-    guard::{refuse, require_admin, require_editor, split_refusal},
+    guard::{record_refusal, require_admin, require_editor},
     members::directory::{set_group_membership, summaries, SummaryRow, SUMMARY_COLUMNS},
     policy::{may_edit, may_manage},
     state::AppState,
@@ -233,11 +233,7 @@ pub async fn delete(state: &AppState, request: &RequestContext, id: i64) -> Resu
         }
         .await
     });
-    match result.map_err(split_refusal) {
-        Ok(()) => Ok(()),
-        Err(Ok(refusal)) => Err(refuse(state, request, session, REFUSED, object, refusal).await),
-        Err(Err(error)) => Err(error),
-    }
+    record_refusal(state, request, session, REFUSED, object, result).await
 }
 
 /// Adds (`add`) or removes a member. Adding someone already in the group, or removing
@@ -299,9 +295,5 @@ pub async fn set_membership(
         }
         .await
     });
-    match result.map_err(split_refusal) {
-        Ok(()) => Ok(()),
-        Err(Ok(refusal)) => Err(refuse(state, request, session, REFUSED, object, refusal).await),
-        Err(Err(error)) => Err(error),
-    }
+    record_refusal(state, request, session, REFUSED, object, result).await
 }

@@ -17,7 +17,7 @@ use crate::{
         RemoveGroupMember, RenameGroup, MAX_GROUP_NAME_CHARS,
     },
     members::{blade::MemberBlade, ui::open_blade_on_row_click},
-    ui::{field_error, thousands, ErrorPanel, Forbidden, ListRefresh, Protected},
+    ui::{field_error, thousands, ErrorPanel, Gate, Gated, ListRefresh},
 };
 
 #[component]
@@ -26,13 +26,7 @@ pub fn GroupsPage() -> impl IntoView {
     let groups = Resource::new(move || refresh.get(), |_| list_groups());
     view! {
         <Title text="Groups"/>
-        <Protected render=move |viewer: Viewer| {
-            if viewer.admin_access {
-                view! { <GroupsList groups refresh/> }.into_any()
-            } else {
-                view! { <Forbidden/> }.into_any()
-            }
-        }/>
+        <Gated gate=Gate::Admin render=move |_viewer: Viewer| view! { <GroupsList groups refresh/> }/>
     }
 }
 
@@ -147,13 +141,7 @@ pub fn GroupDetailPage() -> impl IntoView {
     view! {
         <Title text="Group"/>
         <div class="with-blade">
-            <Protected render=move |viewer: Viewer| {
-                if viewer.admin_access {
-                    view! { <GroupView group refresh/> }.into_any()
-                } else {
-                    view! { <Forbidden/> }.into_any()
-                }
-            }/>
+            <Gated gate=Gate::Admin render=move |_viewer: Viewer| view! { <GroupView group refresh/> }/>
             <Outlet/>
         </div>
     }

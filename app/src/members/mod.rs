@@ -9,7 +9,10 @@ use leptos::{prelude::*, server_fn::codec::PostUrl};
 use serde::{Deserialize, Serialize};
 
 pub use crate::role::Role;
-use crate::{error::AppError, urls::parse_id};
+use crate::{
+    error::AppError,
+    urls::{given, optional_id},
+};
 
 pub mod blade;
 #[cfg(feature = "ssr")]
@@ -106,20 +109,12 @@ impl ListQuery {
     /// Validates raw URL parameters. Unknown roles, sort columns and directions are
     /// refused with a message; a page number out of range is clamped.
     pub fn parse(params: &ListParams) -> Result<ListQuery, AppError> {
-        let given = |value: &Option<String>| {
-            value
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        let id_param = |name: &str, value: &Option<String>| -> Result<Option<i64>, AppError> {
-            match given(value) {
-                None => Ok(None),
-                Some(text) => parse_id(&text).map(Some).ok_or_else(|| {
-                    AppError::validation(name, "A page cursor is the ID of a member (a whole number).")
-                }),
-            }
+        let id_param = |name: &str, value: &Option<String>| {
+            optional_id(
+                name,
+                value,
+                "A page cursor is the ID of a member (a whole number).",
+            )
         };
         let after = id_param("after", &params.after)?;
         let before = id_param("before", &params.before)?;
@@ -159,13 +154,7 @@ impl ListQuery {
                 )
             })?),
         };
-        let group = match group.as_deref() {
-            None => None,
-            Some(text) => Some(
-                parse_id(text)
-                    .ok_or_else(|| AppError::validation("group", "A group is chosen by its numeric ID."))?,
-            ),
-        };
+        let group = optional_id("group", &group, "A group is chosen by its numeric ID.")?;
         let sort = match sort.as_deref() {
             None => SortKey::Name,
             Some(text) => SortKey::parse(text).ok_or_else(|| {

@@ -13,14 +13,14 @@ use crate::{
     db::{is_unique_violation, stored_role, BeginWrite, Db},
     email::{email_key, validate_email},
     error::{AppError, Refusal},
-    guard::{refuse, require_admin, require_editor, split_refusal},
+    guard::{record_refusal, refuse, require_admin, require_editor},
     members::{
         directory::{
             groups_of, name_key, set_group_membership, validate_display_name, write_terms, SummaryRow,
         },
         parse_id_list, IdLookup, MemberDetail, MemberEdit, MemberRef,
     },
-    policy::{assignable_roles, may_edit, may_grant},
+    policy::{assignable_roles, may_change_role, may_edit, may_grant},
     role::Role,
     rule,
     state::AppState,
@@ -235,6 +235,7 @@ pub async fn update(
             if !may_edit(editor, before_role) {
                 return Err(AppError::Refused(Refusal::TargetOutranksEditor));
             }
+            may_change_role(editor, before_role, edit.role).map_err(AppError::Refused)?;
             // Groups and permitted members must exist.
             let mut groups_before = BTreeSet::new();
             for (group,) in sqlx::query_as::<_, (i64,)>("SELECT group_id FROM group_members WHERE member_id = $1")
@@ -271,9 +272,12 @@ pub async fn update(
                     ));
                 }
             }
+            // The member's rank before or after the save, whichever is higher: a
+            // peer demoted and granted in one save is still a peer.
+            let grant_rank = before_role.max(edit.role);
             for added in edit.proxies.difference(&proxies_before) {
                 for own in own_ids.into_iter().filter(|own| own == added) {
-                    may_grant(own, editor, edit.role, *added).map_err(AppError::Refused)?;
+                    may_grant(own, editor, grant_rank, *added).map_err(AppError::Refused)?;
                 }
             }
             // Somebody must stay able to administer: the last super user who can sign in
@@ -371,9 +375,6 @@ pub async fn update(
         }
         .await
     });
-    match outcome.map_err(split_refusal) {
-        Ok(()) => detail_for(&state.db, session, id).await,
-        Err(Ok(refusal)) => Err(refuse(state, request, session, REFUSED, object, refusal).await),
-        Err(Err(error)) => Err(error),
-    }
+    record_refusal(state, request, session, REFUSED, object, outcome).await?;
+    detail_for(&state.db, session, id).await
 }

@@ -17,7 +17,7 @@ use crate::{
         blade::MemberBlade, group_choices, list_members, GroupRef, ListQuery, MemberPage, MemberSummary,
         Role, SortKey, MAX_SEARCH_CHARS,
     },
-    ui::{thousands, ErrorPanel, Forbidden, ListRefresh, Protected},
+    ui::{thousands, ErrorPanel, Gate, Gated, ListRefresh},
     urls::encode_query_value,
 };
 
@@ -118,13 +118,7 @@ pub fn MembersPage() -> impl IntoView {
     view! {
         <Title text="Members"/>
         <div class="with-blade">
-            <Protected render=move |viewer: Viewer| {
-                if viewer.admin_access {
-                    view! { <MembersList members groups/> }.into_any()
-                } else {
-                    view! { <Forbidden/> }.into_any()
-                }
-            }/>
+            <Gated gate=Gate::Admin render=move |_viewer: Viewer| view! { <MembersList members groups/> }/>
             <Outlet/>
         </div>
     }
@@ -473,7 +467,7 @@ pub fn MemberRow(member: MemberSummary, #[prop(into)] base: String) -> impl Into
             <td>{member.role.label()}</td>
             <td>{yes_no(member.admin_access)}</td>
             <td>{yes_no(member.login_enabled)}</td>
-            <td class="groups">{groups}</td>
+            <td class="groups" title=groups.clone()>{groups.clone()}</td>
             <td class="numeric">
                 {member
                     .last_sign_in

@@ -130,8 +130,9 @@ async fn refuse(
     }
 }
 
-/// A pending attempt older than this is a check that never finished (a crash).
-pub const PENDING_FOR: Millis = MINUTE;
+/// A pending attempt older than this is a check that never finished (the checks run
+/// in a task of their own, so only a crash leaves one).
+pub const PENDING_FOR: Millis = 10 * SECOND;
 
 /// Counts a re-authentication attempt as pending before its password is checked (a
 /// row of `reauth_attempts`, kept as a failure if the password was wrong, removed if
@@ -238,17 +239,34 @@ pub async fn start(
         }
     };
     let target = row.ok_or(AppError::Internal)?;
-    let attempt = match claim_attempt(state, actor.id).await {
-        Ok(attempt) => attempt,
-        Err(error) => return Err(refuse(state, request, session, member_id, error).await),
+    // Claimed, checked and settled in a task of its own, so that a client dropping the
+    // connection half-way can never leave the attempt pending.
+    let checked = {
+        let (state, email, actor_id) = (state.clone(), actor.email.clone(), actor.id);
+        tokio::spawn(async move {
+            let attempt = claim_attempt(&state, actor_id).await?;
+            // The sign-in check itself: the same lookup and the same verifier.
+            let (credentials, verified) =
+                credentials::check(&state.db, &state.hasher, &email, password).await?;
+            let verified = verified && credentials.is_some_and(|c| c.id == actor_id);
+            settle_attempt(&state, attempt, !verified).await?;
+            Ok::<bool, AppError>(verified)
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "the re-authentication check stopped");
+            AppError::Internal
+        })?
     };
-    // The sign-in check itself: the same lookup and the same verifier.
-    let (credentials, verified) =
-        credentials::check(&state.db, &state.hasher, &actor.email, password).await?;
-    let verified = verified && credentials.is_some_and(|c| c.id == actor.id);
+    let verified = match checked {
+        Ok(verified) => verified,
+        Err(error @ (AppError::LockedOut { .. } | AppError::Conflict(_))) => {
+            return Err(refuse(state, request, session, member_id, error).await)
+        }
+        Err(error) => return Err(error),
+    };
     if !verified {
         tracing::info!(actor = actor.id, "login on behalf refused: wrong password");
-        settle_attempt(state, attempt, true).await?;
         let event = NewEvent::new("on_behalf_reauth_failed", request)
             .by(session)
             .subject(member_id)
@@ -262,8 +280,6 @@ pub async fn start(
     let absolute = now.saturating_add(state.settings.on_behalf_max_duration);
     let idle = next_idle_expiry(now, state.settings.session_idle_timeout, absolute);
     let user_agent = request.user_agent.as_deref().map(clip_user_agent);
-    // The password was right: this attempt is no failure, whatever happens next.
-    settle_attempt(state, attempt, false).await?;
     let started: Result<(), AppError> = with_db!(&state.db, pool => { async {
         let mut tx = pool.begin_write().await?;
         // The actor's own session stays, without a token, until they come back. Only

@@ -281,7 +281,7 @@ pub fn ServerNotice() -> impl IntoView {
 /// navigates, it asks who is signed in, and reloads if that changed in another tab
 /// (signed in, out, or switched on or off behalf).
 #[component]
-pub fn IdentityWatch() {
+pub fn IdentityWatch() -> impl IntoView {
     let ViewerResource(viewer) = expect_context();
     let identity = |v: &Option<Viewer>| {
         v.as_ref()

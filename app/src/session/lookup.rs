@@ -106,7 +106,19 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Lookup, AppError
     let row: Option<SessionLookup> = with_db!(&state.db, pool => {
         sqlx::query_as(LOOKUP).bind(&hash).fetch_optional(pool).await?
     });
-    let Some(row) = row else { return Ok(stale) };
+    let Some(row) = row else {
+        return ended_on_behalf(state, &hash).await.map(|ended| {
+            if ended {
+                Lookup {
+                    ended_on_behalf: true,
+                    notice: Some(Notice::OnBehalfRevoked),
+                    ..Lookup::default()
+                }
+            } else {
+                stale
+            }
+        });
+    };
     let now = state.clock.now();
     let role = stored_role(row.member_id, &row.role)?;
     let member = MemberRow {
@@ -151,6 +163,19 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Lookup, AppError
         }),
         ..Lookup::default()
     })
+}
+
+/// True when `hash` was the token of a session on behalf that has ended. Its cookie
+/// is not cleared: the browser may hold the actor's own new one by the time this
+/// answer arrives, and a late request must not sign them out.
+async fn ended_on_behalf(state: &AppState, hash: &[u8]) -> Result<bool, AppError> {
+    let found: Option<(i64,)> = with_db!(&state.db, pool => {
+        sqlx::query_as("SELECT id FROM sessions WHERE ended_token_hash = $1")
+            .bind(hash)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(found.is_some())
 }
 
 /// The record of a member's own session found over (expired, or its member may no

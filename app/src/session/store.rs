@@ -97,8 +97,8 @@ pub async fn end_on_behalf(state: &AppState, end: EndOnBehalf) -> Result<EndOutc
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
         let taken = sqlx::query(
-            "UPDATE sessions SET token_hash = NULL WHERE id = $1 AND token_hash IS NOT NULL \
-             AND ($2 IS NULL OR token_hash = $2)",
+            "UPDATE sessions SET ended_token_hash = token_hash, token_hash = NULL WHERE id = $1 \
+             AND token_hash IS NOT NULL AND ($2 IS NULL OR token_hash = $2)",
         )
         .bind(end.session_id)
         .bind(end.token_hash.as_deref())

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{components::Redirect, hooks::use_location};
 
-use crate::{context::Viewer, error::AppError, urls::login_url};
+use crate::{context::Viewer, error::AppError, policy, urls::login_url};
 
 /// 1234567 → "1,234,567".
 pub fn thousands(n: i64) -> String {
@@ -67,6 +67,44 @@ where
                 })
             }}
         </Suspense>
+    }
+}
+
+/// Who may see a page, beside being signed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// The management screens: admin access.
+    Admin,
+    /// The audit trail: editors and super users with admin access.
+    Audit,
+}
+
+impl Gate {
+    fn lets_in(self, viewer: &Viewer) -> bool {
+        match self {
+            Gate::Admin => policy::may_use_admin(viewer.admin_access).is_ok(),
+            Gate::Audit => policy::may_audit(viewer.role, viewer.admin_access).is_ok(),
+        }
+    }
+}
+
+/// `Protected`, for the pages behind a `Gate`: `render(viewer)` for whom it lets in,
+/// the 403 page for anyone else signed in. (The server functions behind the page
+/// refuse on their own; this only chooses what to show.)
+#[component]
+pub fn Gated<F, V>(gate: Gate, render: F) -> impl IntoView
+where
+    F: Fn(Viewer) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <Protected render=move |viewer: Viewer| {
+            if gate.lets_in(&viewer) {
+                render(viewer).into_any()
+            } else {
+                view! { <Forbidden/> }.into_any()
+            }
+        }/>
     }
 }
 
