@@ -120,6 +120,17 @@ impl Db {
         }
     }
 
+    /// A statement that makes the changes of members' roles and access one at a time
+    /// (PostgreSQL: a transaction-level advisory lock; SQLite's write transaction does
+    /// this already): two edits that each check the other's member cannot both pass
+    /// on what they read before the other committed.
+    pub fn serialize_member_edits(&self) -> Option<&'static str> {
+        match self {
+            Db::Sqlite(_) => None,
+            Db::Postgres(_) => Some("SELECT pg_advisory_xact_lock(7425611)"),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "sqlite",

@@ -226,9 +226,13 @@ pub async fn update(
     let own_ids = [session.member.id, session.actor().id];
     let now = state.clock.now();
     let for_update = state.db.for_update();
+    let one_at_a_time = state.db.serialize_member_edits();
     let outcome: Result<(), AppError> = with_db!(&state.db, pool => {
         async {
             let mut tx = pool.begin_write().await?;
+            if let Some(lock) = one_at_a_time {
+                sqlx::query(lock).execute(&mut *tx).await?;
+            }
             let row: Option<DetailRow> = sqlx::query_as(DETAIL).bind(id).fetch_optional(&mut *tx).await?;
             let row = row.ok_or_else(|| no_such_member(id))?.member;
             let before_role = stored_role(id, &row.role)?;

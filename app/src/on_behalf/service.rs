@@ -197,19 +197,31 @@ pub fn checks_allowed(now: Millis, recent_failures: &[Millis]) -> i64 {
     (LOCKOUT_FAILURES.saturating_sub(in_window) as i64).max(1)
 }
 
-/// Settles a pending attempt: kept as a failure (wrong password) or removed.
-async fn settle_attempt(state: &AppState, attempt: i64, failed: bool) -> Result<(), AppError> {
+/// Settles a pending attempt: kept as a failure (wrong password) or removed. Under the
+/// same lock as `claim_attempt`, so a claim never reads the failures before an attempt
+/// settles and the pending ones after (missing it in both and letting one more in).
+async fn settle_attempt(state: &AppState, actor_id: i64, attempt: i64, failed: bool) -> Result<(), AppError> {
     let now = state.clock.now();
+    let for_update = state.db.for_update();
     with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        sqlx::query(&format!("SELECT id FROM members WHERE id = $1{for_update}"))
+            .bind(actor_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if failed {
             sqlx::query("UPDATE reauth_attempts SET pending = FALSE, failed_at = $2 WHERE id = $1")
                 .bind(attempt)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
         } else {
-            sqlx::query("DELETE FROM reauth_attempts WHERE id = $1").bind(attempt).execute(pool).await?;
+            sqlx::query("DELETE FROM reauth_attempts WHERE id = $1")
+                .bind(attempt)
+                .execute(&mut *tx)
+                .await?;
         }
+        tx.commit().await?;
     });
     Ok(())
 }
@@ -249,7 +261,7 @@ pub async fn start(
             let (credentials, verified) =
                 credentials::check(&state.db, &state.hasher, &email, password).await?;
             let verified = verified && credentials.is_some_and(|c| c.id == actor_id);
-            settle_attempt(&state, attempt, !verified).await?;
+            settle_attempt(&state, actor_id, attempt, !verified).await?;
             Ok::<bool, AppError>(verified)
         })
         .await
