@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{ParentRoute, Route, Router, Routes},
-    lazy_route, Lazy, LazyRoute, ParamSegment, SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
 };
 
 // The lower layer: imports nothing above it.
@@ -55,165 +55,6 @@ use crate::{
     orders::ui::OrdersPage,
     ui::{NotFound, ViewerResource},
 };
-
-// Pages that a member's first page does not need, as routes loaded when first visited:
-// with `cargo leptos build --split` the code of each is a chunk of its own (the server
-// renders them as any other page; the browser fetches the chunk to hydrate one). Only
-// the sign-in page and My account are in the first download.
-
-struct OrdersRoute;
-
-#[lazy_route]
-impl LazyRoute for OrdersRoute {
-    fn data() -> Self {
-        OrdersRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <OrdersPage/> }.into_any()
-    }
-}
-
-struct SessionsRoute;
-
-#[lazy_route]
-impl LazyRoute for SessionsRoute {
-    fn data() -> Self {
-        SessionsRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <SessionsPage/> }.into_any()
-    }
-}
-
-struct AccessHistoryRoute;
-
-#[lazy_route]
-impl LazyRoute for AccessHistoryRoute {
-    fn data() -> Self {
-        AccessHistoryRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <AccessHistoryPage/> }.into_any()
-    }
-}
-
-struct OnBehalfRoute;
-
-#[lazy_route]
-impl LazyRoute for OnBehalfRoute {
-    fn data() -> Self {
-        OnBehalfRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <OnBehalfPage/> }.into_any()
-    }
-}
-
-struct MembersRoute;
-
-#[lazy_route]
-impl LazyRoute for MembersRoute {
-    fn data() -> Self {
-        MembersRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <MembersPage/> }.into_any()
-    }
-}
-
-struct MemberBladeRouteLazy;
-
-#[lazy_route]
-impl LazyRoute for MemberBladeRouteLazy {
-    fn data() -> Self {
-        MemberBladeRouteLazy
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <MemberBladeRoute/> }.into_any()
-    }
-}
-
-struct AuditRoute;
-
-#[lazy_route]
-impl LazyRoute for AuditRoute {
-    fn data() -> Self {
-        AuditRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <AuditPage/> }.into_any()
-    }
-}
-
-struct TimelineRoute;
-
-#[lazy_route]
-impl LazyRoute for TimelineRoute {
-    fn data() -> Self {
-        TimelineRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <SessionTimelinePage/> }.into_any()
-    }
-}
-
-struct GroupsRoute;
-
-#[lazy_route]
-impl LazyRoute for GroupsRoute {
-    fn data() -> Self {
-        GroupsRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <GroupsPage/> }.into_any()
-    }
-}
-
-struct GroupDetailRoute;
-
-#[lazy_route]
-impl LazyRoute for GroupDetailRoute {
-    fn data() -> Self {
-        GroupDetailRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <GroupDetailPage/> }.into_any()
-    }
-}
-
-struct GroupBladeRouteLazy;
-
-#[lazy_route]
-impl LazyRoute for GroupBladeRouteLazy {
-    fn data() -> Self {
-        GroupBladeRouteLazy
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <GroupBladeRoute/> }.into_any()
-    }
-}
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -268,56 +109,56 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async/>
                     <Route
                         path=(StaticSegment("account"), StaticSegment("orders"))
-                        view={Lazy::<OrdersRoute>::new()}
+                        view=OrdersPage
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=(StaticSegment("account"), StaticSegment("sessions"))
-                        view={Lazy::<SessionsRoute>::new()}
+                        view=SessionsPage
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=(StaticSegment("account"), StaticSegment("access-history"))
-                        view={Lazy::<AccessHistoryRoute>::new()}
+                        view=AccessHistoryPage
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=(StaticSegment("on-behalf"), ParamSegment("id"))
-                        view={Lazy::<OnBehalfRoute>::new()}
+                        view=OnBehalfPage
                         ssr=SsrMode::Async
                     />
                     <ParentRoute
                         path=(StaticSegment("admin"), StaticSegment("members"))
-                        view={Lazy::<MembersRoute>::new()}
+                        view=MembersPage
                         ssr=SsrMode::Async
                     >
                         <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
-                        <Route path=ParamSegment("id") view={Lazy::<MemberBladeRouteLazy>::new()} ssr=SsrMode::Async/>
+                        <Route path=ParamSegment("id") view=MemberBladeRoute ssr=SsrMode::Async/>
                     </ParentRoute>
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("audit"))
-                        view={Lazy::<AuditRoute>::new()}
+                        view=AuditPage
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("audit"), StaticSegment("sessions"), ParamSegment("id"))
-                        view={Lazy::<TimelineRoute>::new()}
+                        view=SessionTimelinePage
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("groups"))
-                        view={Lazy::<GroupsRoute>::new()}
+                        view=GroupsPage
                         ssr=SsrMode::Async
                     />
                     <ParentRoute
                         path=(StaticSegment("admin"), StaticSegment("groups"), ParamSegment("group"))
-                        view={Lazy::<GroupDetailRoute>::new()}
+                        view=GroupDetailPage
                         ssr=SsrMode::Async
                     >
                         <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
                         <Route
                             path=(StaticSegment("members"), ParamSegment("id"))
-                            view={Lazy::<GroupBladeRouteLazy>::new()}
+                            view=GroupBladeRoute
                             ssr=SsrMode::Async
                         />
                     </ParentRoute>

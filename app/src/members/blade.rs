@@ -10,7 +10,7 @@ use crate::{
     members::{
         get_member, group_choices, lookup_members, parse_id_list, MemberDetail, MemberEdit, UpdateMember,
     },
-    ui::{ErrorPanel, ListRefresh},
+    ui::{BoundField, ErrorPanel, Field, ListRefresh},
 };
 
 /// The blade's toolbar button: opens the on-behalf window in a new window. A form
@@ -303,29 +303,9 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
             <p class="notice notice-error" role="alert" hidden=move || general_error.get().is_none()>
                 {general_error}
             </p>
-            <EditorField id="edit-name" label="Display name" error=field_error("display_name")>
-                <input
-                    id="edit-name"
-                    type="text"
-                    maxlength="100"
-                    prop:value=move || name.get()
-                    on:input=move |ev| name.set(event_target_value(&ev))
-                    aria-invalid=move || field_error("display_name").get().is_some().then_some("true")
-                    aria-describedby="edit-name-error"
-                />
-            </EditorField>
-            <EditorField id="edit-email" label="Email" error=field_error("email")>
-                <input
-                    id="edit-email"
-                    type="email"
-                    maxlength="254"
-                    prop:value=move || email.get()
-                    on:input=move |ev| email.set(event_target_value(&ev))
-                    aria-invalid=move || field_error("email").get().is_some().then_some("true")
-                    aria-describedby="edit-email-error"
-                />
-            </EditorField>
-            <EditorField id="edit-role" label="Role" error=field_error("role")>
+            <BoundField id="edit-name" label="Display name" value=name maxlength=100 error=field_error("display_name")/>
+            <BoundField id="edit-email" label="Email" kind="email" value=email maxlength=254 error=field_error("email")/>
+            <Field id="edit-role" label="Role" error=field_error("role")>
                 <select
                     id="edit-role"
                     on:change=move |ev| role.set(event_target_value(&ev))
@@ -336,7 +316,7 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
                         .map(|r| view! { <option value=r.as_str() selected=r == current_role>{r.label()}</option> })
                         .collect_view()}
                 </select>
-            </EditorField>
+            </Field>
             <div class="field checkbox-field">
                 <input
                     id="edit-admin"
@@ -398,7 +378,7 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
                 </Transition>
                 <p id="edit-groups-error" class="field-error">{move || field_error("groups").get()}</p>
             </fieldset>
-            <EditorField id="edit-proxies" label="Proxy login permission" error=field_error("proxy_login_permission")>
+            <Field id="edit-proxies" label="Proxy login permission" error=field_error("proxy_login_permission")>
                 <input
                     id="edit-proxies"
                     type="text"
@@ -431,7 +411,7 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
                         }
                     })}
                 </Transition>
-            </EditorField>
+            </Field>
             <div class="form-actions">
                 <button type="submit" class="button primary" disabled=move || save.pending().get()>
                     {move || if save.pending().get() { "Saving…" } else { "Save" }}
@@ -439,22 +419,5 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
                 <button type="button" class="button" on:click=move |_| editing.set(false)>"Cancel"</button>
             </div>
         </form>
-    }
-}
-
-/// A label, the control (children) and the control's error message below it.
-#[component]
-fn EditorField(
-    id: &'static str,
-    label: &'static str,
-    error: Signal<Option<String>>,
-    children: Children,
-) -> impl IntoView {
-    view! {
-        <div class="field">
-            <label for=id>{label}</label>
-            {children()}
-            <p id=format!("{id}-error") class="field-error">{move || error.get()}</p>
-        </div>
     }
 }

@@ -160,7 +160,26 @@ pub fn field_error<T: Clone + Send + Sync + 'static>(
     })
 }
 
-/// A labelled input with its validation message beside it (linked for screen readers).
+/// The frame of a form field: its label, the control, and its validation message
+/// (which the control names, as `{id}-error`, in `aria-describedby`).
+#[component]
+pub fn Field(
+    id: &'static str,
+    label: &'static str,
+    #[prop(into)] error: Signal<Option<String>>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            {children()}
+            <p id=format!("{id}-error") class="field-error">{move || error.get()}</p>
+        </div>
+    }
+}
+
+/// A labelled input with its validation message beside it (linked for screen readers),
+/// for forms posted as they are (`ActionForm`).
 #[component]
 pub fn TextField(
     id: &'static str,
@@ -173,10 +192,8 @@ pub fn TextField(
     #[prop(optional)] required: bool,
     #[prop(into)] error: Signal<Option<String>>,
 ) -> impl IntoView {
-    let error_id = format!("{id}-error");
     view! {
-        <div class="field">
-            <label for=id>{label}</label>
+        <Field id label error>
             <input
                 id=id
                 type=kind
@@ -186,10 +203,35 @@ pub fn TextField(
                 maxlength=maxlength
                 required=required
                 aria-invalid=move || error.get().is_some().then_some("true")
-                aria-describedby=error_id.clone()
+                aria-describedby=format!("{id}-error")
             />
-            <p id=error_id class="field-error">{move || error.get()}</p>
-        </div>
+        </Field>
+    }
+}
+
+/// `TextField` bound to a signal, for forms whose fields live in signals (the blade's
+/// member editor).
+#[component]
+pub fn BoundField(
+    id: &'static str,
+    label: &'static str,
+    value: RwSignal<String>,
+    #[prop(default = "text")] kind: &'static str,
+    #[prop(optional)] maxlength: Option<usize>,
+    #[prop(into)] error: Signal<Option<String>>,
+) -> impl IntoView {
+    view! {
+        <Field id label error>
+            <input
+                id=id
+                type=kind
+                maxlength=maxlength
+                prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+                aria-invalid=move || error.get().is_some().then_some("true")
+                aria-describedby=format!("{id}-error")
+            />
+        </Field>
     }
 }
 
