@@ -39,7 +39,7 @@ unit:
 ## wasm-budget: what a member's first page downloads (the .wasm and its JS glue, gzip -9)
 ## must stay within WASM_BUDGET_KB. The target is 300 KB; until it is met, the budget is
 ## held just above what the build measures, so it can only go down.
-WASM_BUDGET_KB := 540
+WASM_BUDGET_KB := 530
 wasm-budget:
 	@wasm=$$(gzip -9 -c $(SITE_ROOT)/pkg/behalf.wasm | wc -c); \
 	js=$$(cat $(SITE_ROOT)/pkg/behalf.js $$(ls $(SITE_ROOT)/pkg/__wasm_split*.js 2>/dev/null) | gzip -9 | wc -c); \
