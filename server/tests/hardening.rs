@@ -29,6 +29,7 @@ on_both_databases!(
     an_editor_cannot_demote_a_peer_to_reach_them,
     a_late_request_with_an_ended_session_on_behalf_keeps_the_actors_cookie,
     every_api_error_has_the_one_shape,
+    the_group_choices_need_admin_access,
 );
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
@@ -888,5 +889,29 @@ async fn every_api_error_has_the_one_shape(backend: Backend) {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"]["code"], "unauthenticated");
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    app.finish().await;
+}
+
+async fn the_group_choices_need_admin_access(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    app.create_member("sam@example.com", "Sam Ortiz", Role::Support)
+        .await;
+    let (status, body) = app.post(&app.client(), "/api/members/groups", &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
+    let ann = app.signed_in("ann@example.com").await;
+    let (status, body) = app.post(&ann, "/api/members/groups", &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("no_admin_access"))
+    );
+    let sam = app.signed_in("sam@example.com").await;
+    let (status, body) = app.post(&sam, "/api/members/groups", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, serde_json::json!([]));
     app.finish().await;
 }

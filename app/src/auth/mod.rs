@@ -2,8 +2,7 @@
 
 use leptos::{prelude::*, server_fn::codec::PostUrl};
 
-pub use crate::context::Viewer;
-use crate::{error::AppError, password::Password};
+use crate::{context::Viewer, error::AppError, password::Password};
 
 #[cfg(feature = "ssr")]
 pub mod service;

@@ -4,7 +4,6 @@
 use leptos::{prelude::*, server_fn::codec::PostUrl};
 use serde::{Deserialize, Serialize};
 
-pub use crate::context::OnBehalfView;
 use crate::{error::AppError, password::Password, role::Role};
 
 #[cfg(feature = "ssr")]

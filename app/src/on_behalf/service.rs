@@ -130,6 +130,18 @@ async fn refuse(
     }
 }
 
+/// Holds actor `$actor`'s member row inside `$tx` until it ends (PostgreSQL; `$for_update`
+/// is empty on SQLite, whose write transaction serialises anyway): the one lock that
+/// claiming and settling re-authentication attempts share.
+macro_rules! lock_actor {
+    ($tx:expr, $for_update:expr, $actor:expr) => {
+        sqlx::query(&format!("SELECT id FROM members WHERE id = $1{}", $for_update))
+            .bind($actor)
+            .fetch_optional(&mut *$tx)
+            .await?;
+    };
+}
+
 /// A pending attempt older than this is a check that never finished (the checks run
 /// in a task of their own, so only a crash leaves one).
 pub const PENDING_FOR: Millis = 10 * SECOND;
@@ -145,10 +157,7 @@ async fn claim_attempt(state: &AppState, actor_id: i64) -> Result<i64, AppError>
     let for_update = state.db.for_update();
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
-        sqlx::query(&format!("SELECT id FROM members WHERE id = $1{for_update}"))
-            .bind(actor_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        lock_actor!(tx, for_update, actor_id);
         let recent: Vec<(i64,)> = sqlx::query_as(
             "SELECT failed_at FROM reauth_attempts WHERE actor_id = $1 AND NOT pending \
              ORDER BY failed_at DESC LIMIT 5",
@@ -205,10 +214,7 @@ async fn settle_attempt(state: &AppState, actor_id: i64, attempt: i64, failed: b
     let for_update = state.db.for_update();
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
-        sqlx::query(&format!("SELECT id FROM members WHERE id = $1{for_update}"))
-            .bind(actor_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        lock_actor!(tx, for_update, actor_id);
         if failed {
             sqlx::query("UPDATE reauth_attempts SET pending = FALSE, failed_at = $2 WHERE id = $1")
                 .bind(attempt)

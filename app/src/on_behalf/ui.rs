@@ -9,11 +9,9 @@ use leptos_router::hooks::{use_location, use_params_map};
 
 use crate::{
     auth::whoami,
-    context::Viewer,
+    context::{OnBehalfView, Viewer},
     error::AppError,
-    on_behalf::{
-        login_as_candidates, preview_on_behalf, LeaveOnBehalf, OnBehalfView, Preview, StartOnBehalf,
-    },
+    on_behalf::{login_as_candidates, preview_on_behalf, LeaveOnBehalf, Preview, StartOnBehalf},
     ui::{field_error, ErrorPanel, Protected, TextField, ViewerResource},
 };
 
