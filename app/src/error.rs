@@ -142,6 +142,12 @@ pub enum AppError {
     /// Too many wrong passwords: login on behalf is locked for a while.
     #[error("Too many wrong passwords. Login on behalf is locked for {}.", wait_text(*.retry_after))]
     LockedOut { retry_after: u64 },
+    /// A request body over the limit (the JSON API takes 16 KiB).
+    #[error("The request body is too large (at most {limit_kib} KiB).")]
+    PayloadTooLarge { limit_kib: u64 },
+    /// A request body that is not JSON (the JSON API takes `application/json` only).
+    #[error("Send the request body as JSON, with Content-Type: application/json.")]
+    NotJson,
     /// The browser could not reach the server (client side only).
     #[error("Could not reach the server. Check your connection and try again.")]
     Unreachable,
@@ -185,6 +191,8 @@ impl AppError {
             AppError::Conflict(_) | AppError::OnBehalfEnded => 409,
             AppError::RateLimited { .. } | AppError::LockedOut { .. } => 429,
             AppError::Denied(_) | AppError::WrongPassword => 403,
+            AppError::PayloadTooLarge { .. } => 413,
+            AppError::NotJson => 415,
             AppError::Unreachable => 503,
             AppError::Internal => 500,
         }
@@ -205,6 +213,8 @@ impl AppError {
             AppError::Denied(denial) => denial.code(),
             AppError::WrongPassword => "wrong_password",
             AppError::LockedOut { .. } => "locked_out",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::NotJson => "unsupported_media_type",
             AppError::Unreachable => "unreachable",
             AppError::Internal => "internal",
         }
@@ -263,6 +273,8 @@ impl AppError {
             "rate_limited" => AppError::RateLimited { retry_after },
             "wrong_password" => AppError::WrongPassword,
             "locked_out" => AppError::LockedOut { retry_after },
+            "payload_too_large" => AppError::PayloadTooLarge { limit_kib: 16 },
+            "unsupported_media_type" => AppError::NotJson,
             "unreachable" => AppError::Unreachable,
             other => Refusal::parse(other)
                 .map(AppError::Refused)
@@ -358,6 +370,8 @@ mod tests {
             AppError::Denied(Denial::Nested),
             AppError::WrongPassword,
             AppError::LockedOut { retry_after: 900 },
+            AppError::PayloadTooLarge { limit_kib: 16 },
+            AppError::NotJson,
             AppError::Unreachable,
             AppError::Internal,
         ];
@@ -416,7 +430,12 @@ mod tests {
             "wrong_password",
             "locked_out",
         ]);
-        codes.extend(["unreachable", "internal"]);
+        codes.extend([
+            "payload_too_large",
+            "unsupported_media_type",
+            "unreachable",
+            "internal",
+        ]);
         let distinct: std::collections::BTreeSet<_> = codes.iter().collect();
         assert_eq!(distinct.len(), codes.len());
         for code in codes {

@@ -17,6 +17,8 @@ pub struct Settings {
     pub on_behalf_max_duration: i64,
     /// Sign-in attempts one client address may make per minute (and at once).
     pub sign_in_per_ip_per_minute: u32,
+    /// Origins allowed to call the JSON API from a browser (CORS); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -26,6 +28,7 @@ impl Default for Settings {
             session_lifetime: 12 * crate::clock::HOUR,
             on_behalf_max_duration: 30 * crate::clock::MINUTE,
             sign_in_per_ip_per_minute: 60,
+            cors_origins: Vec::new(),
         }
     }
 }

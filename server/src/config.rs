@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// throttle, five failures then exponential back-off, applies whatever this is).
     #[arg(long, env = "BEHALF_SIGN_IN_PER_IP_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub sign_in_per_ip_per_minute: u32,
+    /// An origin (`https://app.example`) whose pages may call the JSON API with a
+    /// bearer token (CORS). Repeat it, or give a comma-separated list; none by default.
+    #[arg(long, env = "BEHALF_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
     /// Trust X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run).
     #[arg(long, env = "BEHALF_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,

@@ -40,6 +40,8 @@ pub struct ServerState {
 /// The whole application as an axum router.
 pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -> Router {
     let routes = route_list();
+    let (api, _) = crate::api::routes();
+    let api = api.layer(cors(&app.settings.cors_origins));
     let pkg_dir = PathBuf::from(leptos_options.site_root.as_ref()).join(leptos_options.site_pkg_dir.as_ref());
     let state = ServerState {
         app,
@@ -47,6 +49,7 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
         trust_proxy,
     };
     Router::new()
+        .merge(api)
         // Server functions are POST only: no mutation is reachable with a GET.
         .route(
             "/api/{*fn_name}",
@@ -58,8 +61,9 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
         .nest_service("/pkg", ServeDir::new(pkg_dir))
         .fallback(get(page_handler))
         .layer(middleware::from_fn(refuse_cross_site))
-        .layer(middleware::from_fn(security_headers))
         .layer(RequestBodyLimitLayer::new(256 * 1024))
+        .layer(middleware::from_fn(api_errors_as_json))
+        .layer(middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -77,12 +81,15 @@ fn route_list() -> Vec<AxumRouteListing> {
 /// returns the session lookup (a new token when a session on behalf ended and the
 /// actor's own came back, and the notice saying why) and whether the browser sent a
 /// notice cookie (to clear once shown).
-async fn request_context(
+/// `token` is the bearer token of an API request (it wins over the cookie), or
+/// `None` to read the cookie.
+pub(crate) async fn request_context(
     state: &ServerState,
     headers: &HeaderMap,
     peer: SocketAddr,
+    token: Option<String>,
 ) -> Result<(RequestContext, Lookup, bool), AppError> {
-    let token = token_from_headers(headers);
+    let token = token.or_else(|| token_from_headers(headers));
     let mut lookup = match token.as_deref() {
         Some(token) => find_live(&state.app, token).await?,
         None => Lookup::default(),
@@ -134,7 +141,7 @@ async fn request_context(
 
 /// The cookies that follow from the session lookup: the actor's new token after a
 /// session on behalf ended, or clearing a cookie that names no usable session.
-fn session_cookies(context: &RequestContext, lookup: &Lookup, settings: &Settings) -> Vec<String> {
+pub(crate) fn session_cookies(context: &RequestContext, lookup: &Lookup, settings: &Settings) -> Vec<String> {
     let mut cookies = Vec::new();
     if let Some(token) = &lookup.reissued {
         cookies.push(session_cookie(token, context.https, settings.session_lifetime));
@@ -165,7 +172,8 @@ async fn page_handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let (context, lookup, notice_carried) = match request_context(&state, request.headers(), peer).await {
+    let (context, lookup, notice_carried) = match request_context(&state, request.headers(), peer, None).await
+    {
         Ok(found) => found,
         Err(error) => return plain_error_page(&error),
     };
@@ -201,7 +209,7 @@ async fn server_fn_handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let (context, lookup, _) = match request_context(&state, request.headers(), peer).await {
+    let (context, lookup, _) = match request_context(&state, request.headers(), peer, None).await {
         Ok(found) => found,
         Err(error) => return json_error(&error),
     };
@@ -342,7 +350,7 @@ async fn export_audit_csv(
     Query(params): Query<FilterParams>,
     request: Request,
 ) -> Response {
-    let (context, lookup, _) = match request_context(&state, request.headers(), peer).await {
+    let (context, lookup, _) = match request_context(&state, request.headers(), peer, None).await {
         Ok(found) => found,
         Err(error) => return plain_error_page(&error),
     };
@@ -409,6 +417,11 @@ async fn refuse_cross_site(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let headers = request.headers();
+    // A bearer token is not sent by the browser on its own, so it needs no origin
+    // check (and it is the only credential an API request with one uses).
+    if request.uri().path().starts_with("/api/v1/") && headers.contains_key(header::AUTHORIZATION) {
+        return next.run(request).await;
+    }
     let cross_site_fetch = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -422,6 +435,64 @@ async fn refuse_cross_site(request: Request, next: Next) -> Response {
         return json_error(&AppError::Refused(Refusal::CrossSite));
     }
     next.run(request).await
+}
+
+/// Under `/api`, every answer is JSON: an error from a layer (a body over the limit,
+/// a method axum refused) is put in the one error shape with its status.
+async fn api_errors_as_json(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    if !api || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge {
+            limit_kib: crate::api::extract::BODY_LIMIT as u64 / 1024,
+        },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::NotJson,
+        StatusCode::NOT_FOUND => AppError::NotFound("There is no such API endpoint.".to_string()),
+        s if s.is_server_error() => AppError::Internal,
+        _ => AppError::BadRequest("The request was refused.".to_string()),
+    };
+    let mut json = json_error(&error);
+    *json.status_mut() = status;
+    json
+}
+
+/// CORS for the JSON API: off unless origins are configured.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if allowed.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::HeaderName::from_static(crate::api::extract::TOKEN_HEADER),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// "https://a.example:8080" → "a.example:8080"; "null" and the like → None.

@@ -1,5 +1,6 @@
 //! The `behalf` server: configuration, database start-up, HTTP and the CLI commands.
 
+pub mod api;
 pub mod config;
 pub mod http;
 pub mod seed;
@@ -59,6 +60,7 @@ pub fn settings_from(args: &ServeArgs) -> Settings {
         session_lifetime: i64::from(args.session_lifetime_hours) * HOUR,
         on_behalf_max_duration: i64::from(args.on_behalf_max_minutes) * MINUTE,
         sign_in_per_ip_per_minute: args.sign_in_per_ip_per_minute,
+        cors_origins: args.cors_origin.clone(),
     }
 }
 

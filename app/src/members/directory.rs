@@ -259,6 +259,31 @@ pub async fn groups_of(db: &Db, ids: &[i64]) -> Result<BTreeMap<i64, Vec<GroupRe
     Ok(out)
 }
 
+/// The proxy login permission of each of `ids`: the members allowed to log in on
+/// their behalf, by ID (deleted members left out, as the blade shows them).
+pub async fn proxies_of(db: &Db, ids: &[i64]) -> Result<BTreeMap<i64, Vec<i64>>, AppError> {
+    let mut out: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(i64, i64)> = with_db!(db, pool => {
+        let mut query = QueryBuilder::new(
+            "SELECT p.member_id, p.actor_id FROM proxy_permissions p JOIN members a ON a.id = p.actor_id \
+             WHERE a.deleted_at IS NULL AND p.member_id IN (",
+        );
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        query.push(") ORDER BY p.member_id, p.actor_id");
+        query.build_query_as().fetch_all(pool).await?
+    });
+    for (member, actor) in rows {
+        out.entry(member).or_default().push(actor);
+    }
+    Ok(out)
+}
+
 /// Puts member `member` in group `group` (or takes them out), keeping the group's
 /// member count, inside a transaction. Shared by the member editor and group pages.
 macro_rules! set_group_membership {

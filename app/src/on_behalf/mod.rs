@@ -8,6 +8,8 @@ use crate::{error::AppError, password::Password, role::Role};
 
 #[cfg(feature = "ssr")]
 pub mod service;
+#[cfg(feature = "ssr")]
+pub mod targets;
 pub mod ui;
 
 /// A reason is required, and this long (characters).

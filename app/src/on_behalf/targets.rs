@@ -1,0 +1,120 @@
+//! Whom the viewer may log in on behalf of, as a list (server only): Kuroco's
+//! `aliaslogin_target`. The SQL only narrows the members down (the role grant's lower
+//! ranks, or an explicit grant naming the viewer); the rule decides each one, so the
+//! list can never promise more than a start would allow.
+
+use crate::{context::RequestContext, db::stored_role, error::AppError, role::Role, rule, with_db};
+
+/// The longest page of targets one request returns.
+pub const MAX_TARGETS: i64 = 100;
+
+/// A member the viewer may log in on behalf of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasTarget {
+    pub id: i64,
+    pub display_name: String,
+    pub email: String,
+    pub role: Role,
+}
+
+/// One page of targets in ID order, after member `after`. `next` is the cursor of the
+/// next page (the last member looked at), set while more may follow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetPage {
+    pub targets: Vec<AliasTarget>,
+    pub next: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    display_name: String,
+    email: String,
+    role: String,
+    login_enabled: bool,
+    grants_actor: i64,
+    grant_by_actor: i64,
+}
+
+/// The members the viewer may log in on behalf of, `limit` (1..=100) at a time. A
+/// session on behalf may not start another, so it has none.
+pub async fn aliaslogin_targets(
+    state: &crate::state::AppState,
+    request: &RequestContext,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<TargetPage, AppError> {
+    let session = request.require_session()?;
+    let empty = TargetPage {
+        targets: Vec::new(),
+        next: None,
+    };
+    if session.on_behalf.is_some() {
+        return Ok(empty);
+    }
+    let me = &session.member;
+    let limit = limit.clamp(1, MAX_TARGETS);
+    let actor = rule::Actor {
+        id: me.id,
+        role: me.role,
+        admin_access: me.admin_access,
+        on_behalf: false,
+    };
+    // The role grant reaches every lower rank (support and above, with admin access).
+    let lower: Vec<&str> = if me.role >= Role::Support && me.admin_access {
+        Role::ALL
+            .into_iter()
+            .filter(|r| r.rank() < me.role.rank())
+            .map(Role::as_str)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let by_role = if lower.is_empty() {
+        String::new()
+    } else {
+        let quoted: Vec<String> = lower.iter().map(|r| format!("'{r}'")).collect();
+        format!("m.role IN ({}) OR ", quoted.join(", "))
+    };
+    let sql = format!(
+        "SELECT m.id, m.display_name, m.email, m.role, m.login_enabled, \
+         (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $1) AS grants_actor, \
+         (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $1 \
+          AND p.granted_by = $1) AS grant_by_actor \
+         FROM members m WHERE m.deleted_at IS NULL AND m.login_enabled AND m.id <> $1 AND m.id > $2 \
+         AND ({by_role}m.id IN (SELECT member_id FROM proxy_permissions WHERE actor_id = $1)) \
+         ORDER BY m.id LIMIT $3"
+    );
+    let rows: Vec<Row> = with_db!(&state.db, pool => {
+        sqlx::query_as(&sql)
+            .bind(me.id)
+            .bind(after.unwrap_or(0))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+    });
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    let mut targets = Vec::with_capacity(rows.len());
+    for row in rows {
+        let role = stored_role(row.id, &row.role)?;
+        let target = rule::Target {
+            id: row.id,
+            role,
+            deleted: false,
+            login_enabled: row.login_enabled,
+            grants_actor: row.grants_actor > 0,
+            grant_written_by_actor: row.grant_by_actor > 0,
+        };
+        if rule::can_log_in_on_behalf(&actor, Some(&target)).is_ok() {
+            targets.push(AliasTarget {
+                id: row.id,
+                display_name: row.display_name,
+                email: row.email,
+                role,
+            });
+        }
+    }
+    Ok(TargetPage { targets, next })
+}

@@ -1,0 +1,193 @@
+//! Signing in and out, the profile, and login on behalf (Kuroco's `Login`,
+//! `Login::profile`, `alias_login`): the same services as the web pages.
+
+use app::{
+    auth::service as auth,
+    error::AppError,
+    on_behalf::{service as on_behalf, targets},
+    password::Password,
+    session::{clearing_cookie, find_live, session_cookie, token::Token},
+};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{
+    extract::{with_cookie, ApiError, ApiJson, ApiQuery, ApiResult, Caller},
+    types::*,
+    Errors,
+};
+use crate::http::ServerState;
+
+/// Whom a brand-new token acts as (read back exactly as the next request will).
+async fn session_of(state: &ServerState, token: &Token) -> ApiResult<app::context::CurrentSession> {
+    find_live(&state.app, token.expose())
+        .await?
+        .session
+        .ok_or_else(|| ApiError::from(AppError::Internal))
+}
+
+/// Sign in with email and password. Throttled per account and per client address.
+#[utoipa::path(post, path = "/api/v1/login", tag = "authentication",
+    request_body = LoginRequest,
+    responses((status = 200, description = "Signed in; the token is also set as the session cookie", body = TokenResponse), Errors))]
+pub async fn login(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let token = auth::sign_in(
+        &state.app,
+        &caller.context,
+        &body.email,
+        Password::new(body.password),
+    )
+    .await?;
+    let session = session_of(&state, &token).await?;
+    let cookie = session_cookie(&token, caller.context.https, state.app.settings.session_lifetime);
+    Ok(with_cookie(
+        StatusCode::OK,
+        TokenResponse::new(token.expose(), &session),
+        &cookie,
+    ))
+}
+
+/// End the session (on behalf: the session on behalf and the actor's own).
+#[utoipa::path(post, path = "/api/v1/logout", tag = "authentication",
+    responses((status = 204, description = "Signed out"), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn logout(State(state): State<ServerState>, caller: Caller) -> ApiResult<Response> {
+    auth::sign_out(&state.app, &caller.context).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = clearing_cookie(caller.context.https).parse() {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProfileQuery {
+    /// `aliaslogin_target` adds the members the caller may log in on behalf of.
+    #[param(max_length = 32)]
+    pub basic_info: Option<String>,
+    /// With `basic_info=aliaslogin_target`: the `aliaslogin_target_next_cursor` of the
+    /// previous page.
+    #[param(max_length = 20)]
+    pub cursor: Option<String>,
+    /// With `basic_info=aliaslogin_target`: targets per page (1 to 100, default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// Who the token acts as, and on whose behalf.
+#[utoipa::path(get, path = "/api/v1/profile", tag = "authentication", params(ProfileQuery),
+    responses((status = 200, body = Profile), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn profile(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ProfileQuery>,
+) -> ApiResult<Json<Profile>> {
+    let session = caller.context.require_session()?;
+    let mut profile = Profile {
+        member: Me::from(&session.member),
+        on_behalf: OnBehalfInfo::of(session),
+        aliaslogin_target: None,
+        aliaslogin_target_next_cursor: None,
+    };
+    match query.basic_info.as_deref() {
+        None | Some("") => {}
+        Some("aliaslogin_target") => {
+            let after = super::cursor(query.cursor.as_deref())?;
+            let limit = super::limit(query.limit, 50, targets::MAX_TARGETS)?;
+            let page = targets::aliaslogin_targets(&state.app, &caller.context, after, limit).await?;
+            profile.aliaslogin_target = Some(
+                page.targets
+                    .into_iter()
+                    .map(|t| AliasTargetView {
+                        id: t.id,
+                        display_name: t.display_name,
+                        email: t.email,
+                    })
+                    .collect(),
+            );
+            profile.aliaslogin_target_next_cursor = page.next.map(|id| id.to_string());
+        }
+        Some(_) => {
+            return Err(AppError::validation("basic_info", "basic_info takes aliaslogin_target.").into())
+        }
+    }
+    Ok(Json(profile))
+}
+
+/// Log in on behalf of a member: the caller's own password again, a reason, the rule
+/// and the lockout, exactly as in the web window. The caller's token ends; the new
+/// one acts as the member.
+#[utoipa::path(post, path = "/api/v1/alias_login", tag = "authentication",
+    request_body = AliasLoginRequest,
+    responses((status = 200, body = AliasLoginResponse), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn alias_login(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<AliasLoginRequest>,
+) -> ApiResult<Response> {
+    let token = on_behalf::start(
+        &state.app,
+        &caller.context,
+        body.member_id,
+        Password::new(body.password),
+        &body.reason,
+    )
+    .await?;
+    let session = session_of(&state, &token).await?;
+    let on_behalf = OnBehalfInfo::of(&session).ok_or_else(|| ApiError::from(AppError::Internal))?;
+    let TokenResponse {
+        token: text,
+        expires_at,
+        member,
+    } = TokenResponse::new(token.expose(), &session);
+    let cookie = session_cookie(
+        &token,
+        caller.context.https,
+        state.app.settings.on_behalf_max_duration,
+    );
+    Ok(with_cookie(
+        StatusCode::OK,
+        AliasLoginResponse {
+            token: text,
+            expires_at,
+            member,
+            on_behalf,
+        },
+        &cookie,
+    ))
+}
+
+/// Leave the session on behalf: a fresh token for the actor's own session.
+#[utoipa::path(post, path = "/api/v1/alias_logout", tag = "authentication",
+    responses((status = 200, body = TokenResponse), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn alias_logout(State(state): State<ServerState>, caller: Caller) -> ApiResult<Response> {
+    let (token, _) = on_behalf::leave(&state.app, &caller.context).await?;
+    let Some(token) = token else {
+        // The actor's own session is over too: there is no one to return to.
+        return Err(AppError::Unauthenticated.into());
+    };
+    let session = session_of(&state, &token).await?;
+    let cookie = session_cookie(&token, caller.context.https, state.app.settings.session_lifetime);
+    Ok(with_cookie(
+        StatusCode::OK,
+        TokenResponse::new(token.expose(), &session),
+        &cookie,
+    ))
+}

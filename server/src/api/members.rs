@@ -1,0 +1,326 @@
+//! Members and groups (admin access; changes for editors and super users): the
+//! services of the members list, the blade, the editor and the group pages.
+
+use app::{
+    error::AppError,
+    groups::service as groups,
+    members::{directory::proxies_of, search, service as members, ListParams, MemberEdit, PAGE_SIZE},
+    role::Role,
+};
+use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{
+    extract::{positive, ApiJson, ApiPath, ApiQuery, ApiResult, Caller},
+    types::*,
+    Errors,
+};
+use crate::http::ServerState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MembersQuery {
+    /// Search text: name or email prefixes, or an ID.
+    #[param(max_length = 100)]
+    pub q: Option<String>,
+    /// `member`, `support`, `editor` or `super_user`.
+    #[param(max_length = 20)]
+    pub role: Option<String>,
+    /// A group ID.
+    #[param(max_length = 20)]
+    pub group: Option<String>,
+    /// `id`, `name` (default), `email`, `role` or `last_sign_in`.
+    #[param(max_length = 20)]
+    pub sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    #[param(max_length = 4)]
+    pub dir: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(max_length = 20)]
+    pub cursor: Option<String>,
+    /// Members per page, 1 to 25 (default 25).
+    #[param(minimum = 1, maximum = 25)]
+    pub limit: Option<i64>,
+}
+
+/// One page of members, in the list's order.
+#[utoipa::path(get, path = "/api/v1/members", tag = "members", params(MembersQuery),
+    responses((status = 200, body = MemberList), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn list(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<MembersQuery>,
+) -> ApiResult<Json<MemberList>> {
+    let limit = super::limit(query.limit, PAGE_SIZE, PAGE_SIZE)?;
+    let params = ListParams {
+        q: query.q,
+        role: query.role,
+        group: query.group,
+        sort: query.sort,
+        dir: query.dir,
+        page: None,
+        after: super::cursor(query.cursor.as_deref())?.map(|id| id.to_string()),
+        before: None,
+    };
+    let page = search::list(&state.app, &caller.context, &params).await?;
+    let mut rows = page.members;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|m| m.id)
+    } else {
+        page.next
+    };
+    let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
+    let mut proxies = proxies_of(&state.app.db, &ids).await?;
+    Ok(Json(MemberList {
+        members: rows
+            .into_iter()
+            .map(|m| {
+                let permission = proxies.remove(&m.id).unwrap_or_default();
+                ApiMember::of(m, permission)
+            })
+            .collect(),
+        next_cursor: next.map(|id| id.to_string()),
+    }))
+}
+
+/// One member.
+#[utoipa::path(get, path = "/api/v1/members/{id}", tag = "members",
+    params(("id" = i64, Path, minimum = 1)),
+    responses((status = 200, body = ApiMember), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn get(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<ApiMember>> {
+    let id = positive(id, "member")?;
+    let detail = members::detail(&state.app, &caller.context, id).await?;
+    Ok(Json(ApiMember::from_detail(detail)))
+}
+
+/// The editor's whole form, as it stands, from what the blade shows.
+fn edit_of(detail: &app::members::MemberDetail) -> MemberEdit {
+    let member = &detail.member;
+    let ids = |ids: Vec<i64>| ids.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(",");
+    MemberEdit {
+        display_name: member.display_name.clone(),
+        email: member.email.clone(),
+        role: member.role.as_str().to_string(),
+        admin_access: member.admin_access,
+        login_enabled: member.login_enabled,
+        groups: ids(member.groups.iter().map(|g| g.id).collect()),
+        proxy_login_permission: ids(detail.proxy_login_permission.iter().map(|m| m.id).collect()),
+    }
+}
+
+/// Change any of a member's details; the rest stay. The editor's rules apply.
+#[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members",
+    params(("id" = i64, Path, minimum = 1)),
+    request_body = MemberPatch,
+    responses((status = 200, body = ApiMember), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn patch(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<MemberPatch>,
+) -> ApiResult<Json<ApiMember>> {
+    let id = positive(id, "member")?;
+    let detail = members::detail(&state.app, &caller.context, id).await?;
+    let mut edit = edit_of(&detail);
+    if let Some(name) = body.display_name {
+        edit.display_name = name;
+    }
+    if let Some(email) = body.email {
+        edit.email = email;
+    }
+    if let Some(role) = body.role {
+        edit.role = Role::from(role).as_str().to_string();
+    }
+    if let Some(admin_access) = body.admin_access {
+        edit.admin_access = admin_access;
+    }
+    if let Some(login_enabled) = body.login_enabled {
+        edit.login_enabled = login_enabled;
+    }
+    let saved = members::update(&state.app, &caller.context, id, edit).await?;
+    Ok(Json(ApiMember::from_detail(saved)))
+}
+
+/// Replace a member's proxy login permission. The editor's rules apply, including
+/// that no one adds themselves to a peer's permission.
+#[utoipa::path(put, path = "/api/v1/members/{id}/proxy_login_permission", tag = "members",
+    params(("id" = i64, Path, minimum = 1)),
+    request_body = ProxyPermission,
+    responses((status = 200, body = ApiMember), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn put_proxy_permission(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ProxyPermission>,
+) -> ApiResult<Json<ApiMember>> {
+    let id = positive(id, "member")?;
+    if body.member_ids.len() > app::members::MAX_IDS {
+        return Err(AppError::validation(
+            "member_ids",
+            format!("List at most {} IDs.", app::members::MAX_IDS),
+        )
+        .into());
+    }
+    if let Some(bad) = body.member_ids.iter().find(|id| **id < 1) {
+        return Err(AppError::validation("member_ids", format!("{bad} is not a member ID.")).into());
+    }
+    let detail = members::detail(&state.app, &caller.context, id).await?;
+    let mut edit = edit_of(&detail);
+    edit.proxy_login_permission = body
+        .member_ids
+        .iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let saved = members::update(&state.app, &caller.context, id, edit)
+        .await
+        .map_err(|error| match error {
+            // The editor's field is called proxy_login_permission; here it is member_ids.
+            AppError::Validation { field, message } if field == "proxy_login_permission" => {
+                AppError::Validation {
+                    field: "member_ids".into(),
+                    message,
+                }
+            }
+            other => other,
+        })?;
+    Ok(Json(ApiMember::from_detail(saved)))
+}
+
+/// All groups, by name (at most 1,000).
+#[utoipa::path(get, path = "/api/v1/groups", tag = "groups",
+    responses((status = 200, body = Vec<GroupView>), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn list_groups(
+    State(state): State<ServerState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<GroupView>>> {
+    let list = groups::list(&state.app, &caller.context).await?;
+    Ok(Json(list.groups.into_iter().map(GroupView::from).collect()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GroupPageQuery {
+    /// 1-based page of 25 members, by ID.
+    #[param(minimum = 1, maximum = 400)]
+    pub page: Option<i64>,
+}
+
+/// A group and one page of its members.
+#[utoipa::path(get, path = "/api/v1/groups/{id}/members", tag = "groups",
+    params(("id" = i64, Path, minimum = 1), GroupPageQuery),
+    responses((status = 200, body = GroupMembers), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn group_members(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<GroupPageQuery>,
+) -> ApiResult<Json<GroupMembers>> {
+    let id = positive(id, "group")?;
+    let page = groups::page(&state.app, &caller.context, id, query.page.unwrap_or(1)).await?;
+    let ids: Vec<i64> = page.members.iter().map(|m| m.id).collect();
+    let mut proxies = proxies_of(&state.app.db, &ids).await?;
+    Ok(Json(GroupMembers {
+        group: page.group.into(),
+        members: page
+            .members
+            .into_iter()
+            .map(|m| {
+                let permission = proxies.remove(&m.id).unwrap_or_default();
+                ApiMember::of(m, permission)
+            })
+            .collect(),
+        page: page.page,
+        pages: page.pages,
+    }))
+}
+
+/// Create a group (editors and super users).
+#[utoipa::path(post, path = "/api/v1/groups", tag = "groups",
+    request_body = GroupName,
+    responses((status = 201, body = GroupView), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn create_group(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<GroupName>,
+) -> ApiResult<impl IntoResponse> {
+    let group = groups::create(&state.app, &caller.context, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(GroupView::from(group))))
+}
+
+/// Rename a group (editors and super users).
+#[utoipa::path(patch, path = "/api/v1/groups/{id}", tag = "groups",
+    params(("id" = i64, Path, minimum = 1)),
+    request_body = GroupName,
+    responses((status = 200, body = GroupView), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn rename_group(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<GroupName>,
+) -> ApiResult<Json<GroupView>> {
+    let id = positive(id, "group")?;
+    let group = groups::rename(&state.app, &caller.context, id, &body.name).await?;
+    Ok(Json(group.into()))
+}
+
+/// Delete a group (editors and super users, when no member of it outranks them).
+#[utoipa::path(delete, path = "/api/v1/groups/{id}", tag = "groups",
+    params(("id" = i64, Path, minimum = 1)),
+    responses((status = 204, description = "Deleted"), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn delete_group(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let id = positive(id, "group")?;
+    groups::delete(&state.app, &caller.context, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Put a member in a group (editors and super users, for members up to their rank).
+#[utoipa::path(put, path = "/api/v1/groups/{id}/members/{member_id}", tag = "groups",
+    params(("id" = i64, Path, minimum = 1), ("member_id" = i64, Path, minimum = 1)),
+    responses((status = 204, description = "Added"), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn add_group_member(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiPath((id, member_id)): ApiPath<(i64, i64)>,
+) -> ApiResult<StatusCode> {
+    let (id, member_id) = (positive(id, "group")?, positive(member_id, "member")?);
+    groups::set_membership(&state.app, &caller.context, id, member_id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Take a member out of a group.
+#[utoipa::path(delete, path = "/api/v1/groups/{id}/members/{member_id}", tag = "groups",
+    params(("id" = i64, Path, minimum = 1), ("member_id" = i64, Path, minimum = 1)),
+    responses((status = 204, description = "Removed"), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn remove_group_member(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiPath((id, member_id)): ApiPath<(i64, i64)>,
+) -> ApiResult<StatusCode> {
+    let (id, member_id) = (positive(id, "group")?, positive(member_id, "member")?);
+    groups::set_membership(&state.app, &caller.context, id, member_id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,468 @@
+//! The JSON API's request and response bodies. They are the API's own contract,
+//! mapped from the app's types, so a change to a page cannot silently change the API;
+//! the OpenAPI document is generated from them.
+
+use app::{
+    clock::Millis,
+    context::{CurrentSession, MemberRow},
+    members::{MemberDetail, MemberSummary},
+    role::Role,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A role, lowest rank first.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiRole {
+    Member,
+    Support,
+    Editor,
+    SuperUser,
+}
+
+impl From<Role> for ApiRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Member => ApiRole::Member,
+            Role::Support => ApiRole::Support,
+            Role::Editor => ApiRole::Editor,
+            Role::SuperUser => ApiRole::SuperUser,
+        }
+    }
+}
+
+impl From<ApiRole> for Role {
+    fn from(role: ApiRole) -> Self {
+        match role {
+            ApiRole::Member => Role::Member,
+            ApiRole::Support => Role::Support,
+            ApiRole::Editor => Role::Editor,
+            ApiRole::SuperUser => Role::SuperUser,
+        }
+    }
+}
+
+/// A time as RFC 3339 in UTC, e.g. `2026-12-01T14:05:09Z`.
+pub fn rfc3339(at: Millis) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+// ---- errors -------------------------------------------------------------------------
+
+/// Every error: `{"error": {"code", "message", "field"?, "retry_after"?}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable snake_case code, e.g. `invalid_credentials`, `rank_not_lower`.
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+    /// The request field the error is about, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Seconds to wait (with a 429; also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+// ---- authentication and login on behalf ----------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(max_length = 254)]
+    pub email: String,
+    #[schema(max_length = 1024)]
+    pub password: String,
+}
+
+/// The caller as themselves or, on behalf, the member they act as.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub role: ApiRole,
+    pub admin_access: bool,
+}
+
+impl From<&MemberRow> for Me {
+    fn from(member: &MemberRow) -> Self {
+        Me {
+            id: member.id,
+            email: member.email.clone(),
+            display_name: member.display_name.clone(),
+            role: member.role.into(),
+            admin_access: member.admin_access,
+        }
+    }
+}
+
+/// A member named by ID.
+#[derive(Serialize, ToSchema)]
+pub struct Named {
+    pub id: i64,
+    pub display_name: String,
+}
+
+/// The session on behalf the token acts in.
+#[derive(Serialize, ToSchema)]
+pub struct OnBehalfInfo {
+    /// The real person acting.
+    pub actor: Named,
+    pub started_at: String,
+    pub expires_at: String,
+    pub reason: String,
+}
+
+fn expires_at(session: &CurrentSession) -> String {
+    rfc3339(session.absolute_expires_at.min(session.idle_expires_at))
+}
+
+impl OnBehalfInfo {
+    pub fn of(session: &CurrentSession) -> Option<OnBehalfInfo> {
+        session.on_behalf.as_ref().map(|on_behalf| OnBehalfInfo {
+            actor: Named {
+                id: on_behalf.actor.id,
+                display_name: on_behalf.actor.display_name.clone(),
+            },
+            started_at: rfc3339(session.created_at),
+            expires_at: expires_at(session),
+            reason: on_behalf.reason.clone(),
+        })
+    }
+}
+
+/// A new bearer token and whom it acts as.
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Send it as `Authorization: Bearer <token>`. Shown once; only its hash is stored.
+    pub token: String,
+    /// When the session ends at the latest without activity (it also ends at its
+    /// lifetime or when revoked).
+    pub expires_at: String,
+    pub member: Me,
+}
+
+impl TokenResponse {
+    pub fn new(token: &str, session: &CurrentSession) -> TokenResponse {
+        TokenResponse {
+            token: token.to_string(),
+            expires_at: expires_at(session),
+            member: Me::from(&session.member),
+        }
+    }
+}
+
+/// `alias_login`'s answer: a token acting as the member.
+#[derive(Serialize, ToSchema)]
+pub struct AliasLoginResponse {
+    pub token: String,
+    pub expires_at: String,
+    pub member: Me,
+    pub on_behalf: OnBehalfInfo,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AliasLoginRequest {
+    /// The member to act as.
+    #[schema(minimum = 1)]
+    pub member_id: i64,
+    /// The caller's own password, entered again.
+    #[schema(max_length = 1024)]
+    pub password: String,
+    /// Why (3 to 500 characters, one line), kept in the audit trail.
+    #[schema(max_length = 2000)]
+    pub reason: String,
+}
+
+/// A member the caller may log in on behalf of.
+#[derive(Serialize, ToSchema)]
+pub struct AliasTargetView {
+    pub id: i64,
+    pub display_name: String,
+    pub email: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Profile {
+    pub member: Me,
+    pub on_behalf: Option<OnBehalfInfo>,
+    /// With `basic_info=aliaslogin_target`: whom the caller may log in on behalf of
+    /// (one page, by ID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aliaslogin_target: Option<Vec<AliasTargetView>>,
+    /// With `basic_info=aliaslogin_target`: the `cursor` of the next page, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aliaslogin_target_next_cursor: Option<String>,
+}
+
+// ---- members and groups -----------------------------------------------------------
+
+#[derive(Serialize, ToSchema)]
+pub struct GroupRefView {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiMember {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub role: ApiRole,
+    pub admin_access: bool,
+    pub login_enabled: bool,
+    pub groups: Vec<GroupRefView>,
+    /// IDs of the members allowed to log in on this member's behalf.
+    pub proxy_login_permission: Vec<i64>,
+    /// As `YYYY-MM-DD HH:MM UTC`, or null if never.
+    pub last_sign_in_at: Option<String>,
+}
+
+impl ApiMember {
+    pub fn of(summary: MemberSummary, proxy_login_permission: Vec<i64>) -> ApiMember {
+        ApiMember {
+            id: summary.id,
+            email: summary.email,
+            display_name: summary.display_name,
+            role: summary.role.into(),
+            admin_access: summary.admin_access,
+            login_enabled: summary.login_enabled,
+            groups: summary
+                .groups
+                .into_iter()
+                .map(|g| GroupRefView {
+                    id: g.id,
+                    name: g.name,
+                })
+                .collect(),
+            proxy_login_permission,
+            last_sign_in_at: summary.last_sign_in,
+        }
+    }
+
+    pub fn from_detail(detail: MemberDetail) -> ApiMember {
+        let proxies = detail.proxy_login_permission.iter().map(|m| m.id).collect();
+        ApiMember::of(detail.member, proxies)
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberList {
+    pub members: Vec<ApiMember>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Any of the fields; the others stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberPatch {
+    #[schema(max_length = 200)]
+    pub display_name: Option<String>,
+    #[schema(max_length = 254)]
+    pub email: Option<String>,
+    pub role: Option<ApiRole>,
+    pub admin_access: Option<bool>,
+    pub login_enabled: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyPermission {
+    /// The whole permission: IDs of the members who may log in on this member's behalf.
+    #[schema(max_items = 100)]
+    pub member_ids: Vec<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GroupView {
+    pub id: i64,
+    pub name: String,
+    pub member_count: i64,
+}
+
+impl From<app::groups::GroupSummary> for GroupView {
+    fn from(group: app::groups::GroupSummary) -> Self {
+        GroupView {
+            id: group.id,
+            name: group.name,
+            member_count: group.member_count,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GroupMembers {
+    pub group: GroupView,
+    pub members: Vec<ApiMember>,
+    pub page: i64,
+    pub pages: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupName {
+    #[schema(max_length = 200)]
+    pub name: String,
+}
+
+// ---- the member's own area ----------------------------------------------------------
+
+#[derive(Serialize, ToSchema)]
+pub struct ProductView {
+    pub id: i64,
+    pub name: String,
+    pub price_cents: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: i64,
+    pub product: String,
+    pub quantity: i64,
+    pub total_cents: i64,
+    /// As `YYYY-MM-DD HH:MM UTC`.
+    pub placed_at: String,
+    /// The real person who placed it on the member's behalf (display name), or null.
+    pub placed_by: Option<String>,
+}
+
+impl From<app::orders::Order> for OrderView {
+    fn from(order: app::orders::Order) -> Self {
+        OrderView {
+            id: order.id,
+            product: order.product,
+            quantity: order.quantity,
+            total_cents: order.total_cents,
+            placed_at: order.placed,
+            placed_by: order.placed_on_behalf_by,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderCreated {
+    pub order: OrderView,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    #[schema(minimum = 1)]
+    pub product_id: i64,
+    #[schema(minimum = 1, maximum = 999)]
+    pub quantity: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionItem {
+    pub id: i64,
+    pub device: String,
+    pub ip: Option<String>,
+    pub started: String,
+    pub last_seen: String,
+    /// The session this request came with.
+    pub current: bool,
+    /// On behalf of the member: who is acting (display name).
+    pub on_behalf_by: Option<String>,
+    /// The caller's own session, waiting while they act on someone's behalf.
+    pub waiting: bool,
+}
+
+impl From<app::account::SessionView> for SessionItem {
+    fn from(s: app::account::SessionView) -> Self {
+        SessionItem {
+            id: s.id,
+            device: s.device,
+            ip: s.ip,
+            started: s.started,
+            last_seen: s.last_seen,
+            current: s.current,
+            on_behalf_by: s.on_behalf_by,
+            waiting: s.waiting,
+        }
+    }
+}
+
+/// A session someone had on the member's behalf.
+#[derive(Serialize, ToSchema)]
+pub struct AccessItem {
+    pub session_id: i64,
+    pub actor_name: String,
+    pub started: String,
+    pub ended: Option<String>,
+    pub end_reason: Option<String>,
+    pub minutes: i64,
+    pub reason: String,
+    /// Changes recorded during it.
+    pub actions: i64,
+}
+
+impl From<app::account::AccessRecord> for AccessItem {
+    fn from(r: app::account::AccessRecord) -> Self {
+        AccessItem {
+            session_id: r.session_id,
+            actor_name: r.actor_name,
+            started: r.started,
+            ended: r.ended,
+            end_reason: r.end_reason,
+            minutes: r.minutes,
+            reason: r.reason,
+            actions: r.actions,
+        }
+    }
+}
+
+// ---- audit ------------------------------------------------------------------------
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditItem {
+    pub id: i64,
+    pub at: String,
+    /// The real person who acted.
+    pub actor: Option<Named>,
+    /// Whose account it concerned.
+    pub subject: Option<Named>,
+    /// The session on behalf it happened in.
+    pub session_id: Option<i64>,
+    pub action: String,
+    pub object: Option<String>,
+    /// The record's details (JSON text).
+    pub details: String,
+    pub ip: Option<String>,
+}
+
+impl From<app::audit::AuditRow> for AuditItem {
+    fn from(r: app::audit::AuditRow) -> Self {
+        let named = |(id, display_name): (i64, String)| Named { id, display_name };
+        AuditItem {
+            id: r.id,
+            at: r.at,
+            actor: r.actor.map(named),
+            subject: r.subject.map(named),
+            session_id: r.session_id,
+            action: r.action,
+            object: r.object,
+            details: r.details,
+            ip: r.ip,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    pub records: Vec<AuditItem>,
+    /// Pass as `cursor` for the next (older) page; null on the last.
+    pub next_cursor: Option<String>,
+}
