@@ -10,7 +10,7 @@ CARGO_LEPTOS_VERSION := 0.3.10
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3; exit }' Cargo.lock)
 SITE_ROOT := $(CURDIR)/target/site
 
-.PHONY: run test build tools chromium node-modules fmt lint unit wasm-budget e2e bench clean
+.PHONY: run test build tools chromium node-modules fmt lint unit wasm-budget contract e2e bench clean
 
 ## run: build in release mode, create a first super user if there is none, serve on http://127.0.0.1:3000
 run: build
@@ -18,8 +18,9 @@ run: build
 	LEPTOS_SITE_ROOT=$(SITE_ROOT) ./target/release/behalf serve
 
 ## test: formatting, clippy, unit and integration tests (SQLite, and PostgreSQL when
-## BEHALF_TEST_POSTGRES_URL is set), then Playwright against a fresh release build
-test: tools chromium fmt lint unit build wasm-budget e2e
+## BEHALF_TEST_POSTGRES_URL is set), then against a fresh release build: the JSON API's
+## contract fuzzer (schemathesis) and Playwright
+test: tools chromium fmt lint unit build wasm-budget contract e2e
 
 ## build: the release server and WebAssembly (views type-erased: see Cargo.toml)
 build: tools
@@ -46,6 +47,11 @@ wasm-budget:
 	total=$$(( (wasm + js + 1023) / 1024 )); \
 	echo "first page download: behalf.wasm $$(( wasm / 1024 )) KB + JS $$(( js / 1024 )) KB gzip -9 = $$total KB (budget $(WASM_BUDGET_KB) KB)"; \
 	[ $$total -le $(WASM_BUDGET_KB) ] || { echo "the first page's download is over budget"; exit 1; }
+
+## contract: schemathesis (PyPI, in a virtualenv under target/) fuzzes the JSON API of the
+## release server from its own OpenAPI document: no server error, every response as documented
+contract:
+	end2end/contract.sh
 
 e2e: chromium node-modules
 	end2end/run.sh

@@ -76,31 +76,39 @@ test('from the blade, Login on behalf opens a new window; a wrong password is re
   await expect(popup.getByText(SUPPORT.name).first()).toBeVisible();
 });
 
-test('the Login as menu lists the members whose proxy login permission names you', async ({ page, context }) => {
-  // Ada gives herself proxy login permission for Ann, in the member editor.
+test('the Login as menu lists the members with admin access whose proxy login permission names you', async ({ page, context }) => {
+  // Ada gives herself proxy login permission for Sam (admin access) and for Ann (none),
+  // in the member editor.
   await signedIn(page, ADMIN.email);
   const adaId = await memberId(page, ADMIN);
+  const samId = await memberId(page, SUPPORT);
   const annId = await memberId(page, MEMBER);
-  await page.goto(`/admin/members/${annId}`);
-  await hydrated(page);
-  const blade = page.getByRole('dialog', { name: 'User information' });
-  await blade.getByRole('button', { name: 'Edit' }).click();
-  const proxies = blade.getByLabel('Proxy login permission', { exact: true });
-  const current = await proxies.inputValue();
-  if (!current.split(/[ ,]+/).includes(adaId)) {
-    await proxies.fill(current ? `${current}, ${adaId}` : adaId);
-    await blade.getByRole('button', { name: 'Save' }).click();
-    await expect(blade.getByRole('button', { name: 'Save' })).toHaveCount(0);
+  for (const id of [samId, annId]) {
+    await page.goto(`/admin/members/${id}`);
+    await hydrated(page);
+    const blade = page.getByRole('dialog', { name: 'User information' });
+    await blade.getByRole('button', { name: 'Edit' }).click();
+    const proxies = blade.getByLabel('Proxy login permission', { exact: true });
+    const current = await proxies.inputValue();
+    if (!current.split(/[ ,]+/).includes(adaId)) {
+      await proxies.fill(current ? `${current}, ${adaId}` : adaId);
+      await blade.getByRole('button', { name: 'Save' }).click();
+      await expect(blade.getByRole('button', { name: 'Save' })).toHaveCount(0);
+    }
   }
 
   await page.goto('/');
   await hydrated(page);
   await page.getByRole('button', { name: 'Login as' }).click();
-  const entry = page.getByRole('link', { name: new RegExp(MEMBER.name) });
+  const menu = page.getByRole('list', { name: 'Log in on behalf of' });
+  const entry = menu.getByRole('link', { name: new RegExp(SUPPORT.name) });
   await expect(entry).toBeVisible();
+  // As in Kuroco, a member without admin access is reached from the blade, not here.
+  await expect(menu.getByRole('link', { name: new RegExp(MEMBER.name) })).toHaveCount(0);
+  await expect(page.getByText('Only members with admin access are listed here.')).toBeVisible();
   const [popup] = await Promise.all([context.waitForEvent('page'), entry.click()]);
   await popup.waitForLoadState();
-  await expect(popup).toHaveURL(new RegExp(`/on-behalf/${annId}$`));
+  await expect(popup).toHaveURL(new RegExp(`/on-behalf/${samId}$`));
   await expect(popup.getByLabel('Your password')).toBeVisible();
 });
 

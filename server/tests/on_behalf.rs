@@ -661,6 +661,19 @@ async fn the_login_as_menu_lists_explicit_grants_the_rule_allows(backend: Backen
         ))
         .await;
     }
+    // As in Kuroco, the menu lists members with admin access only (Zoe has none; she
+    // is reached from her blade). Amy is a member given admin access.
+    app.execute(&format!("UPDATE members SET admin_access = TRUE WHERE id = {amy}"))
+        .await;
+    // Pat's groups come with the entry (one person's accounts per group differ by them).
+    app.execute(&format!(
+        "INSERT INTO groups (name, name_key, member_count, created_at, updated_at) VALUES ('Acme', 'acme', 1, {now}, {now})"
+    ))
+    .await;
+    app.execute(&format!(
+        "INSERT INTO group_members (group_id, member_id, added_at) SELECT id, {pat}, {now} FROM groups WHERE name = 'Acme'"
+    ))
+    .await;
     let (client, _) = signed_in(&app, "sam@example.com").await;
     let (status, body, _) = post(&app, &client, "/api/on-behalf/candidates", &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -670,8 +683,11 @@ async fn the_login_as_menu_lists_explicit_grants_the_rule_allows(backend: Backen
         .iter()
         .map(|c| c["display_name"].as_str().unwrap())
         .collect();
-    // By name; an equal rank by explicit grant is allowed, a higher one and a disabled member are not.
-    assert_eq!(names, ["Amy Member", "Pat Support", "Zoe Member"]);
+    // By name; an equal rank by explicit grant is allowed, a higher one, a disabled
+    // member and a member without admin access are not.
+    assert_eq!(names, ["Amy Member", "Pat Support"]);
+    assert_eq!(body[1]["groups"], serde_json::json!(["Acme"]));
+    assert_eq!(body[0]["groups"], serde_json::json!([]));
     // Nobody without a session.
     let (status, _, _) = post(&app, &app.client(), "/api/on-behalf/candidates", &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

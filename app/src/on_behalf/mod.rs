@@ -33,6 +33,8 @@ pub struct Candidate {
     pub id: i64,
     pub display_name: String,
     pub role: Role,
+    /// The member's groups, by name (one person's accounts per group differ by these).
+    pub groups: Vec<String>,
 }
 
 /// Checks a reason as typed: trimmed, 3 to 500 characters, no control characters.
@@ -111,8 +113,8 @@ pub async fn leave_on_behalf() -> Result<String, AppError> {
     }
 }
 
-/// The "Login as" menu: the members whose proxy login permission names the viewer
-/// and whom the rule lets them log in as.
+/// The "Login as" menu: the members with admin access whose proxy login permission
+/// names the viewer and whom the rule lets them log in as.
 #[server(prefix = "/api", endpoint = "on-behalf/candidates", input = PostUrl)]
 pub async fn login_as_candidates() -> Result<Vec<Candidate>, AppError> {
     use crate::server::server_context;

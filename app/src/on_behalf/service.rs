@@ -390,8 +390,11 @@ pub async fn leave(state: &AppState, request: &RequestContext) -> Result<(Option
     Ok((token, session.member.id))
 }
 
-/// The "Login as" menu: members whose proxy login permission names the viewer and
-/// whom the rule allows, by name (at most 50).
+/// The "Login as" menu: members with admin access whose proxy login permission names
+/// the viewer and whom the rule allows, by name (at most 50), each with its groups (a
+/// person with one account per group tells them apart so). As in Kuroco, members
+/// without admin access are not listed: they are reached from their blade, or by a
+/// frontend through `alias_login`.
 pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Vec<Candidate>, AppError> {
     let session = request.require_session()?;
     if session.on_behalf.is_some() {
@@ -401,7 +404,8 @@ pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Ve
         sqlx::query_as(
             "SELECT m.id, m.display_name, m.role, m.login_enabled, p.granted_by FROM proxy_permissions p \
              JOIN members m ON m.id = p.member_id \
-             WHERE p.actor_id = $1 AND m.deleted_at IS NULL ORDER BY m.name_key, m.id LIMIT 200",
+             WHERE p.actor_id = $1 AND m.deleted_at IS NULL AND m.admin_access \
+             ORDER BY m.name_key, m.id LIMIT 200",
         )
         .bind(session.member.id)
         .fetch_all(pool)
@@ -413,7 +417,7 @@ pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Ve
         admin_access: session.member.admin_access,
         on_behalf: false,
     };
-    Ok(rows
+    let mut list: Vec<Candidate> = rows
         .into_iter()
         .filter_map(|(id, display_name, role, login_enabled, granted_by)| {
             let role = stored_role(id, &role).ok()?;
@@ -430,10 +434,31 @@ pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Ve
                 id,
                 display_name,
                 role,
+                groups: Vec::new(),
             })
         })
         .take(50)
-        .collect())
+        .collect();
+    if list.is_empty() {
+        return Ok(list);
+    }
+    let ids: Vec<String> = list.iter().map(|c| c.id.to_string()).collect();
+    // IDs are numbers from the query above, never text from the request.
+    let groups: Vec<(i64, String)> = with_db!(&state.db, pool => {
+        sqlx::query_as(&format!(
+            "SELECT gm.member_id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id \
+             WHERE gm.member_id IN ({}) ORDER BY g.name_key, g.id",
+            ids.join(", ")
+        ))
+        .fetch_all(pool)
+        .await?
+    });
+    for (member, name) in groups {
+        if let Some(candidate) = list.iter_mut().find(|c| c.id == member) {
+            candidate.groups.push(name);
+        }
+    }
+    Ok(list)
 }
 
 #[cfg(test)]

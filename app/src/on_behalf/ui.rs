@@ -206,8 +206,21 @@ fn js_sys_now() -> i64 {
     }
 }
 
-/// "Login as" in the header: the members whose proxy login permission names the
-/// viewer; each opens the on-behalf window.
+/// Under the "Login as" menu: why a member one may log in as can be missing from it.
+const NOT_LISTED: &str =
+    "Only members with admin access are listed here. Reach other members from their User information blade.";
+
+/// " · Support · Acme Retail, Hooli Cloud": the role and the groups of a menu entry.
+fn candidate_detail(role: crate::role::Role, groups: &[String]) -> String {
+    if groups.is_empty() {
+        format!(" · {}", role.label())
+    } else {
+        format!(" · {} · {}", role.label(), groups.join(", "))
+    }
+}
+
+/// "Login as" in the header: the members with admin access whose proxy login
+/// permission names the viewer; each opens the on-behalf window.
 #[component]
 pub fn LoginAsMenu() -> impl IntoView {
     let open = RwSignal::new(false);
@@ -235,7 +248,10 @@ pub fn LoginAsMenu() -> impl IntoView {
                         None => view! { <p class="loading">"Loading…"</p> }.into_any(),
                         Some(Err(error)) => view! { <ErrorPanel error/> }.into_any(),
                         Some(Ok(list)) if list.is_empty() => view! {
-                            <p class="muted">"No member's proxy login permission names you."</p>
+                            <p class="muted">
+                                "No member with admin access has a proxy login permission that names you."
+                            </p>
+                            <p class="muted login-as-note">{NOT_LISTED}</p>
                         }
                         .into_any(),
                         Some(Ok(list)) => view! {
@@ -245,12 +261,14 @@ pub fn LoginAsMenu() -> impl IntoView {
                                     .map(|c| view! {
                                         <li>
                                             <a href=format!("/on-behalf/{}", c.id) target="_blank">
-                                                {c.display_name} <span class="muted">{format!(" · {}", c.role.label())}</span>
+                                                {c.display_name}
+                                                <span class="muted">{candidate_detail(c.role, &c.groups)}</span>
                                             </a>
                                         </li>
                                     })
                                     .collect_view()}
                             </ul>
+                            <p class="muted login-as-note">{NOT_LISTED}</p>
                         }
                         .into_any(),
                     }}

@@ -470,19 +470,52 @@ async fn insert_all(
     Ok(inserted)
 }
 
-/// A few proxy login permissions among the first members: members 11–20 let the
-/// first support engineer (member 4) log in on their behalf, members 21–25 the
-/// first editor (member 2), as a new user would set up.
+/// Whose proxy login permission names whom, among the first `count` seeded members:
+/// the first support engineer (member 4) and the first editor (member 2) each get a
+/// few colleagues with admin access (listed in their **Login as** menu) and a few
+/// plain members (reached from the blade, or by `alias_login`). Written by the first
+/// super user, as a new installation would set them up. Pairs of (target, actor)
+/// indexes, from the roles the seed gives.
+pub fn proxy_grants(seed: u64, count: u64) -> Vec<(usize, usize)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let people: Vec<SeedMember> = (0..count.min(400)).map(|i| member(&mut rng, seed, i)).collect();
+    let usable = |i: usize| people.get(i).is_some_and(|m| m.login_enabled);
+    let plain: Vec<usize> = (10..people.len())
+        .filter(|i| usable(*i) && people[*i].role == Role::Member)
+        .take(10)
+        .collect();
+    let (support, editor) = (3, 1);
+    let mut pairs = Vec::new();
+    // Colleagues with admin access: the other support engineers for the support
+    // engineer; an editor and two support engineers for the editor.
+    for target in [4, 5, 6] {
+        if usable(target) && usable(support) {
+            pairs.push((target, support));
+        }
+    }
+    for target in [2, 5, 6] {
+        if usable(target) && usable(editor) {
+            pairs.push((target, editor));
+        }
+    }
+    for (n, target) in plain.into_iter().enumerate() {
+        pairs.push((target, if n < 5 { support } else { editor }));
+    }
+    pairs
+}
+
 async fn grant_proxy_permissions(db: &Db, seed: u64, count: u64) -> CliResult<()> {
     if count < 25 {
         return Ok(());
     }
+    let pairs = proxy_grants(seed, count);
     let mut rng = StdRng::seed_from_u64(seed);
-    let first: Vec<String> = (0..25)
+    let wanted = pairs.iter().map(|(t, a)| (*t).max(*a)).max().unwrap_or(0) + 1;
+    let keys: Vec<String> = (0..wanted as u64)
         .map(|i| member(&mut rng, seed, i).email.to_lowercase())
         .collect();
     let mut ids = Vec::new();
-    for key in &first {
+    for key in &keys {
         let found: Option<(i64,)> = with_db!(db, pool => {
             sqlx::query_as("SELECT id FROM members WHERE email_key = $1")
                 .bind(key)
@@ -491,20 +524,19 @@ async fn grant_proxy_permissions(db: &Db, seed: u64, count: u64) -> CliResult<()
         });
         ids.push(found.map(|(id,)| id));
     }
-    let pairs = (10..20)
-        .map(|target| (target, 3))
-        .chain((20..25).map(|target| (target, 1)));
+    let granted_by = ids[0];
     with_db!(db, pool => {
         let mut tx = pool.begin_write().await?;
         for (target, actor) in pairs {
             if let (Some(target), Some(actor)) = (ids[target], ids[actor]) {
                 sqlx::query(
-                    "INSERT INTO proxy_permissions (member_id, actor_id, created_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
+                    "INSERT INTO proxy_permissions (member_id, actor_id, created_at, granted_by) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 )
                 .bind(target)
                 .bind(actor)
                 .bind(EPOCH_2024)
+                .bind(granted_by)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -521,6 +553,29 @@ mod tests {
     fn population(seed: u64, n: u64) -> Vec<SeedMember> {
         let mut rng = StdRng::seed_from_u64(seed);
         (0..n).map(|i| member(&mut rng, seed, i)).collect()
+    }
+
+    #[test]
+    fn the_demo_agents_get_colleagues_for_login_as_and_members_for_the_blade() {
+        for seed in [1, 7, 42] {
+            let people = population(seed, 400);
+            let pairs = proxy_grants(seed, 400);
+            for actor in [1, 3] {
+                let targets: Vec<&SeedMember> = pairs
+                    .iter()
+                    .filter(|(_, a)| *a == actor)
+                    .map(|(t, _)| &people[*t])
+                    .collect();
+                let with_access = targets.iter().filter(|m| m.admin_access).count();
+                let plain = targets.iter().filter(|m| !m.admin_access).count();
+                assert!(with_access >= 2, "seed {seed}, actor {actor}: {with_access} in Login as");
+                assert_eq!(plain, 5, "seed {seed}, actor {actor}");
+                for target in targets {
+                    assert!(target.login_enabled);
+                    assert!(target.role.rank() <= people[actor].role.rank(), "no grant to a higher rank");
+                }
+            }
+        }
     }
 
     #[test]
