@@ -134,6 +134,72 @@ async fn run(db: Db, label: &str, argon2_median: f64) {
         signin_median - argon2_median
     );
     switch(&url, argon2_median).await;
+    api(&url).await;
+}
+
+/// The JSON API: sign-in with a bearer token, then alias_login and alias_logout in turn.
+async fn api(url: &dyn Fn(&str) -> String) {
+    let client = reqwest::Client::new();
+    let mut logins = Vec::new();
+    let mut token = String::new();
+    for i in 0..60 {
+        let started = Instant::now();
+        let response = client
+            .post(url("/api/v1/login"))
+            .json(&serde_json::json!({ "email": "sam@example.com", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "api login: {}", response.status());
+        let body: serde_json::Value = response.json().await.unwrap();
+        token = body["token"].as_str().unwrap().to_string();
+        if i >= 10 {
+            logins.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    summary("API sign-in (POST /api/v1/login)", logins);
+    let me: serde_json::Value = client
+        .get(url("/api/v1/profile"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ann = me["member"]["id"].as_i64().unwrap() + 1;
+    let (mut aliases, mut backs) = (Vec::new(), Vec::new());
+    for i in 0..70 {
+        let t0 = Instant::now();
+        let response = client
+            .post(url("/api/v1/alias_login"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "member_id": ann, "password": PASSWORD, "reason": "benchmark" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "alias_login: {}", response.status());
+        let body: serde_json::Value = response.json().await.unwrap();
+        let member = body["token"].as_str().unwrap().to_string();
+        let t1 = Instant::now();
+        let response = client
+            .post(url("/api/v1/alias_logout"))
+            .bearer_auth(&member)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "alias_logout: {}", response.status());
+        let body: serde_json::Value = response.json().await.unwrap();
+        token = body["token"].as_str().unwrap().to_string();
+        let t2 = Instant::now();
+        if i >= 10 {
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+            aliases.push(ms(t0, t1));
+            backs.push(ms(t1, t2));
+        }
+    }
+    summary("API alias_login (re-authentication included)", aliases);
+    summary("API alias_logout", backs);
 }
 
 /// A whole switch: start a session on behalf (with re-authentication), the first
