@@ -22,9 +22,10 @@ run: build
 ## contract fuzzer (schemathesis) and Playwright
 test: tools chromium fmt lint unit build wasm-budget contract e2e
 
-## build: the release server and WebAssembly (views type-erased: see Cargo.toml)
+## build: the release server and the split, type-erased WebAssembly (pages a member's first
+## page does not need are chunks loaded when first visited)
 build: tools
-	cargo leptos build --release
+	cargo leptos build --release --split
 
 fmt:
 	cargo fmt --all -- --check
@@ -37,10 +38,10 @@ unit:
 	@if [ -z "$${BEHALF_TEST_POSTGRES_URL:-}" ]; then echo "note: BEHALF_TEST_POSTGRES_URL is not set, so the PostgreSQL variants of the database tests will be skipped"; fi
 	cargo test -p app -p server
 
-## wasm-budget: what a member's first page downloads (the .wasm and its JS glue, gzip -9)
-## must stay within WASM_BUDGET_KB. The target is 300 KB; until it is met, the budget is
-## held just above what the build measures, so it can only go down.
-WASM_BUDGET_KB := 530
+## wasm-budget: what a member's first page downloads (the main .wasm, its JS glue and the
+## split loader, gzip -9) must stay within WASM_BUDGET_KB. The target is 300 KB; until it
+## is met, the budget is held just above what the build measures, so it can only go down.
+WASM_BUDGET_KB := 325
 wasm-budget:
 	@wasm=$$(gzip -9 -c $(SITE_ROOT)/pkg/behalf.wasm | wc -c); \
 	js=$$(cat $(SITE_ROOT)/pkg/behalf.js $$(ls $(SITE_ROOT)/pkg/__wasm_split*.js 2>/dev/null) | gzip -9 | wc -c); \

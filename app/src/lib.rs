@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{ParentRoute, Route, Router, Routes},
-    ParamSegment, SsrMode, StaticSegment,
+    lazy_route, Lazy, LazyRoute, ParamSegment, SsrMode, StaticSegment,
 };
 
 // The lower layer: imports nothing above it.
@@ -56,6 +56,165 @@ use crate::{
     ui::{NotFound, ViewerResource},
 };
 
+// Pages that a member's first page does not need, as routes loaded when first visited:
+// with `cargo leptos build --split` the code of each is a chunk of its own (the server
+// renders them as any other page; the browser fetches the chunk to hydrate one). Only
+// the sign-in page and My account are in the first download.
+
+struct OrdersRoute;
+
+#[lazy_route]
+impl LazyRoute for OrdersRoute {
+    fn data() -> Self {
+        OrdersRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <OrdersPage/> }.into_any()
+    }
+}
+
+struct SessionsRoute;
+
+#[lazy_route]
+impl LazyRoute for SessionsRoute {
+    fn data() -> Self {
+        SessionsRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <SessionsPage/> }.into_any()
+    }
+}
+
+struct AccessHistoryRoute;
+
+#[lazy_route]
+impl LazyRoute for AccessHistoryRoute {
+    fn data() -> Self {
+        AccessHistoryRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <AccessHistoryPage/> }.into_any()
+    }
+}
+
+struct OnBehalfRoute;
+
+#[lazy_route]
+impl LazyRoute for OnBehalfRoute {
+    fn data() -> Self {
+        OnBehalfRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <OnBehalfPage/> }.into_any()
+    }
+}
+
+struct MembersRoute;
+
+#[lazy_route]
+impl LazyRoute for MembersRoute {
+    fn data() -> Self {
+        MembersRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <MembersPage/> }.into_any()
+    }
+}
+
+struct MemberBladeRouteLazy;
+
+#[lazy_route]
+impl LazyRoute for MemberBladeRouteLazy {
+    fn data() -> Self {
+        MemberBladeRouteLazy
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <MemberBladeRoute/> }.into_any()
+    }
+}
+
+struct AuditRoute;
+
+#[lazy_route]
+impl LazyRoute for AuditRoute {
+    fn data() -> Self {
+        AuditRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <AuditPage/> }.into_any()
+    }
+}
+
+struct TimelineRoute;
+
+#[lazy_route]
+impl LazyRoute for TimelineRoute {
+    fn data() -> Self {
+        TimelineRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <SessionTimelinePage/> }.into_any()
+    }
+}
+
+struct GroupsRoute;
+
+#[lazy_route]
+impl LazyRoute for GroupsRoute {
+    fn data() -> Self {
+        GroupsRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <GroupsPage/> }.into_any()
+    }
+}
+
+struct GroupDetailRoute;
+
+#[lazy_route]
+impl LazyRoute for GroupDetailRoute {
+    fn data() -> Self {
+        GroupDetailRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <GroupDetailPage/> }.into_any()
+    }
+}
+
+struct GroupBladeRouteLazy;
+
+#[lazy_route]
+impl LazyRoute for GroupBladeRouteLazy {
+    fn data() -> Self {
+        GroupBladeRouteLazy
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <GroupBladeRoute/> }.into_any()
+    }
+}
+
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -82,12 +241,7 @@ pub fn App() -> impl IntoView {
     let viewer = Resource::new_blocking(|| (), |_| auth::whoami());
     provide_context(ViewerResource(viewer));
 
-    // Lets tests (and people reading the DOM) know the page has come alive.
-    Effect::new(move |_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
+    // (The body is marked `data-hydrated` by the frontend once hydration has finished.)
 
     view! {
         <Stylesheet id="leptos" href="/pkg/behalf.css"/>
@@ -109,56 +263,56 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async/>
                     <Route
                         path=(StaticSegment("account"), StaticSegment("orders"))
-                        view=OrdersPage
+                        view={Lazy::<OrdersRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=(StaticSegment("account"), StaticSegment("sessions"))
-                        view=SessionsPage
+                        view={Lazy::<SessionsRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=(StaticSegment("account"), StaticSegment("access-history"))
-                        view=AccessHistoryPage
+                        view={Lazy::<AccessHistoryRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=(StaticSegment("on-behalf"), ParamSegment("id"))
-                        view=OnBehalfPage
+                        view={Lazy::<OnBehalfRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <ParentRoute
                         path=(StaticSegment("admin"), StaticSegment("members"))
-                        view=MembersPage
+                        view={Lazy::<MembersRoute>::new()}
                         ssr=SsrMode::Async
                     >
                         <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
-                        <Route path=ParamSegment("id") view=MemberBladeRoute ssr=SsrMode::Async/>
+                        <Route path=ParamSegment("id") view={Lazy::<MemberBladeRouteLazy>::new()} ssr=SsrMode::Async/>
                     </ParentRoute>
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("audit"))
-                        view=AuditPage
+                        view={Lazy::<AuditRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("audit"), StaticSegment("sessions"), ParamSegment("id"))
-                        view=SessionTimelinePage
+                        view={Lazy::<TimelineRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("groups"))
-                        view=GroupsPage
+                        view={Lazy::<GroupsRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <ParentRoute
                         path=(StaticSegment("admin"), StaticSegment("groups"), ParamSegment("group"))
-                        view=GroupDetailPage
+                        view={Lazy::<GroupDetailRoute>::new()}
                         ssr=SsrMode::Async
                     >
                         <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
                         <Route
                             path=(StaticSegment("members"), ParamSegment("id"))
-                            view=GroupBladeRoute
+                            view={Lazy::<GroupBladeRouteLazy>::new()}
                             ssr=SsrMode::Async
                         />
                     </ParentRoute>

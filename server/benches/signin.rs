@@ -178,7 +178,11 @@ async fn api(url: &dyn Fn(&str) -> String) {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "alias_login: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "alias_login: {}",
+            response.status()
+        );
         let body: serde_json::Value = response.json().await.unwrap();
         let member = body["token"].as_str().unwrap().to_string();
         let t1 = Instant::now();
@@ -188,7 +192,11 @@ async fn api(url: &dyn Fn(&str) -> String) {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "alias_logout: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "alias_logout: {}",
+            response.status()
+        );
         let body: serde_json::Value = response.json().await.unwrap();
         token = body["token"].as_str().unwrap().to_string();
         let t2 = Instant::now();

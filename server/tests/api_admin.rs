@@ -16,6 +16,7 @@ on_both_databases!(
     groups_are_managed_as_on_the_web,
     sessions_and_access_history_are_the_callers_own,
     the_audit_trail_is_for_editors,
+    parallel_partial_changes_never_undo_each_other,
 );
 
 async fn call(
@@ -539,5 +540,78 @@ async fn the_audit_trail_is_for_editors(backend: Backend) {
         "no undocumented extra: {:?}",
         paths.keys().collect::<Vec<_>>()
     );
+    app.finish().await;
+}
+
+/// A rename and a permission change of one member, sent together many times: each is
+/// applied to what the other left (the fields a request leaves out are read inside
+/// its own transaction), so neither is ever undone — above all not a revocation.
+async fn parallel_partial_changes_never_undo_each_other(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_member("boss@example.com", "Boss", Role::SuperUser)
+        .await;
+    app.create_member("eve@example.com", "Eve Editor", Role::Editor)
+        .await;
+    let ann = app
+        .create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    let sam = app
+        .create_member("sam@example.com", "Sam Support", Role::Support)
+        .await;
+    let boss = api_login(&app, "boss@example.com").await;
+    let editor = api_login(&app, "eve@example.com").await;
+    let path = format!("/api/v1/members/{ann}");
+    let permission = format!("/api/v1/members/{ann}/proxy_login_permission");
+    for round in 0..12 {
+        // Grant, then revoke while someone else renames.
+        let (status, _) = call(
+            &app,
+            Method::PUT,
+            &permission,
+            &boss,
+            Some(json!({ "member_ids": [sam] })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let name = format!("Ann Round {round}");
+        let (revoked, renamed) = tokio::join!(
+            call(
+                &app,
+                Method::PUT,
+                &permission,
+                &boss,
+                Some(json!({ "member_ids": [] }))
+            ),
+            call(
+                &app,
+                Method::PATCH,
+                &path,
+                &editor,
+                Some(json!({ "display_name": name }))
+            ),
+        );
+        assert_eq!(revoked.0, StatusCode::OK, "{}", revoked.1);
+        assert_eq!(renamed.0, StatusCode::OK, "{}", renamed.1);
+        let (_, member) = call(&app, Method::GET, &path, &boss, None).await;
+        assert_eq!(
+            member["proxy_login_permission"],
+            json!([]),
+            "round {round}: the revocation holds"
+        );
+        assert_eq!(
+            member["display_name"],
+            name.as_str(),
+            "round {round}: the rename holds"
+        );
+    }
+    // The API's answers are never cached on the way.
+    let response = app
+        .bare_client()
+        .get(app.url(&path))
+        .bearer_auth(&boss)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-store");
     app.finish().await;
 }

@@ -663,8 +663,10 @@ async fn the_login_as_menu_lists_explicit_grants_the_rule_allows(backend: Backen
     }
     // As in Kuroco, the menu lists members with admin access only (Zoe has none; she
     // is reached from her blade). Amy is a member given admin access.
-    app.execute(&format!("UPDATE members SET admin_access = TRUE WHERE id = {amy}"))
-        .await;
+    app.execute(&format!(
+        "UPDATE members SET admin_access = TRUE WHERE id = {amy}"
+    ))
+    .await;
     // Pat's groups come with the entry (one person's accounts per group differ by them).
     app.execute(&format!(
         "INSERT INTO groups (name, name_key, member_count, created_at, updated_at) VALUES ('Acme', 'acme', 1, {now}, {now})"

@@ -150,7 +150,49 @@ macro_rules! found_ids {
     }};
 }
 
-/// A validated edit, ready to apply.
+/// What to change about a member: each field given is set, each one left out keeps
+/// what the database holds when the change is applied (read inside its transaction,
+/// so two partial changes at once never undo each other). The editor's form gives
+/// every field; the JSON API's PATCH only some.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemberChanges {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub role: Option<String>,
+    pub admin_access: Option<bool>,
+    pub login_enabled: Option<bool>,
+    /// Group IDs, as typed.
+    pub groups: Option<String>,
+    /// IDs of the members allowed to log in on this member's behalf, as typed.
+    pub proxy_login_permission: Option<String>,
+}
+
+impl From<MemberEdit> for MemberChanges {
+    fn from(edit: MemberEdit) -> Self {
+        MemberChanges {
+            display_name: Some(edit.display_name),
+            email: Some(edit.email),
+            role: Some(edit.role),
+            admin_access: Some(edit.admin_access),
+            login_enabled: Some(edit.login_enabled),
+            groups: Some(edit.groups),
+            proxy_login_permission: Some(edit.proxy_login_permission),
+        }
+    }
+}
+
+/// Validated changes, ready to apply.
+struct CheckedChanges {
+    display_name: Option<String>,
+    email: Option<String>,
+    role: Option<Role>,
+    admin_access: Option<bool>,
+    login_enabled: Option<bool>,
+    groups: Option<BTreeSet<i64>>,
+    proxies: Option<BTreeSet<i64>>,
+}
+
+/// A member's details after a change, every field decided.
 struct CheckedEdit {
     display_name: String,
     email: String,
@@ -163,29 +205,48 @@ struct CheckedEdit {
 
 /// Checks what can be checked without the database. The role's rank is checked
 /// against the editor's by the caller (it is a refusal, not a typo).
-fn check_edit(id: i64, edit: MemberEdit) -> Result<CheckedEdit, AppError> {
-    let display_name = validate_display_name(&edit.display_name)?;
-    let email = validate_email(&edit.email)?;
-    let role = Role::parse(edit.role.trim()).ok_or_else(|| {
-        AppError::validation("role", "Choose a role: member, support, editor or super_user.")
-    })?;
-    let groups = parse_id_list(&edit.groups).map_err(|message| AppError::validation("groups", message))?;
-    let proxies = parse_id_list(&edit.proxy_login_permission)
-        .map_err(|message| AppError::validation("proxy_login_permission", message))?;
-    if proxies.contains(&id) {
+fn check_changes(id: i64, changes: MemberChanges) -> Result<CheckedChanges, AppError> {
+    let display_name = changes
+        .display_name
+        .as_deref()
+        .map(validate_display_name)
+        .transpose()?;
+    let email = changes.email.as_deref().map(validate_email).transpose()?;
+    let role = changes
+        .role
+        .as_deref()
+        .map(|text| {
+            Role::parse(text.trim()).ok_or_else(|| {
+                AppError::validation("role", "Choose a role: member, support, editor or super_user.")
+            })
+        })
+        .transpose()?;
+    let groups = changes
+        .groups
+        .as_deref()
+        .map(|text| parse_id_list(text).map_err(|message| AppError::validation("groups", message)))
+        .transpose()?;
+    let proxies = changes
+        .proxy_login_permission
+        .as_deref()
+        .map(|text| {
+            parse_id_list(text).map_err(|message| AppError::validation("proxy_login_permission", message))
+        })
+        .transpose()?;
+    if proxies.as_ref().is_some_and(|p| p.contains(&id)) {
         return Err(AppError::validation(
             "proxy_login_permission",
             format!("ID {id} is this member: nobody needs permission to be themselves."),
         ));
     }
-    Ok(CheckedEdit {
+    Ok(CheckedChanges {
         display_name,
         email,
         role,
-        admin_access: edit.admin_access,
-        login_enabled: edit.login_enabled,
-        groups: groups.into_iter().collect(),
-        proxies: proxies.into_iter().collect(),
+        admin_access: changes.admin_access,
+        login_enabled: changes.login_enabled,
+        groups: groups.map(|g| g.into_iter().collect()),
+        proxies: proxies.map(|p| p.into_iter().collect()),
     })
 }
 
@@ -205,12 +266,23 @@ pub async fn update(
     id: i64,
     edit: MemberEdit,
 ) -> Result<MemberDetail, AppError> {
+    change_member(state, request, id, MemberChanges::from(edit)).await
+}
+
+/// Applies `changes` to member `id` with every check of the editor; the fields left
+/// out keep what the database holds inside the same transaction.
+pub async fn change_member(
+    state: &AppState,
+    request: &RequestContext,
+    id: i64,
+    changes: MemberChanges,
+) -> Result<MemberDetail, AppError> {
     const REFUSED: &str = "member_update_refused";
     let object = ("member", id.to_string());
     let session = require_editor(state, request, REFUSED, object.clone()).await?;
     let editor = session.member.role;
-    let edit = check_edit(id, edit)?;
-    if edit.role.rank() > editor.rank() {
+    let changes = check_changes(id, changes)?;
+    if changes.role.is_some_and(|role| role.rank() > editor.rank()) {
         return Err(refuse(
             state,
             request,
@@ -239,7 +311,6 @@ pub async fn update(
             if !may_edit(editor, before_role) {
                 return Err(AppError::Refused(Refusal::TargetOutranksEditor));
             }
-            may_change_role(editor, before_role, edit.role).map_err(AppError::Refused)?;
             // Groups and permitted members must exist.
             let mut groups_before = BTreeSet::new();
             for (group,) in sqlx::query_as::<_, (i64,)>("SELECT group_id FROM group_members WHERE member_id = $1")
@@ -249,12 +320,6 @@ pub async fn update(
             {
                 groups_before.insert(group);
             }
-            if !edit.groups.is_empty() {
-                let found = found_ids!(tx, "SELECT id FROM groups WHERE id IN (", &edit.groups);
-                if let Some(missing) = edit.groups.iter().find(|g| !found.contains(g)) {
-                    return Err(AppError::validation("groups", format!("No group has the ID {missing}.")));
-                }
-            }
             let mut proxies_before = BTreeSet::new();
             for (actor,) in sqlx::query_as::<_, (i64,)>("SELECT actor_id FROM proxy_permissions WHERE member_id = $1")
                 .bind(id)
@@ -262,6 +327,23 @@ pub async fn update(
                 .await?
             {
                 proxies_before.insert(actor);
+            }
+            // What was not given stays as it is now, under this transaction's lock.
+            let edit = CheckedEdit {
+                display_name: changes.display_name.clone().unwrap_or_else(|| row.display_name.clone()),
+                email: changes.email.clone().unwrap_or_else(|| row.email.clone()),
+                role: changes.role.unwrap_or(before_role),
+                admin_access: changes.admin_access.unwrap_or(row.admin_access),
+                login_enabled: changes.login_enabled.unwrap_or(row.login_enabled),
+                groups: changes.groups.clone().unwrap_or_else(|| groups_before.clone()),
+                proxies: changes.proxies.clone().unwrap_or_else(|| proxies_before.clone()),
+            };
+            may_change_role(editor, before_role, edit.role).map_err(AppError::Refused)?;
+            if !edit.groups.is_empty() {
+                let found = found_ids!(tx, "SELECT id FROM groups WHERE id IN (", &edit.groups);
+                if let Some(missing) = edit.groups.iter().find(|g| !found.contains(g)) {
+                    return Err(AppError::validation("groups", format!("No group has the ID {missing}.")));
+                }
             }
             if !edit.proxies.is_empty() {
                 let found = found_ids!(

@@ -4,7 +4,12 @@
 use app::{
     error::AppError,
     groups::service as groups,
-    members::{directory::proxies_of, search, service as members, ListParams, MemberEdit, PAGE_SIZE},
+    members::{
+        directory::proxies_of,
+        search,
+        service::{self as members, MemberChanges},
+        ListParams, PAGE_SIZE,
+    },
     role::Role,
 };
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
@@ -102,21 +107,6 @@ pub async fn get(
     Ok(Json(ApiMember::from_detail(detail)))
 }
 
-/// The editor's whole form, as it stands, from what the blade shows.
-fn edit_of(detail: &app::members::MemberDetail) -> MemberEdit {
-    let member = &detail.member;
-    let ids = |ids: Vec<i64>| ids.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(",");
-    MemberEdit {
-        display_name: member.display_name.clone(),
-        email: member.email.clone(),
-        role: member.role.as_str().to_string(),
-        admin_access: member.admin_access,
-        login_enabled: member.login_enabled,
-        groups: ids(member.groups.iter().map(|g| g.id).collect()),
-        proxy_login_permission: ids(detail.proxy_login_permission.iter().map(|m| m.id).collect()),
-    }
-}
-
 /// Change any of a member's details; the rest stay. The editor's rules apply.
 #[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members",
     params(("id" = i64, Path, minimum = 1)),
@@ -130,24 +120,15 @@ pub async fn patch(
     ApiJson(body): ApiJson<MemberPatch>,
 ) -> ApiResult<Json<ApiMember>> {
     let id = positive(id, "member")?;
-    let detail = members::detail(&state.app, &caller.context, id).await?;
-    let mut edit = edit_of(&detail);
-    if let Some(name) = body.display_name {
-        edit.display_name = name;
-    }
-    if let Some(email) = body.email {
-        edit.email = email;
-    }
-    if let Some(role) = body.role {
-        edit.role = Role::from(role).as_str().to_string();
-    }
-    if let Some(admin_access) = body.admin_access {
-        edit.admin_access = admin_access;
-    }
-    if let Some(login_enabled) = body.login_enabled {
-        edit.login_enabled = login_enabled;
-    }
-    let saved = members::update(&state.app, &caller.context, id, edit).await?;
+    let changes = MemberChanges {
+        display_name: body.display_name,
+        email: body.email,
+        role: body.role.map(|role| Role::from(role).as_str().to_string()),
+        admin_access: body.admin_access,
+        login_enabled: body.login_enabled,
+        ..MemberChanges::default()
+    };
+    let saved = members::change_member(&state.app, &caller.context, id, changes).await?;
     Ok(Json(ApiMember::from_detail(saved)))
 }
 
@@ -175,15 +156,17 @@ pub async fn put_proxy_permission(
     if let Some(bad) = body.member_ids.iter().find(|id| **id < 1) {
         return Err(AppError::validation("member_ids", format!("{bad} is not a member ID.")).into());
     }
-    let detail = members::detail(&state.app, &caller.context, id).await?;
-    let mut edit = edit_of(&detail);
-    edit.proxy_login_permission = body
-        .member_ids
-        .iter()
-        .map(|id| id.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let saved = members::update(&state.app, &caller.context, id, edit)
+    let changes = MemberChanges {
+        proxy_login_permission: Some(
+            body.member_ids
+                .iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ..MemberChanges::default()
+    };
+    let saved = members::change_member(&state.app, &caller.context, id, changes)
         .await
         .map_err(|error| match error {
             // The editor's field is called proxy_login_permission; here it is member_ids.
@@ -231,7 +214,10 @@ pub async fn group_members(
     ApiQuery(query): ApiQuery<GroupPageQuery>,
 ) -> ApiResult<Json<GroupMembers>> {
     let id = positive(id, "group")?;
-    let page = groups::page(&state.app, &caller.context, id, query.page.unwrap_or(1)).await?;
+    let page = super::limit(query.page, 1, app::groups::GROUP_MAX_PAGE).map_err(|_| {
+        AppError::validation("page", format!("A page is 1 to {}.", app::groups::GROUP_MAX_PAGE))
+    })?;
+    let page = groups::page(&state.app, &caller.context, id, page).await?;
     let ids: Vec<i64> = page.members.iter().map(|m| m.id).collect();
     let mut proxies = proxies_of(&state.app.db, &ids).await?;
     Ok(Json(GroupMembers {

@@ -10,7 +10,13 @@ pub mod members;
 pub mod types;
 
 use app::error::AppError;
-use axum::{http::StatusCode, response::Response, routing::any, Json, Router};
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::Response,
+    routing::any,
+    Json, Router,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::{
     openapi::{
         security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -133,7 +139,12 @@ pub fn routes() -> (Router<ServerState>, Document) {
         )
         .route("/api/v1/{*rest}", any(not_found))
         .route("/api/v1", any(not_found))
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        // Tokens and members' details: never kept by a cache on the way.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
     (router, document)
 }
 

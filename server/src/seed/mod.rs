@@ -568,11 +568,17 @@ mod tests {
                     .collect();
                 let with_access = targets.iter().filter(|m| m.admin_access).count();
                 let plain = targets.iter().filter(|m| !m.admin_access).count();
-                assert!(with_access >= 2, "seed {seed}, actor {actor}: {with_access} in Login as");
+                assert!(
+                    with_access >= 2,
+                    "seed {seed}, actor {actor}: {with_access} in Login as"
+                );
                 assert_eq!(plain, 5, "seed {seed}, actor {actor}");
                 for target in targets {
                     assert!(target.login_enabled);
-                    assert!(target.role.rank() <= people[actor].role.rank(), "no grant to a higher rank");
+                    assert!(
+                        target.role.rank() <= people[actor].role.rank(),
+                        "no grant to a higher rank"
+                    );
                 }
             }
         }
