@@ -76,9 +76,11 @@ chromium:
 	@[ -x /usr/bin/chromium ] || { echo "Chromium could not be installed"; exit 1; }
 
 ## bench: sign-in latency and per-request cost (median/p95/p99); PostgreSQL too when BEHALF_TEST_POSTGRES_URL is set
+## (LEPTOS_OUTPUT_NAME as cargo-leptos sets it: the benches rebuild target/release/behalf,
+## which must keep naming the built .wasm as `make build` does, or `make run` stops hydrating.)
 bench:
-	cargo bench -p server --bench signin
-	cargo bench -p server --bench load
+	LEPTOS_OUTPUT_NAME=behalf cargo bench -p server --bench signin
+	LEPTOS_OUTPUT_NAME=behalf cargo bench -p server --bench load
 
 clean:
 	cargo clean
