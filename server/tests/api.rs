@@ -146,6 +146,10 @@ async fn the_kuroco_sequence_switches_tokens_and_refuses_the_old_ones(backend: B
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["order"]["placed_by"], "Sam Support");
+    let (status, orders) = get(&app, "/api/v1/orders", &ann_token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(orders[0]["id"], created["order"]["id"]);
+    assert_eq!(orders[0]["quantity"], 2);
     assert_eq!(
         app.scalar(&format!(
             "SELECT COUNT(*) FROM orders WHERE member_id = {ann} AND placed_by = {agent}"
@@ -172,6 +176,23 @@ async fn the_kuroco_sequence_switches_tokens_and_refuses_the_old_ones(backend: B
     let (status, body) = json_of(response).await;
     assert_eq!(status, StatusCode::CONFLICT, "the on-behalf token ended: {body}");
     assert_eq!(body["error"]["code"], "on_behalf_ended");
+
+    // Ann's own view of it: the session on her behalf, with one action in it.
+    let ann_own = api_login(&app, "ann@example.com").await;
+    let (status, history) = get(&app, "/api/v1/access_history", &ann_own).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(history[0]["actor_name"], "Sam Support");
+    assert_eq!(history[0]["reason"], "T-42 checkout fails");
+    assert_eq!(history[0]["actions"], 1);
+    for path in [
+        "/api/v1/orders",
+        "/api/v1/products",
+        "/api/v1/sessions",
+        "/api/v1/access_history",
+    ] {
+        let (status, body) = call(&app, reqwest::Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} without a token: {body}");
+    }
 
     // 7. Profile shows the agent again.
     let (status, profile) = get(&app, "/api/v1/profile", &agent_again).await;

@@ -305,7 +305,12 @@ pub async fn change_member(
             if let Some(lock) = one_at_a_time {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
-            let row: Option<DetailRow> = sqlx::query_as(DETAIL).bind(id).fetch_optional(&mut *tx).await?;
+            // The row stays locked (PostgreSQL) until the change commits: a member renaming
+            // themselves meanwhile waits, rather than being written over with what was read.
+            let row: Option<DetailRow> = sqlx::query_as(&format!("{DETAIL}{for_update}"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
             let row = row.ok_or_else(|| no_such_member(id))?.member;
             let before_role = stored_role(id, &row.role)?;
             if !may_edit(editor, before_role) {
@@ -321,7 +326,11 @@ pub async fn change_member(
                 groups_before.insert(group);
             }
             let mut proxies_before = BTreeSet::new();
-            for (actor,) in sqlx::query_as::<_, (i64,)>("SELECT actor_id FROM proxy_permissions WHERE member_id = $1")
+            // Deleted members are left out, as the blade shows the permission.
+            for (actor,) in sqlx::query_as::<_, (i64,)>(
+                "SELECT p.actor_id FROM proxy_permissions p JOIN members a ON a.id = p.actor_id \
+                 WHERE p.member_id = $1 AND a.deleted_at IS NULL",
+            )
                 .bind(id)
                 .fetch_all(&mut *tx)
                 .await?
