@@ -207,6 +207,11 @@ async fn every_refusal_returns_its_code_and_changes_nothing(backend: Backend) {
             StatusCode::FORBIDDEN,
         ),
         ("ann@example.com", bob, "no_permission", StatusCode::FORBIDDEN),
+        // Ann can reach nobody (no role grant, no grant naming her beyond Sam's): she
+        // learns nothing about a member's state, not even whether the ID exists.
+        ("ann@example.com", dan, "no_permission", StatusCode::FORBIDDEN),
+        ("ann@example.com", del, "no_permission", StatusCode::FORBIDDEN),
+        ("ann@example.com", 999_999, "no_permission", StatusCode::FORBIDDEN),
     ];
     for (email, target, code, status_expected) in cases {
         let (client, token) = signed_in(&app, email).await;

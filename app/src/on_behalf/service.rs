@@ -10,6 +10,7 @@ use crate::{
     error::AppError,
     on_behalf::{check_reason, Candidate, Preview},
     password::{check_entered, credentials, Password},
+    role::Role,
     rule::{self, Denial, Grant},
     session::{end_on_behalf, next_idle_expiry, token::Token, EndOnBehalf, EndOutcome, EndReason},
     state::AppState,
@@ -83,7 +84,19 @@ async fn check_rule(
         admin_access: session.actor().admin_access,
         on_behalf: session.on_behalf.is_some(),
     };
-    Ok((rule::can_log_in_on_behalf(&actor, target.as_ref()), row))
+    let verdict = rule::can_log_in_on_behalf(&actor, target.as_ref());
+    // Someone who could not log in on this member's behalf whatever the member's state
+    // (no role grant within reach, no explicit grant naming them) learns nothing about
+    // the member: not whether the ID exists, is deleted or may sign in.
+    let could_reach = (actor.role >= Role::Support && actor.admin_access)
+        || target.as_ref().is_some_and(|t| t.grants_actor);
+    let verdict = match verdict {
+        Err(Denial::NotFound | Denial::Deleted | Denial::LoginDisabled) if !could_reach => {
+            Err(Denial::NoPermission)
+        }
+        other => other,
+    };
+    Ok((verdict, row))
 }
 
 pub async fn preview(
