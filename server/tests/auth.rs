@@ -8,6 +8,7 @@ use reqwest::{header, StatusCode};
 use serde_json::Value;
 
 on_both_databases!(
+    guessed_emails_leave_no_throttle_rows_behind_once_their_streak_is_over,
     signing_in_sets_a_safe_cookie_and_the_page_shows_the_name,
     wrong_password_and_unknown_email_get_the_same_answer,
     a_member_not_authorized_to_log_in_is_refused,
@@ -500,5 +501,41 @@ async fn cross_site_and_get_mutations_are_refused(backend: Backend) {
     let response = client.get(app.url("/api/logout")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(app.whoami(&client).await.is_some(), "the GET signed nobody out");
+    app.finish().await;
+}
+
+/// Every email tried gets a throttle row (unknown ones too, so they are throttled alike).
+/// Rows whose streak is over and that hold nothing back are forgotten when a new one
+/// is made, so guessing emails cannot grow the table without end.
+async fn guessed_emails_leave_no_throttle_rows_behind_once_their_streak_is_over(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    for n in 0..3 {
+        let response = app
+            .login(&app.client(), &format!("guess{n}@example.com"), "wrong password!")
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Ann locks herself out: her row must stay while the lock holds.
+    for _ in 0..5 {
+        app.login(&app.client(), "ann@example.com", "wrong password!")
+            .await;
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM sign_in_throttle").await, 4);
+    // An hour and a minute later, the guesses' streaks are over; Ann's lock (30 s) too.
+    app.clock.advance(61 * MINUTE);
+    let response = app
+        .login(&app.client(), "new@example.com", "wrong password!")
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM sign_in_throttle").await,
+        1,
+        "only the new guess's row is left"
+    );
+    // A fresh streak for Ann starts from nothing: she signs in.
+    let response = app.login(&app.client(), "ann@example.com", PASSWORD).await;
+    assert!(response.status().is_success());
     app.finish().await;
 }

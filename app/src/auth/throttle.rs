@@ -114,13 +114,28 @@ pub async fn claim(state: &AppState, key: &[u8]) -> Result<(), AppError> {
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
         // The row must exist to be locked (PostgreSQL); SQLite's write lock is enough.
-        sqlx::query(
+        let created = sqlx::query(
             "INSERT INTO sign_in_throttle (key_hash, failures, pending, pending_until, last_failure_at, locked_until) \
              VALUES ($1, 0, 0, 0, 0, 0) ON CONFLICT (key_hash) DO NOTHING",
         )
         .bind(key)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if created == 1 {
+            // A new account key (guessed emails make them too): forget the rows whose
+            // streak is over and that hold nothing back, so the table only keeps what
+            // still matters, however many emails are tried.
+            sqlx::query(
+                "DELETE FROM sign_in_throttle WHERE key_hash <> $1 AND last_failure_at < $2 \
+                 AND locked_until < $3 AND pending_until < $3",
+            )
+            .bind(key)
+            .bind(now - STREAK_FORGOTTEN_AFTER)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         let (failures, pending, pending_until, last_failure_at, locked_until): (i64, i64, i64, i64, i64) =
             sqlx::query_as(&format!(
                 "SELECT failures, pending, pending_until, last_failure_at, locked_until FROM sign_in_throttle \
