@@ -8,6 +8,7 @@ use crate::{
     context::{CurrentSession, RequestContext},
     db::{is_unique_violation, stored_role, BeginWrite},
     error::AppError,
+    members::directory::groups_of,
     on_behalf::{check_reason, Candidate, Preview},
     password::{check_entered, credentials, Password},
     role::Role,
@@ -36,16 +37,48 @@ pub fn locked_until(now: Millis, recent_failures: &[Millis]) -> Option<Millis> {
     (newest - oldest <= LOCKOUT_WINDOW && now < until).then_some(until)
 }
 
+/// A member as the rule sees them, with whether the actor (`$2` in the query) is named
+/// in their proxy login permission and wrote that entry themselves.
 #[derive(sqlx::FromRow)]
-struct TargetRow {
-    id: i64,
-    display_name: String,
-    email: String,
-    role: String,
-    login_enabled: bool,
-    deleted_at: Option<i64>,
-    grants_actor: i64,
-    grant_by_actor: i64,
+pub(super) struct TargetRow {
+    pub id: i64,
+    pub display_name: String,
+    pub email: String,
+    pub role: String,
+    pub login_enabled: bool,
+    pub deleted_at: Option<i64>,
+    pub grants_actor: i64,
+    pub grant_by_actor: i64,
+}
+
+/// The columns of a `TargetRow` from `members m`, for the actor bound as `$2`.
+pub(super) const TARGET_COLUMNS: &str = "m.id, m.display_name, m.email, m.role, m.login_enabled, m.deleted_at, \
+     (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2) AS grants_actor, \
+     (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2 \
+      AND p.granted_by = $2) AS grant_by_actor";
+
+impl TargetRow {
+    pub(super) fn rule_target(&self) -> Result<rule::Target, AppError> {
+        Ok(rule::Target {
+            id: self.id,
+            role: stored_role(self.id, &self.role)?,
+            deleted: self.deleted_at.is_some(),
+            login_enabled: self.login_enabled,
+            grants_actor: self.grants_actor > 0,
+            grant_written_by_actor: self.grant_by_actor > 0,
+        })
+    }
+}
+
+/// The real person behind the session, as the rule sees them.
+pub(super) fn rule_actor(session: &CurrentSession) -> rule::Actor {
+    let actor = session.actor();
+    rule::Actor {
+        id: actor.id,
+        role: actor.role,
+        admin_access: actor.admin_access,
+        on_behalf: session.on_behalf.is_some(),
+    }
 }
 
 /// The rule for the viewer and `member_id`, with what the target row says.
@@ -55,35 +88,14 @@ async fn check_rule(
     member_id: i64,
 ) -> Result<(Result<Grant, Denial>, Option<TargetRow>), AppError> {
     let row: Option<TargetRow> = with_db!(&state.db, pool => {
-        sqlx::query_as(
-            "SELECT id, display_name, email, role, login_enabled, deleted_at, \
-             (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2) AS grants_actor, \
-             (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2 \
-              AND p.granted_by = $2) AS grant_by_actor \
-             FROM members m WHERE id = $1",
-        )
-        .bind(member_id)
-        .bind(session.actor().id)
-        .fetch_optional(pool)
-        .await?
+        sqlx::query_as(&format!("SELECT {TARGET_COLUMNS} FROM members m WHERE m.id = $1"))
+            .bind(member_id)
+            .bind(session.actor().id)
+            .fetch_optional(pool)
+            .await?
     });
-    let target = match &row {
-        Some(row) => Some(rule::Target {
-            id: row.id,
-            role: stored_role(row.id, &row.role)?,
-            deleted: row.deleted_at.is_some(),
-            login_enabled: row.login_enabled,
-            grants_actor: row.grants_actor > 0,
-            grant_written_by_actor: row.grant_by_actor > 0,
-        }),
-        None => None,
-    };
-    let actor = rule::Actor {
-        id: session.actor().id,
-        role: session.actor().role,
-        admin_access: session.actor().admin_access,
-        on_behalf: session.on_behalf.is_some(),
-    };
+    let target = row.as_ref().map(TargetRow::rule_target).transpose()?;
+    let actor = rule_actor(session);
     let verdict = rule::can_log_in_on_behalf(&actor, target.as_ref());
     // Someone who could not log in on this member's behalf whatever the member's state
     // (no role grant within reach, no explicit grant naming them) learns nothing about
@@ -424,12 +436,7 @@ pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Ve
         .fetch_all(pool)
         .await?
     });
-    let actor = rule::Actor {
-        id: session.member.id,
-        role: session.member.role,
-        admin_access: session.member.admin_access,
-        on_behalf: false,
-    };
+    let actor = rule_actor(session);
     let mut list: Vec<Candidate> = rows
         .into_iter()
         .filter_map(|(id, display_name, role, login_enabled, granted_by)| {
@@ -452,24 +459,15 @@ pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Ve
         })
         .take(50)
         .collect();
-    if list.is_empty() {
-        return Ok(list);
-    }
-    let ids: Vec<String> = list.iter().map(|c| c.id.to_string()).collect();
-    // IDs are numbers from the query above, never text from the request.
-    let groups: Vec<(i64, String)> = with_db!(&state.db, pool => {
-        sqlx::query_as(&format!(
-            "SELECT gm.member_id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id \
-             WHERE gm.member_id IN ({}) ORDER BY g.name_key, g.id",
-            ids.join(", ")
-        ))
-        .fetch_all(pool)
-        .await?
-    });
-    for (member, name) in groups {
-        if let Some(candidate) = list.iter_mut().find(|c| c.id == member) {
-            candidate.groups.push(name);
-        }
+    let ids: Vec<i64> = list.iter().map(|c| c.id).collect();
+    let mut groups = groups_of(&state.db, &ids).await?;
+    for candidate in &mut list {
+        candidate.groups = groups
+            .remove(&candidate.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|group| group.name)
+            .collect();
     }
     Ok(list)
 }

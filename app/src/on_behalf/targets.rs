@@ -3,7 +3,13 @@
 //! ranks, or an explicit grant naming the viewer); the rule decides each one, so the
 //! list can never promise more than a start would allow.
 
-use crate::{context::RequestContext, db::stored_role, error::AppError, role::Role, rule, with_db};
+use crate::{
+    context::RequestContext,
+    error::AppError,
+    on_behalf::service::{rule_actor, TargetRow, TARGET_COLUMNS},
+    role::Role,
+    rule, with_db,
+};
 
 /// The longest page of targets one request returns.
 pub const MAX_TARGETS: i64 = 100;
@@ -25,17 +31,6 @@ pub struct TargetPage {
     pub next: Option<i64>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: i64,
-    display_name: String,
-    email: String,
-    role: String,
-    login_enabled: bool,
-    grants_actor: i64,
-    grant_by_actor: i64,
-}
-
 /// The members the viewer may log in on behalf of, `limit` (1..=100) at a time. A
 /// session on behalf may not start another, so it has none.
 pub async fn aliaslogin_targets(
@@ -54,18 +49,13 @@ pub async fn aliaslogin_targets(
     }
     let me = &session.member;
     let limit = limit.clamp(1, MAX_TARGETS);
-    let actor = rule::Actor {
-        id: me.id,
-        role: me.role,
-        admin_access: me.admin_access,
-        on_behalf: false,
-    };
+    let actor = rule_actor(session);
     // The role grant reaches every lower rank (support and above, with admin access).
-    let lower: Vec<&str> = if me.role >= Role::Support && me.admin_access {
+    let lower: Vec<String> = if me.role >= Role::Support && me.admin_access {
         Role::ALL
             .into_iter()
             .filter(|r| r.rank() < me.role.rank())
-            .map(Role::as_str)
+            .map(|r| format!("'{}'", r.as_str()))
             .collect()
     } else {
         Vec::new()
@@ -73,22 +63,19 @@ pub async fn aliaslogin_targets(
     let by_role = if lower.is_empty() {
         String::new()
     } else {
-        let quoted: Vec<String> = lower.iter().map(|r| format!("'{r}'")).collect();
-        format!("m.role IN ({}) OR ", quoted.join(", "))
+        format!("m.role IN ({}) OR ", lower.join(", "))
     };
+    // The actor is bound as $2, as TARGET_COLUMNS expects.
     let sql = format!(
-        "SELECT m.id, m.display_name, m.email, m.role, m.login_enabled, \
-         (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $1) AS grants_actor, \
-         (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $1 \
-          AND p.granted_by = $1) AS grant_by_actor \
-         FROM members m WHERE m.deleted_at IS NULL AND m.login_enabled AND m.id <> $1 AND m.id > $2 \
-         AND ({by_role}m.id IN (SELECT member_id FROM proxy_permissions WHERE actor_id = $1)) \
+        "SELECT {TARGET_COLUMNS} FROM members m \
+         WHERE m.deleted_at IS NULL AND m.login_enabled AND m.id <> $2 AND m.id > $1 \
+         AND ({by_role}m.id IN (SELECT member_id FROM proxy_permissions WHERE actor_id = $2)) \
          ORDER BY m.id LIMIT $3"
     );
-    let rows: Vec<Row> = with_db!(&state.db, pool => {
+    let rows: Vec<TargetRow> = with_db!(&state.db, pool => {
         sqlx::query_as(&sql)
-            .bind(me.id)
             .bind(after.unwrap_or(0))
+            .bind(me.id)
             .bind(limit)
             .fetch_all(pool)
             .await?
@@ -98,21 +85,13 @@ pub async fn aliaslogin_targets(
         .flatten();
     let mut targets = Vec::with_capacity(rows.len());
     for row in rows {
-        let role = stored_role(row.id, &row.role)?;
-        let target = rule::Target {
-            id: row.id,
-            role,
-            deleted: false,
-            login_enabled: row.login_enabled,
-            grants_actor: row.grants_actor > 0,
-            grant_written_by_actor: row.grant_by_actor > 0,
-        };
+        let target = row.rule_target()?;
         if rule::can_log_in_on_behalf(&actor, Some(&target)).is_ok() {
             targets.push(AliasTarget {
                 id: row.id,
                 display_name: row.display_name,
                 email: row.email,
-                role,
+                role: target.role,
             });
         }
     }
