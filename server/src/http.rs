@@ -246,10 +246,10 @@ async fn server_fn_handler(
 
 /// Server functions are POST only; any other method gets the one error shape.
 async fn api_method_not_allowed() -> Response {
-    let mut response = json_error(&AppError::BadRequest(
-        "Server functions are called with POST.".to_string(),
-    ));
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    let mut response = json_error_as(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &AppError::BadRequest("Server functions are called with POST.".to_string()),
+    );
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -261,12 +261,17 @@ async fn api_method_not_allowed() -> Response {
 /// its session on behalf over.
 const IDENTITY_READS: [&str; 2] = ["/api/whoami", "/api/notice"];
 
-async fn with_error_status(response: Response) -> Response {
-    let is_json = response
+/// Whether a response's body is JSON (by its content type).
+fn is_json(response: &Response) -> bool {
+    response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+async fn with_error_status(response: Response) -> Response {
+    let is_json = is_json(&response);
     if !is_json && response.status().is_client_error() {
         // Not a server function's answer: leptos's own, for a name it does not know.
         return json_error(&AppError::NotFound(
@@ -312,6 +317,14 @@ pub fn json_error(error: &AppError) -> Response {
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
+    response
+}
+
+/// The one error shape, answered with `status` instead of the error's own (a 405, or
+/// the status a layer chose).
+pub fn json_error_as(status: StatusCode, error: &AppError) -> Response {
+    let mut response = json_error(error);
+    *response.status_mut() = status;
     response
 }
 
@@ -446,12 +459,7 @@ async fn api_errors_as_json(request: Request, next: Next) -> Response {
     if !api || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+    if is_json(&response) {
         return response;
     }
     let error = match status {
@@ -463,9 +471,7 @@ async fn api_errors_as_json(request: Request, next: Next) -> Response {
         s if s.is_server_error() => AppError::Internal,
         _ => AppError::BadRequest("The request was refused.".to_string()),
     };
-    let mut json = json_error(&error);
-    *json.status_mut() = status;
-    json
+    json_error_as(status, &error)
 }
 
 /// CORS for the JSON API: off unless origins are configured.

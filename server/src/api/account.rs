@@ -151,7 +151,7 @@ pub async fn audit_list(
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditList>> {
-    let before = super::cursor(query.cursor.as_deref())?;
+    let before = super::cursor(&query.cursor)?;
     let params = FilterParams {
         actor: query.actor,
         subject: query.subject,

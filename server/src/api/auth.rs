@@ -3,6 +3,7 @@
 
 use app::{
     auth::service as auth,
+    context::CurrentSession,
     error::AppError,
     on_behalf::{service as on_behalf, targets},
     password::Password,
@@ -24,12 +25,19 @@ use super::{
 };
 use crate::http::ServerState;
 
-/// Whom a brand-new token acts as (read back exactly as the next request will).
-async fn session_of(state: &ServerState, token: &Token) -> ApiResult<app::context::CurrentSession> {
-    find_live(&state.app, token.expose())
+/// Whom a brand-new token acts as (read back exactly as the next request will), and
+/// the session cookie that carries it for `lifetime`.
+async fn switched(
+    state: &ServerState,
+    caller: &Caller,
+    token: &Token,
+    lifetime: i64,
+) -> ApiResult<(CurrentSession, String)> {
+    let session = find_live(&state.app, token.expose())
         .await?
         .session
-        .ok_or_else(|| ApiError::from(AppError::Internal))
+        .ok_or_else(|| ApiError::from(AppError::Internal))?;
+    Ok((session, session_cookie(token, caller.context.https, lifetime)))
 }
 
 /// Sign in with email and password. Throttled per account and per client address.
@@ -48,8 +56,7 @@ pub async fn login(
         Password::new(body.password),
     )
     .await?;
-    let session = session_of(&state, &token).await?;
-    let cookie = session_cookie(&token, caller.context.https, state.app.settings.session_lifetime);
+    let (session, cookie) = switched(&state, &caller, &token, state.app.settings.session_lifetime).await?;
     Ok(with_cookie(
         StatusCode::OK,
         TokenResponse::new(token.expose(), &session),
@@ -107,7 +114,7 @@ pub async fn profile(
     match query.basic_info.as_deref() {
         None | Some("") => {}
         Some("aliaslogin_target") => {
-            let after = super::cursor(query.cursor.as_deref())?;
+            let after = super::cursor(&query.cursor)?;
             let limit = super::limit(query.limit, 50, targets::MAX_TARGETS)?;
             let page = targets::aliaslogin_targets(&state.app, &caller.context, after, limit).await?;
             profile.aliaslogin_target = Some(
@@ -149,18 +156,14 @@ pub async fn alias_login(
         &body.reason,
     )
     .await?;
-    let session = session_of(&state, &token).await?;
+    let (session, cookie) =
+        switched(&state, &caller, &token, state.app.settings.on_behalf_max_duration).await?;
     let on_behalf = OnBehalfInfo::of(&session).ok_or_else(|| ApiError::from(AppError::Internal))?;
     let TokenResponse {
         token: text,
         expires_at,
         member,
     } = TokenResponse::new(token.expose(), &session);
-    let cookie = session_cookie(
-        &token,
-        caller.context.https,
-        state.app.settings.on_behalf_max_duration,
-    );
     Ok(with_cookie(
         StatusCode::OK,
         AliasLoginResponse {
@@ -183,8 +186,7 @@ pub async fn alias_logout(State(state): State<ServerState>, caller: Caller) -> A
         // The actor's own session is over too: there is no one to return to.
         return Err(AppError::Unauthenticated.into());
     };
-    let session = session_of(&state, &token).await?;
-    let cookie = session_cookie(&token, caller.context.https, state.app.settings.session_lifetime);
+    let (session, cookie) = switched(&state, &caller, &token, state.app.settings.session_lifetime).await?;
     Ok(with_cookie(
         StatusCode::OK,
         TokenResponse::new(token.expose(), &session),

@@ -64,7 +64,6 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
 /// and its client is given the actor's own session back.
 pub struct Caller {
     pub context: RequestContext,
-    pub bearer: bool,
 }
 
 impl FromRequestParts<ServerState> for Caller {
@@ -93,10 +92,7 @@ impl FromRequestParts<ServerState> for Caller {
         if lookup.ended_on_behalf {
             return Err(ended(state, &context, &lookup, is_bearer));
         }
-        Ok(Caller {
-            context,
-            bearer: is_bearer,
-        })
+        Ok(Caller { context })
     }
 }
 

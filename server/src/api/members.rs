@@ -8,7 +8,7 @@ use app::{
         directory::proxies_of,
         search,
         service::{self as members, MemberChanges},
-        ListParams, PAGE_SIZE,
+        ListParams, MemberSummary, PAGE_SIZE,
     },
     role::Role,
 };
@@ -50,6 +50,20 @@ pub struct MembersQuery {
     pub limit: Option<i64>,
 }
 
+/// Rows of a list as the API shows members: each with its proxy login permission
+/// (one query for all of them).
+async fn with_permissions(state: &ServerState, rows: Vec<MemberSummary>) -> ApiResult<Vec<ApiMember>> {
+    let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
+    let mut proxies = proxies_of(&state.app.db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| {
+            let permission = proxies.remove(&m.id).unwrap_or_default();
+            ApiMember::of(m, permission)
+        })
+        .collect())
+}
+
 /// One page of members, in the list's order.
 #[utoipa::path(get, path = "/api/v1/members", tag = "members", params(MembersQuery),
     responses((status = 200, body = MemberList), Errors),
@@ -67,7 +81,7 @@ pub async fn list(
         sort: query.sort,
         dir: query.dir,
         page: None,
-        after: super::cursor(query.cursor.as_deref())?.map(|id| id.to_string()),
+        after: super::cursor(&query.cursor)?.map(|id| id.to_string()),
         before: None,
     };
     let page = search::list(&state.app, &caller.context, &params).await?;
@@ -78,16 +92,8 @@ pub async fn list(
     } else {
         page.next
     };
-    let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
-    let mut proxies = proxies_of(&state.app.db, &ids).await?;
     Ok(Json(MemberList {
-        members: rows
-            .into_iter()
-            .map(|m| {
-                let permission = proxies.remove(&m.id).unwrap_or_default();
-                ApiMember::of(m, permission)
-            })
-            .collect(),
+        members: with_permissions(&state, rows).await?,
         next_cursor: next.map(|id| id.to_string()),
     }))
 }
@@ -146,16 +152,7 @@ pub async fn put_proxy_permission(
     ApiJson(body): ApiJson<ProxyPermission>,
 ) -> ApiResult<Json<ApiMember>> {
     let id = positive(id, "member")?;
-    if body.member_ids.len() > app::members::MAX_IDS {
-        return Err(AppError::validation(
-            "member_ids",
-            format!("List at most {} IDs.", app::members::MAX_IDS),
-        )
-        .into());
-    }
-    if let Some(bad) = body.member_ids.iter().find(|id| **id < 1) {
-        return Err(AppError::validation("member_ids", format!("{bad} is not a member ID.")).into());
-    }
+    // The list is checked as the editor's is (positive IDs, none twice, at most 100).
     let changes = MemberChanges {
         proxy_login_permission: Some(
             body.member_ids
@@ -218,18 +215,9 @@ pub async fn group_members(
         AppError::validation("page", format!("A page is 1 to {}.", app::groups::GROUP_MAX_PAGE))
     })?;
     let page = groups::page(&state.app, &caller.context, id, page).await?;
-    let ids: Vec<i64> = page.members.iter().map(|m| m.id).collect();
-    let mut proxies = proxies_of(&state.app.db, &ids).await?;
     Ok(Json(GroupMembers {
         group: page.group.into(),
-        members: page
-            .members
-            .into_iter()
-            .map(|m| {
-                let permission = proxies.remove(&m.id).unwrap_or_default();
-                ApiMember::of(m, permission)
-            })
-            .collect(),
+        members: with_permissions(&state, page.members).await?,
         page: page.page,
         pages: page.pages,
     }))

@@ -9,7 +9,7 @@ pub mod extract;
 pub mod members;
 pub mod types;
 
-use app::error::AppError;
+use app::{error::AppError, urls::optional_id};
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::Response,
@@ -27,7 +27,7 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::{extract::ApiError, types::ErrorBody};
-use crate::http::{json_error, ServerState};
+use crate::http::{json_error, json_error_as, ServerState};
 
 /// Every error status an operation can answer with, each in the one error shape.
 #[allow(dead_code)]
@@ -155,24 +155,21 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    let mut response = json_error(&AppError::BadRequest(
-        "This endpoint does not take that method; see /api/v1/openapi.json.".to_string(),
-    ));
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response
+    json_error_as(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &AppError::BadRequest(
+            "This endpoint does not take that method; see /api/v1/openapi.json.".to_string(),
+        ),
+    )
 }
 
 /// A page cursor: the ID the previous page ended at.
-pub fn cursor(text: Option<&str>) -> Result<Option<i64>, ApiError> {
-    match text.map(str::trim).filter(|t| !t.is_empty()) {
-        None => Ok(None),
-        Some(text) => match text.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(Some(id)),
-            _ => {
-                Err(AppError::validation("cursor", "A cursor is the next_cursor of a previous page.").into())
-            }
-        },
-    }
+pub fn cursor(text: &Option<String>) -> Result<Option<i64>, ApiError> {
+    Ok(optional_id(
+        "cursor",
+        text,
+        "A cursor is the next_cursor of a previous page.",
+    )?)
 }
 
 /// A page size: `default` when absent, else 1 to `max`.
