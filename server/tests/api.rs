@@ -21,22 +21,14 @@ on_both_databases!(
     a_revoked_session_on_behalf_acts_as_no_one,
 );
 
-/// POSTs JSON with a bearer token (or none) and returns status and body.
-pub async fn call(
+async fn call(
     app: &TestApp,
     method: reqwest::Method,
     path: &str,
     token: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = app.bare_client().request(method, app.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    json_of(request.send().await.expect("api request")).await
+    app.api(method, path, token, body).await
 }
 
 /// The catalogue, as `behalf serve` creates it on start; returns the first product.
@@ -47,17 +39,8 @@ async fn first_product(app: &TestApp) -> i64 {
     app.scalar("SELECT MIN(id) FROM products").await
 }
 
-pub async fn api_login(app: &TestApp, email: &str) -> String {
-    let (status, body) = call(
-        app,
-        reqwest::Method::POST,
-        "/api/v1/login",
-        None,
-        Some(json!({ "email": email, "password": PASSWORD })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{email} signs in: {body}");
-    body["token"].as_str().unwrap().to_string()
+async fn api_login(app: &TestApp, email: &str) -> String {
+    app.api_login(email).await
 }
 
 async fn get(app: &TestApp, path: &str, token: &str) -> (StatusCode, Value) {

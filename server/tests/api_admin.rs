@@ -5,7 +5,7 @@
 mod common;
 
 use app::members::Role;
-use common::{json_of, Backend, TestApp, PASSWORD};
+use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -26,27 +26,11 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = app
-        .bare_client()
-        .request(method, app.url(path))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    json_of(request.send().await.expect("api request")).await
+    app.api(method, path, Some(token), body).await
 }
 
 async fn api_login(app: &TestApp, email: &str) -> String {
-    let response = app
-        .bare_client()
-        .post(app.url("/api/v1/login"))
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = json_of(response).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["token"].as_str().unwrap().to_string()
+    app.api_login(email).await
 }
 
 async fn members_are_listed_by_cursor_and_read_one_by_one(backend: Backend) {

@@ -245,6 +245,35 @@ impl TestApp {
         body.get("email").and_then(|v| v.as_str()).map(str::to_string)
     }
 
+    /// A JSON API call with a bearer token (or none) and a JSON body (or none), from a
+    /// client without a cookie store: the status and the body as JSON.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.bare_client().request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        json_of(request.send().await.expect("api request")).await
+    }
+
+    /// Signs in through the JSON API with the shared test password; the bearer token.
+    pub async fn api_login(&self, email: &str) -> String {
+        let body = serde_json::json!({ "email": email, "password": PASSWORD });
+        let (status, body) = self
+            .api(reqwest::Method::POST, "/api/v1/login", None, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{email} signs in: {body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
     pub async fn scalar(&self, sql: &str) -> i64 {
         let (value,): (i64,) = with_db!(&self.state.db, pool => {
             sqlx::query_as(sql).fetch_one(pool).await.expect("scalar query")
