@@ -36,10 +36,18 @@ pub enum Refusal {
     CrossSite,
     /// The account is not authorized to sign in.
     LoginDisabled,
+    /// Only support engineers and above create one-click links.
+    NeedsSupportRole,
+    /// A one-click link is only for a member of strictly lower rank.
+    LinkTargetNotLower,
+    /// A one-click link for a member with admin access needs a super user.
+    LinkTargetHasAdminAccess,
+    /// Not in a session on behalf (one-click links, a password change).
+    NotOnBehalf,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 10] = [
+    pub const ALL: [Refusal; 14] = [
         Refusal::NoAdminAccess,
         Refusal::NeedsEditorRole,
         Refusal::TargetOutranksEditor,
@@ -50,6 +58,10 @@ impl Refusal {
         Refusal::NotYours,
         Refusal::CrossSite,
         Refusal::LoginDisabled,
+        Refusal::NeedsSupportRole,
+        Refusal::LinkTargetNotLower,
+        Refusal::LinkTargetHasAdminAccess,
+        Refusal::NotOnBehalf,
     ];
 
     pub fn code(self) -> &'static str {
@@ -64,6 +76,10 @@ impl Refusal {
             Refusal::NotYours => "not_yours",
             Refusal::CrossSite => "cross_site",
             Refusal::LoginDisabled => "not_authorized_to_log_in",
+            Refusal::NeedsSupportRole => "needs_support_role",
+            Refusal::LinkTargetNotLower => "target_rank_not_lower",
+            Refusal::LinkTargetHasAdminAccess => "target_has_admin_access",
+            Refusal::NotOnBehalf => "not_on_behalf",
         }
     }
 
@@ -85,6 +101,14 @@ impl Refusal {
             Refusal::LoginDisabled => {
                 "This account is not authorized to sign in. Ask an administrator to enable it."
             }
+            Refusal::NeedsSupportRole => {
+                "Only support engineers, editors and super users may create one-click links."
+            }
+            Refusal::LinkTargetNotLower => "One-click links are only for members whose role is below your own.",
+            Refusal::LinkTargetHasAdminAccess => {
+                "Only a super user may create a one-click link for a member with admin access."
+            }
+            Refusal::NotOnBehalf => "This cannot be done in a session on behalf: leave it first.",
         }
     }
 
@@ -148,6 +172,10 @@ pub enum AppError {
     /// A request body that is not JSON (the JSON API takes `application/json` only).
     #[error("Send the request body as JSON, with Content-Type: application/json.")]
     NotJson,
+    /// A one-click login link that cannot be used: unknown, expired, used, revoked,
+    /// malformed, or another member's. One answer for all (the audit record says which).
+    #[error("This login link cannot be used. It may have expired or been used already: ask for a new one.")]
+    LinkUnusable,
     /// The browser could not reach the server (client side only).
     #[error("Could not reach the server. Check your connection and try again.")]
     Unreachable,
@@ -187,7 +215,7 @@ impl AppError {
             AppError::BadRequest(_) => 400,
             AppError::InvalidCredentials | AppError::Unauthenticated => 401,
             AppError::Refused(_) => 403,
-            AppError::NotFound(_) => 404,
+            AppError::NotFound(_) | AppError::LinkUnusable => 404,
             AppError::Conflict(_) | AppError::OnBehalfEnded => 409,
             AppError::RateLimited { .. } | AppError::LockedOut { .. } => 429,
             AppError::Denied(_) | AppError::WrongPassword => 403,
@@ -215,6 +243,7 @@ impl AppError {
             AppError::LockedOut { .. } => "locked_out",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::NotJson => "unsupported_media_type",
+            AppError::LinkUnusable => "link_unusable",
             AppError::Unreachable => "unreachable",
             AppError::Internal => "internal",
         }
@@ -275,6 +304,7 @@ impl AppError {
             "locked_out" => AppError::LockedOut { retry_after },
             "payload_too_large" => AppError::PayloadTooLarge { limit_kib: 16 },
             "unsupported_media_type" => AppError::NotJson,
+            "link_unusable" => AppError::LinkUnusable,
             "unreachable" => AppError::Unreachable,
             other => Refusal::parse(other)
                 .map(AppError::Refused)
@@ -372,6 +402,7 @@ mod tests {
             AppError::LockedOut { retry_after: 900 },
             AppError::PayloadTooLarge { limit_kib: 16 },
             AppError::NotJson,
+            AppError::LinkUnusable,
             AppError::Unreachable,
             AppError::Internal,
         ];

@@ -26,6 +26,8 @@ pub mod policy;
 pub mod role;
 pub mod rule;
 #[cfg(feature = "ssr")]
+pub mod secret;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod session;
@@ -42,6 +44,7 @@ pub mod groups;
 pub mod layout;
 pub mod members;
 pub mod on_behalf;
+pub mod one_click;
 pub mod orders;
 
 use crate::{

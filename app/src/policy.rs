@@ -76,9 +76,95 @@ pub fn may_grant(editor_id: i64, editor: Role, target: Role, actor_id: i64) -> R
     Ok(())
 }
 
+/// What a one-click link's creator and member are, for `may_create_link`.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkParty {
+    pub role: Role,
+    pub admin_access: bool,
+}
+
+/// May `creator` see and revoke the one-click links of `member`? Support engineers
+/// and above with admin access, for members of strictly lower rank; a member with
+/// admin access only for a super user.
+pub fn may_manage_links(creator: LinkParty, member: LinkParty) -> Result<(), Refusal> {
+    may_use_admin(creator.admin_access)?;
+    if creator.role < Role::Support {
+        return Err(Refusal::NeedsSupportRole);
+    }
+    if member.role.rank() >= creator.role.rank() {
+        return Err(Refusal::LinkTargetNotLower);
+    }
+    if member.admin_access && creator.role != Role::SuperUser {
+        return Err(Refusal::LinkTargetHasAdminAccess);
+    }
+    Ok(())
+}
+
+/// May `creator` create a one-click login link for `member`? As `may_manage_links`,
+/// and never for a member not authorized to log in.
+pub fn may_create_link(
+    creator: LinkParty,
+    member: LinkParty,
+    member_login_enabled: bool,
+) -> Result<(), Refusal> {
+    may_manage_links(creator, member)?;
+    if !member_login_enabled {
+        return Err(Refusal::LoginDisabled);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_click_links_follow_rank_admin_access_and_login() {
+        use Role::*;
+        let party = |role, admin_access| LinkParty { role, admin_access };
+        // Every creator against every plain target rank (admin access off, login on).
+        let table = [
+            (Member, Member, Err(Refusal::NeedsSupportRole)),
+            (Support, Member, Ok(())),
+            (Support, Support, Err(Refusal::LinkTargetNotLower)),
+            (Editor, Member, Ok(())),
+            (Editor, Support, Ok(())),
+            (Editor, Editor, Err(Refusal::LinkTargetNotLower)),
+            (Editor, SuperUser, Err(Refusal::LinkTargetNotLower)),
+            (SuperUser, Editor, Ok(())),
+            (SuperUser, SuperUser, Err(Refusal::LinkTargetNotLower)),
+        ];
+        for (creator, target, expected) in table {
+            assert_eq!(
+                may_create_link(party(creator, true), party(target, false), true),
+                expected,
+                "{creator:?} → {target:?}"
+            );
+        }
+        // Admin access on the target: only a super user.
+        assert_eq!(
+            may_create_link(party(Editor, true), party(Support, true), true),
+            Err(Refusal::LinkTargetHasAdminAccess)
+        );
+        assert_eq!(
+            may_create_link(party(SuperUser, true), party(Support, true), true),
+            Ok(())
+        );
+        // The creator needs admin access; the target must be allowed to log in.
+        assert_eq!(
+            may_create_link(party(SuperUser, false), party(Member, false), true),
+            Err(Refusal::NoAdminAccess)
+        );
+        assert_eq!(
+            may_create_link(party(SuperUser, true), party(Member, false), false),
+            Err(Refusal::LoginDisabled)
+        );
+        // Revoking does not ask for the login permission (its links are gone anyway).
+        assert_eq!(
+            may_manage_links(party(Support, true), party(Member, false)),
+            Ok(())
+        );
+    }
 
     #[test]
     fn management_and_audit_need_admin_access_and_editor_rank() {

@@ -4,7 +4,7 @@ use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::{clock::Clock, db::Db, password::hasher::PasswordHasher};
+use crate::{clock::Clock, db::Db, password::hasher::PasswordHasher, secret::LinkKey};
 
 /// How sessions behave; set from flags and `BEHALF_*` variables by the server.
 #[derive(Clone, Debug)]
@@ -19,7 +19,14 @@ pub struct Settings {
     pub sign_in_per_ip_per_minute: u32,
     /// Origins allowed to call the JSON API from a browser (CORS); none by default.
     pub cors_origins: Vec<String>,
+    /// A one-click login link lasts this long unless its creator asks otherwise…
+    pub one_click_default_minutes: i64,
+    /// …and never longer than this.
+    pub one_click_max_minutes: i64,
 }
+
+/// The longest a one-click link may ever last: seven days.
+pub const ONE_CLICK_LONGEST_MINUTES: i64 = 7 * 24 * 60;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -29,6 +36,8 @@ impl Default for Settings {
             on_behalf_max_duration: 30 * crate::clock::MINUTE,
             sign_in_per_ip_per_minute: 60,
             cors_origins: Vec::new(),
+            one_click_default_minutes: 15,
+            one_click_max_minutes: ONE_CLICK_LONGEST_MINUTES,
         }
     }
 }
@@ -44,6 +53,8 @@ pub struct AppState {
     pub hasher: Arc<PasswordHasher>,
     pub settings: Arc<Settings>,
     pub sign_in_per_ip: Arc<IpLimiter>,
+    /// The key one-click links are hashed with (see `secret`).
+    pub link_key: Arc<LinkKey>,
 }
 
 impl AppState {
@@ -55,6 +66,13 @@ impl AppState {
             hasher: Arc::new(hasher),
             sign_in_per_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             settings: Arc::new(settings),
+            link_key: Arc::new(LinkKey::random()),
         }
+    }
+
+    /// The same state with the key loaded from configuration or the database.
+    pub fn with_link_key(mut self, key: LinkKey) -> AppState {
+        self.link_key = Arc::new(key);
+        self
     }
 }

@@ -80,6 +80,12 @@ pub struct ServeArgs {
     /// bearer token (CORS). Repeat it, or give a comma-separated list; none by default.
     #[arg(long, env = "BEHALF_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
+    /// How long a one-click login link lasts when its creator does not say, in minutes.
+    #[arg(long, env = "BEHALF_ONE_CLICK_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=10_080))]
+    pub one_click_minutes: u32,
+    /// The longest a one-click login link may last, in minutes (at most seven days).
+    #[arg(long, env = "BEHALF_ONE_CLICK_MAX_MINUTES", default_value_t = 10_080, value_parser = clap::value_parser!(u32).range(1..=10_080))]
+    pub one_click_max_minutes: u32,
     /// Trust X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run).
     #[arg(long, env = "BEHALF_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,

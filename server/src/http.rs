@@ -57,6 +57,10 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
         )
         .route("/healthz", get(health))
         .route("/admin/audit.csv", get(export_audit_csv))
+        .route(
+            "/one-click/{member_id}/{token}",
+            get(crate::one_click::open).post(crate::one_click::continue_with),
+        )
         .leptos_routes_with_handler(routes, get(page_handler))
         .nest_service("/pkg", ServeDir::new(pkg_dir))
         .fallback(get(page_handler))
@@ -151,7 +155,7 @@ pub(crate) fn session_cookies(context: &RequestContext, lookup: &Lookup, setting
     cookies
 }
 
-fn append_cookies(response: &mut Response, cookies: &[String]) {
+pub(crate) fn append_cookies(response: &mut Response, cookies: &[String]) {
     for cookie in cookies {
         if let Ok(value) = HeaderValue::from_str(cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
@@ -175,7 +179,7 @@ async fn page_handler(
     let (context, lookup, notice_carried) = match request_context(&state, request.headers(), peer, None).await
     {
         Ok(found) => found,
-        Err(error) => return plain_error_page(&error),
+        Err(error) => return crate::pages::error_page(&error),
     };
     let mut cookies = session_cookies(&context, &lookup, &state.app.settings);
     let https = context.https;
@@ -328,34 +332,6 @@ pub fn json_error_as(status: StatusCode, error: &AppError) -> Response {
     response
 }
 
-/// Text made safe to put in HTML.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A page for an error found before the app could render (the session lookup failed,
-/// an export was refused): the message, escaped.
-fn plain_error_page(error: &AppError) -> Response {
-    let status = StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Behalf</title></head>\
-         <body><main><h1>Behalf</h1><p role=\"alert\">{}</p></main></body></html>",
-        escape_html(&error.to_string())
-    );
-    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
-}
-
 /// The filtered audit trail as CSV, streamed (see `app::audit::export`).
 async fn export_audit_csv(
     State(state): State<ServerState>,
@@ -365,11 +341,11 @@ async fn export_audit_csv(
 ) -> Response {
     let (context, lookup, _) = match request_context(&state, request.headers(), peer, None).await {
         Ok(found) => found,
-        Err(error) => return plain_error_page(&error),
+        Err(error) => return crate::pages::error_page(&error),
     };
     let cookies = session_cookies(&context, &lookup, &state.app.settings);
     let refused = |error: AppError| {
-        let mut response = plain_error_page(&error);
+        let mut response = crate::pages::error_page(&error);
         append_cookies(&mut response, &cookies);
         response
     };
@@ -513,7 +489,10 @@ async fn security_headers(request: Request, next: Next) -> Response {
     let headers = response.headers_mut();
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    // A page may ask for less (a one-click link's address must not leak at all).
+    if !headers.contains_key("referrer-policy") {
+        headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    }
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(
@@ -528,16 +507,6 @@ async fn security_headers(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_pages_escape_what_they_show() {
-        assert_eq!(
-            escape_html("<script>alert('x')</script> & \"y\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
-        );
-        let page = plain_error_page(&AppError::NotFound("<b>no</b>".into()));
-        assert_eq!(page.status(), StatusCode::NOT_FOUND);
-    }
 
     #[test]
     fn origins_are_compared_by_authority() {

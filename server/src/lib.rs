@@ -3,6 +3,8 @@
 pub mod api;
 pub mod config;
 pub mod http;
+pub mod one_click;
+pub mod pages;
 pub mod seed;
 
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use app::{
     members::directory::{count_with_role, create_member, NewMember},
     password::{hasher::PasswordHasher, Password},
     role::Role,
+    secret::LinkKey,
     state::{AppState, Settings},
 };
 use leptos::config::{Env, LeptosOptions};
@@ -61,7 +64,18 @@ pub fn settings_from(args: &ServeArgs) -> Settings {
         on_behalf_max_duration: i64::from(args.on_behalf_max_minutes) * MINUTE,
         sign_in_per_ip_per_minute: args.sign_in_per_ip_per_minute,
         cors_origins: args.cors_origin.clone(),
+        one_click_default_minutes: i64::from(args.one_click_minutes.min(args.one_click_max_minutes)),
+        one_click_max_minutes: i64::from(args.one_click_max_minutes),
     }
+}
+
+/// The one-click link key: `BEHALF_SECRET` when set, otherwise the one kept in the
+/// database (generated there by the first instance to start).
+pub async fn link_key(db: &Db, now: app::clock::Millis) -> CliResult<LinkKey> {
+    let configured = std::env::var("BEHALF_SECRET").ok().filter(|s| !s.is_empty());
+    let (key, source) = LinkKey::load_or_create(db, configured.as_deref(), now).await?;
+    tracing::info!(?source, "one-click link key ready");
+    Ok(key)
 }
 
 /// Serves `state` in the background on a free loopback port and returns the
@@ -91,7 +105,16 @@ pub async fn spawn_on_free_port(state: AppState, trust_proxy: bool) -> std::io::
 pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
     let db = open_database(database_url).await?;
     tracing::info!(database = db.kind(), "database ready");
-    let state = app_state(db.clone(), settings_from(&args), Clock::system());
+    if args.one_click_minutes > args.one_click_max_minutes {
+        return Err(format!(
+            "--one-click-minutes ({}) cannot be longer than --one-click-max-minutes ({})",
+            args.one_click_minutes, args.one_click_max_minutes
+        )
+        .into());
+    }
+    let clock = Clock::system();
+    let key = link_key(&db, clock.now()).await?;
+    let state = app_state(db.clone(), settings_from(&args), clock).with_link_key(key);
     let router = http::router(state, leptos_options(args.addr), args.trust_proxy);
     let listener = TcpListener::bind(args.addr)
         .await

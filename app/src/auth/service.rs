@@ -3,15 +3,18 @@
 use serde_json::json;
 
 use crate::{
-    audit_writer::{record, NewEvent},
+    audit_writer::{record, AuditTx, NewEvent},
     auth::throttle,
     clock::{format_utc, SECOND},
     context::{CurrentSession, OnBehalfView, RequestContext, Viewer},
+    db::BeginWrite,
     email::require_email,
     error::{AppError, Refusal},
-    password::{check_entered, Password},
+    guard::refuse,
+    password::{check_entered, validate_new_password, Password},
     session::{end_on_behalf, end_session, start_own_session, token::Token, EndOnBehalf, EndReason},
     state::AppState,
+    with_db,
 };
 
 /// Checks the credentials and starts a new session. The browser's previous
@@ -78,6 +81,60 @@ pub async fn sign_in(
     let token = start_own_session(state, credentials.id, replacing, request).await?;
     tracing::info!(member = credentials.id, "signed in");
     Ok(token)
+}
+
+/// Changes the signed-in member's own password. The current one is checked under the
+/// sign-in throttle (a stolen session cannot guess it faster than a sign-in could);
+/// in the change's transaction the member's outstanding one-click links, and those
+/// they created, are revoked. Never on behalf.
+pub async fn change_password(
+    state: &AppState,
+    request: &RequestContext,
+    current: Password,
+    new: Password,
+) -> Result<(), AppError> {
+    const REFUSED: &str = "password_change_refused";
+    let session = request.require_session()?;
+    let member = session.member.id;
+    if session.on_behalf.is_some() {
+        let object = ("member", member.to_string());
+        return Err(refuse(state, request, session, REFUSED, object, Refusal::NotOnBehalf).await);
+    }
+    check_entered(&current, "current_password", "Enter your current password.")?;
+    validate_new_password(&new).map_err(|error| match error {
+        AppError::Validation { message, .. } => AppError::validation("new_password", message),
+        other => other,
+    })?;
+    throttle::check_address(state, request.ip.as_deref())?;
+    let checked = throttle::check_password(state, &session.member.email, current).await?;
+    if !checked.verified || checked.credentials.as_ref().map(|c| c.id) != Some(member) {
+        let event = NewEvent::new("password_change_failed", request)
+            .by(session)
+            .subject(member)
+            .details(json!({ "reason": "wrong_password" }));
+        record(&state.db, state.clock.now(), event).await?;
+        return Err(AppError::validation(
+            "current_password",
+            "Your current password is incorrect.",
+        ));
+    }
+    let hash = state.hasher.hash(new).await?;
+    let now = state.clock.now();
+    with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        sqlx::query("UPDATE members SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(&hash)
+            .bind(now)
+            .bind(member)
+            .execute(&mut *tx)
+            .await?;
+        crate::revoke_member_links!(tx, now, member, "password_changed", Some(session), request);
+        let event = NewEvent::new("password_changed", request).by(session).subject(member);
+        tx.append_audit(now, event).await?;
+        tx.commit().await?;
+    });
+    tracing::info!(member, "password changed");
+    Ok(())
 }
 
 /// Ends the current session. On behalf, it ends the session on behalf and the

@@ -10,6 +10,7 @@ use crate::{
     members::{
         get_member, group_choices, lookup_members, parse_id_list, MemberDetail, MemberEdit, UpdateMember,
     },
+    one_click::ui::OneClickPanel,
     ui::{BoundField, ErrorPanel, Field, ListRefresh},
 };
 
@@ -149,6 +150,9 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
     let member = detail.member.clone();
     let can_edit = detail.can_edit;
     let can_log_in_on_behalf = detail.can_log_in_on_behalf;
+    let can_create_link = detail.can_create_link;
+    let links_open = RwSignal::new(false);
+    let link_name = member.display_name.clone();
     let shown = detail.clone();
     let member_id = member.id;
     view! {
@@ -157,7 +161,7 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
                 <span class="blade-name">{member.display_name.clone()}</span>
                 <span class="muted">{format!(" · #{}", member.id)}</span>
             </p>
-            // Later steps add One-click link and Sessions here.
+            // A later step adds Sessions here.
             <div class="blade-toolbar" role="toolbar" aria-label="Member actions">
                 {can_log_in_on_behalf
                     .then(|| view! { <LoginOnBehalfButton member_id/> })}
@@ -174,9 +178,25 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
                             </button>
                         }
                     })}
-                {(!can_edit && !can_log_in_on_behalf)
+                {can_create_link
+                    .then(|| {
+                        view! {
+                            <button
+                                type="button"
+                                class="button"
+                                aria-pressed=move || links_open.get().to_string()
+                                on:click=move |_| links_open.update(|open| *open = !*open)
+                            >
+                                "One-click link"
+                            </button>
+                        }
+                    })}
+                {(!can_edit && !can_log_in_on_behalf && !can_create_link)
                     .then(|| view! { <span class="muted">"You may view this member but not change them."</span> })}
             </div>
+            <Show when=move || links_open.get() && !editing.get()>
+                <OneClickPanel member_id name=link_name.clone()/>
+            </Show>
             <Show
                 when=move || editing.get()
                 fallback=move || view! { <MemberFacts detail=shown.clone()/> }

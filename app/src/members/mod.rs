@@ -215,6 +215,9 @@ pub struct MemberDetail {
     /// Whether the rule lets the viewer log in on this member's behalf (the server
     /// checks again when it is tried).
     pub can_log_in_on_behalf: bool,
+    /// Whether the viewer may create one-click login links for this member (and see
+    /// and revoke theirs); the server checks again.
+    pub can_create_link: bool,
     /// The roles the viewer may give (those up to their own rank).
     pub assignable_roles: Vec<Role>,
 }

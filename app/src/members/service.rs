@@ -83,6 +83,19 @@ async fn detail_for(db: &Db, viewer: &CurrentSession, id: i64) -> Result<MemberD
         }),
     )
     .is_ok();
+    let can_create_link = viewer.on_behalf.is_none()
+        && crate::policy::may_create_link(
+            crate::policy::LinkParty {
+                role: me.role,
+                admin_access: me.admin_access,
+            },
+            crate::policy::LinkParty {
+                role: member.role,
+                admin_access: member.admin_access,
+            },
+            member.login_enabled,
+        )
+        .is_ok();
     Ok(MemberDetail {
         member,
         member_since: format_utc(row.created_at),
@@ -92,6 +105,7 @@ async fn detail_for(db: &Db, viewer: &CurrentSession, id: i64) -> Result<MemberD
             .collect(),
         can_edit,
         can_log_in_on_behalf,
+        can_create_link,
         assignable_roles: if can_edit {
             assignable_roles(me.role)
         } else {
@@ -458,6 +472,20 @@ pub async fn change_member(
                     .bind(*actor)
                     .execute(&mut *tx)
                     .await?;
+            }
+            // A change to what the member may do ends the one-click links for them and
+            // those they created (they were allowed under what held before).
+            let revoke_reason = if row.login_enabled && !edit.login_enabled {
+                Some("login_disabled")
+            } else if before_role != edit.role {
+                Some("role_changed")
+            } else if row.admin_access != edit.admin_access {
+                Some("admin_access_changed")
+            } else {
+                None
+            };
+            if let Some(reason) = revoke_reason {
+                crate::revoke_member_links!(tx, now, id, reason, Some(session), request);
             }
             let event = NewEvent::new("member_updated", request)
                 .by(session)

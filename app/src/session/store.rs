@@ -2,12 +2,12 @@
 //! same transaction.
 
 use crate::{
-    audit_writer::{clip_user_agent, AuditTx, NewEvent},
+    audit_writer::{AuditTx, NewEvent},
     context::{CurrentSession, OnBehalf, RequestContext},
     db::BeginWrite,
     error::AppError,
     session::{next_idle_expiry, token::Token, EndReason},
-    state::{AppState, Settings},
+    state::AppState,
     with_db,
 };
 
@@ -177,6 +177,76 @@ pub async fn end_session(
     Ok(ended)
 }
 
+/// Inside transaction `$tx`, at `$now`: ends `$replacing` (the browser's previous
+/// session and its member, if any), inserts a new own session for `$member_id` with
+/// token `$token`, records the sign-in time on the member and appends the `sign_in`
+/// record with `$details`. Evaluates to the new session's ID. (A macro, like
+/// `end_row!`, so that another area's transaction can open a session too.)
+#[macro_export]
+macro_rules! open_own_session {
+    ($tx:expr, $now:expr, $settings:expr, $token:expr, $member_id:expr, $replacing:expr, $context:expr, $details:expr) => {{
+        let now: $crate::clock::Millis = $now;
+        let settings: &$crate::state::Settings = $settings;
+        let context: &$crate::context::RequestContext = $context;
+        let member_id: i64 = $member_id;
+        let absolute = now.saturating_add(settings.session_lifetime);
+        let idle = $crate::session::next_idle_expiry(now, settings.session_idle_timeout, absolute);
+        let user_agent = context.user_agent.as_deref().map($crate::audit_writer::clip_user_agent);
+        let replacing: Option<(i64, i64)> = $replacing;
+        if let Some((old, old_member)) = replacing {
+            let ended = sqlx::query(
+                "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
+            )
+            .bind(now)
+            .bind($crate::session::EndReason::Replaced.as_str())
+            .bind(old)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if ended {
+                let event = $crate::audit_writer::NewEvent::new("session_ended", context)
+                    .actor(old_member)
+                    .subject(old_member)
+                    .object("session", old)
+                    .details(serde_json::json!({ "reason": $crate::session::EndReason::Replaced.as_str() }));
+                $crate::audit_writer::AuditTx::append_audit(&mut $tx, now, event).await?;
+            }
+        }
+        let (session_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO sessions (token_hash, member_id, created_at, last_seen_at, idle_expires_at, \
+             absolute_expires_at, user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind($token.hash())
+        .bind(member_id)
+        .bind(now)
+        .bind(idle)
+        .bind(absolute)
+        .bind(user_agent)
+        .bind(context.ip.as_deref())
+        .fetch_one(&mut *$tx)
+        .await?;
+        sqlx::query("UPDATE members SET last_sign_in_at = $1, sign_in_key = $1 WHERE id = $2")
+            .bind(now)
+            .bind(member_id)
+            .execute(&mut *$tx)
+            .await?;
+        // The search terms carry the members list's sort keys.
+        sqlx::query("UPDATE member_terms SET sign_in_key = $1 WHERE member_id = $2")
+            .bind(now)
+            .bind(member_id)
+            .execute(&mut *$tx)
+            .await?;
+        let event = $crate::audit_writer::NewEvent::new("sign_in", context)
+            .actor(member_id)
+            .subject(member_id)
+            .object("session", session_id)
+            .details($details);
+        $crate::audit_writer::AuditTx::append_audit(&mut $tx, now, event).await?;
+        session_id
+    }};
+}
+
 /// A new session for `member_id` signing in as themselves. In one transaction it
 /// ends `replacing` (the browser's previous session and its member, if any), inserts the new row,
 /// records the sign-in time on the member and appends the `sign_in` audit record.
@@ -187,47 +257,12 @@ pub async fn start_own_session(
     context: &RequestContext,
 ) -> Result<Token, AppError> {
     let now = state.clock.now();
-    let settings: &Settings = &state.settings;
     let token = Token::generate();
-    let absolute = now.saturating_add(settings.session_lifetime);
-    let idle = next_idle_expiry(now, settings.session_idle_timeout, absolute);
-    let user_agent = context.user_agent.as_deref().map(clip_user_agent);
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
-        if let Some((old, old_member)) = replacing {
-            if end_row!(tx, now, old, EndReason::Replaced) {
-                let event = session_ended(old_member, context)
-                    .object("session", old)
-                    .details(serde_json::json!({ "reason": EndReason::Replaced.as_str() }));
-                tx.append_audit(now, event).await?;
-            }
-        }
-        let (session_id,): (i64,) = sqlx::query_as(
-            "INSERT INTO sessions (token_hash, member_id, created_at, last_seen_at, idle_expires_at, \
-             absolute_expires_at, user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(token.hash())
-        .bind(member_id)
-        .bind(now)
-        .bind(idle)
-        .bind(absolute)
-        .bind(user_agent)
-        .bind(context.ip.as_deref())
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE members SET last_sign_in_at = $1, sign_in_key = $1 WHERE id = $2")
-            .bind(now)
-            .bind(member_id)
-            .execute(&mut *tx)
-            .await?;
-        // The search terms carry the members list's sort keys.
-        sqlx::query("UPDATE member_terms SET sign_in_key = $1 WHERE member_id = $2")
-            .bind(now)
-            .bind(member_id)
-            .execute(&mut *tx)
-            .await?;
-        let event = NewEvent::new("sign_in", context).actor(member_id).subject(member_id).object("session", session_id);
-        tx.append_audit(now, event).await?;
+        crate::open_own_session!(
+            tx, now, &state.settings, token, member_id, replacing, context, serde_json::json!({})
+        );
         tx.commit().await?;
     });
     Ok(token)

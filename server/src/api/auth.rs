@@ -193,3 +193,25 @@ pub async fn alias_logout(State(state): State<ServerState>, caller: Caller) -> A
         &cookie,
     ))
 }
+
+/// Change the caller's own password. The current one is checked under the sign-in
+/// throttle; outstanding one-click links for the caller, and those they created, are
+/// revoked. Never in a session on behalf.
+#[utoipa::path(post, path = "/api/v1/profile/password", tag = "authentication",
+    request_body = PasswordChange,
+    responses((status = 204, description = "Changed"), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn change_password(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    auth::change_password(
+        &state.app,
+        &caller.context,
+        Password::new(body.current_password),
+        Password::new(body.new_password),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

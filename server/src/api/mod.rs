@@ -7,6 +7,7 @@ pub mod account;
 pub mod auth;
 pub mod extract;
 pub mod members;
+pub mod one_click;
 pub mod types;
 
 use app::{error::AppError, urls::optional_id};
@@ -99,6 +100,7 @@ impl Modify for Security {
         (name = "authentication", description = "Sign in, profile and login on behalf"),
         (name = "members", description = "Members (admin access; editors and super users for changes)"),
         (name = "groups", description = "Member groups"),
+        (name = "one-click links", description = "One-click login links (support engineers and above)"),
         (name = "orders", description = "The caller's own orders"),
         (name = "account", description = "The caller's sessions and access history"),
         (name = "audit", description = "The audit trail (editors and super users)"),
@@ -114,6 +116,7 @@ pub fn routes() -> (Router<ServerState>, Document) {
         .routes(routes!(auth::profile))
         .routes(routes!(auth::alias_login))
         .routes(routes!(auth::alias_logout))
+        .routes(routes!(auth::change_password))
         .routes(routes!(members::list))
         .routes(routes!(members::get, members::patch))
         .routes(routes!(members::put_proxy_permission))
@@ -121,6 +124,8 @@ pub fn routes() -> (Router<ServerState>, Document) {
         .routes(routes!(members::rename_group, members::delete_group))
         .routes(routes!(members::group_members))
         .routes(routes!(members::add_group_member, members::remove_group_member))
+        .routes(routes!(one_click::create, one_click::list))
+        .routes(routes!(one_click::revoke))
         .routes(routes!(account::products))
         .routes(routes!(account::list_orders, account::place_order))
         .routes(routes!(account::sessions))

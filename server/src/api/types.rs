@@ -84,6 +84,16 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    #[schema(max_length = 1024)]
+    pub current_password: String,
+    /// At least 8 characters, at most 1,024 bytes.
+    #[schema(min_length = 8, max_length = 1024)]
+    pub new_password: String,
+}
+
 /// The caller as themselves or, on behalf, the member they act as.
 #[derive(Serialize, ToSchema)]
 pub struct Me {

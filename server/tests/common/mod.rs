@@ -121,7 +121,9 @@ impl TestApp {
         };
         db.migrate().await.expect("migrations apply");
         let clock = Clock::manual(app::clock::system_now());
-        let state = AppState::new(db, clock.clone(), PasswordHasher::new(2), options.settings);
+        let key = server::link_key(&db, clock.now()).await.expect("link key");
+        let state =
+            AppState::new(db, clock.clone(), PasswordHasher::new(2), options.settings).with_link_key(key);
         let addr = server::spawn_on_free_port(state.clone(), options.trust_proxy)
             .await
             .expect("serve");

@@ -1,0 +1,129 @@
+//! The one-click link pages: `GET /one-click/{member_id}/{token}` asks "Continue as
+//! …?" and uses nothing up (mail scanners and chat previews fetch links); the form's
+//! `POST` to the same address consumes the link and signs the member in. Every
+//! failure is the same page and status; the audit record says which it was.
+
+use std::net::SocketAddr;
+
+use app::{clock::format_utc, context::RequestContext, error::AppError, one_click::service as one_click};
+use axum::{
+    extract::{ConnectInfo, Path, Request, State},
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+
+use crate::{
+    http::{append_cookies, request_context, session_cookies, ServerState},
+    pages::{error_page, escape_html, page},
+};
+
+/// The address holds a secret: it is not sent on as a referrer, kept by a cache or
+/// indexed.
+fn private(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert("x-robots-tag", HeaderValue::from_static("noindex, nofollow"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The generic failure, or another error's page (throttled, internal).
+fn failure(error: &AppError) -> Response {
+    if *error == AppError::LinkUnusable {
+        let body = format!(
+            "<h1>This link cannot be used</h1><p role=\"alert\">{}</p>\
+             <p><a href=\"/login\">Sign in with your password</a></p>",
+            escape_html(&error.to_string())
+        );
+        return private(page(StatusCode::NOT_FOUND, "Link cannot be used", &body));
+    }
+    private(error_page(error))
+}
+
+/// Who this browser is signed in as now, and what continuing does to that.
+fn replaced_session(context: &RequestContext) -> String {
+    let Some(session) = &context.session else {
+        return String::new();
+    };
+    let text = match &session.on_behalf {
+        Some(on_behalf) => format!(
+            "This browser is in a session on behalf of {} (as {}). Continuing ends it and signs {} out.",
+            session.member.display_name, on_behalf.actor.display_name, on_behalf.actor.display_name
+        ),
+        None => format!(
+            "This browser is signed in as {}. Continuing signs {} out first.",
+            session.member.display_name, session.member.display_name
+        ),
+    };
+    format!(
+        "<div class=\"notice notice-warning\" role=\"alert\"><p>{}</p></div>",
+        escape_html(&text)
+    )
+}
+
+/// GET: the confirmation page.
+pub async fn open(
+    State(state): State<ServerState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((member_id, token)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let (context, lookup, _) = match request_context(&state, request.headers(), peer, None).await {
+        Ok(found) => found,
+        Err(error) => return failure(&error),
+    };
+    let cookies = session_cookies(&context, &lookup, &state.app.settings);
+    let mut response = match one_click::preview(&state.app, &context, &member_id, &token).await {
+        Err(error) => failure(&error),
+        Ok(preview) => {
+            let name = escape_html(&preview.display_name);
+            let body = format!(
+                "<div class=\"one-click-page\"><h1>Continue as {name}</h1>\
+                 <p>This link signs you in to Behalf as <strong>{name}</strong>. It works once, until {}.</p>\
+                 {}<form method=\"post\" class=\"actions\">\
+                 <button type=\"submit\" class=\"button primary\">Continue</button>\
+                 <a href=\"/\">Not now</a></form></div>",
+                escape_html(&format_utc(preview.expires_at)),
+                replaced_session(&context),
+            );
+            private(page(
+                StatusCode::OK,
+                &format!("Continue as {}", preview.display_name),
+                &body,
+            ))
+        }
+    };
+    append_cookies(&mut response, &cookies);
+    response
+}
+
+/// POST: consume the link and sign the member in (303 to their home page).
+pub async fn continue_with(
+    State(state): State<ServerState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((member_id, token)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let (context, lookup, _) = match request_context(&state, request.headers(), peer, None).await {
+        Ok(found) => found,
+        Err(error) => return failure(&error),
+    };
+    match one_click::continue_with(&state.app, &context, &member_id, &token).await {
+        Ok(session) => {
+            let mut response = private(Redirect::to("/").into_response());
+            *response.status_mut() = StatusCode::SEE_OTHER;
+            let cookie =
+                app::session::session_cookie(&session, context.https, state.app.settings.session_lifetime);
+            append_cookies(&mut response, &[cookie]);
+            response
+        }
+        Err(error) => {
+            let mut response = failure(&error);
+            append_cookies(
+                &mut response,
+                &session_cookies(&context, &lookup, &state.app.settings),
+            );
+            response
+        }
+    }
+}
