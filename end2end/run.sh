@@ -39,6 +39,9 @@ export BEHALF_LOG="${BEHALF_LOG:-warn}"
 "$bin" create-member --email sam@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Sam Ortiz" --role support >/dev/null
 "$bin" create-member --email tom@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Tom Target" --role member >/dev/null
 "$bin" seed --members 60 --seed 7 --password "$BEHALF_E2E_PASSWORD" >/dev/null
+# Only the one-click link test uses these two (after the seed, so the seeded IDs stay).
+"$bin" create-member --email eve@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Eve Editor" --role editor >/dev/null
+"$bin" create-member --email lia@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Lia Link" --role member >/dev/null
 
 # Every test signs in from 127.0.0.1: the per-address limit is lifted (the per-account
 # throttle stays, and has its own integration tests).
