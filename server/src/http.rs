@@ -489,10 +489,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     let headers = response.headers_mut();
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    // A page may ask for less (a one-click link's address must not leak at all).
-    if !headers.contains_key("referrer-policy") {
-        headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
-    }
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(

@@ -17,11 +17,12 @@ use crate::{
     pages::{error_page, escape_html, page},
 };
 
-/// The address holds a secret: it is not sent on as a referrer, kept by a cache or
-/// indexed.
+/// The address holds a secret: it is not kept by a cache or indexed. (It is not sent
+/// to other sites as a referrer either: the app's `Referrer-Policy: same-origin`. Not
+/// `no-referrer`: a browser then sends `Origin: null` with the Continue form, which
+/// the origin check rightly refuses.)
 fn private(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert("x-robots-tag", HeaderValue::from_static("noindex, nofollow"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

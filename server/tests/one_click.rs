@@ -280,7 +280,7 @@ async fn opening_never_consumes_and_continuing_signs_in_once(backend: Backend) {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()["location"], "/");
     assert!(session_cookie(&response).is_some());
-    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(response.headers()["x-robots-tag"], "noindex, nofollow");
     assert_eq!(app.whoami(&browser).await.as_deref(), Some("ann@example.com"));
     // Sam's session ended (replaced), and the sign-in says how it came about.
     assert_eq!(
