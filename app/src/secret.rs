@@ -1,10 +1,11 @@
 //! The server's secret for keyed hashes (lower layer, server only): one-click login
-//! links are stored as HMAC-SHA256 of their token under this key, so a copy of the
-//! database alone cannot confirm a guessed or leaked token.
+//! links are stored as HMAC-SHA256 of their token under this key.
 //!
 //! The key is given by configuration (`BEHALF_SECRET`), or generated on first start
 //! and kept in `server_secrets`, where every instance on one PostgreSQL finds the
-//! same one. Changing it makes every outstanding link unusable.
+//! same one. Only a configured key keeps a copy of the database from confirming a
+//! guessed or leaked token; a generated one travels with the database. Changing it
+//! makes every outstanding link unusable.
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use hmac::{Hmac, Mac};

@@ -208,6 +208,64 @@ async fn api(url: &dyn Fn(&str) -> String) {
     }
     summary("API alias_login (re-authentication included)", aliases);
     summary("API alias_logout", backs);
+    one_click(url, &token, ann).await;
+}
+
+/// One-click links: create one (API), open it (GET, the confirmation page), continue
+/// (POST: consumed, and a new session); and a guess that fails.
+async fn one_click(url: &dyn Fn(&str) -> String, token: &str, member: i64) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (mut creates, mut opens, mut continues, mut guesses) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+    for i in 0..220 {
+        let t0 = Instant::now();
+        let response = client
+            .post(url(&format!("/api/v1/members/{member}/one_click_links")))
+            .bearer_auth(token)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "create a link");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let path = body["path"].as_str().unwrap().to_string();
+        let t1 = Instant::now();
+        let response = client.get(url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "open the link");
+        let _ = response.bytes().await;
+        let t2 = Instant::now();
+        let response = client.post(url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 303, "continue with the link");
+        let t3 = Instant::now();
+        let guess = format!(
+            "/one-click/{member}/{}",
+            app::session::token::Token::generate().expose()
+        );
+        let response = client.post(url(&guess)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "a guess");
+        let _ = response.bytes().await;
+        let t4 = Instant::now();
+        if i >= 20 {
+            creates.push(ms(t0, t1));
+            opens.push(ms(t1, t2));
+            continues.push(ms(t2, t3));
+            guesses.push(ms(t3, t4));
+        }
+    }
+    summary(
+        "one-click link: create (POST /api/v1/members/{id}/one_click_links)",
+        creates,
+    );
+    summary("one-click link: open (GET, the confirmation page)", opens);
+    summary(
+        "one-click link: continue (POST: consumed, new session)",
+        continues,
+    );
+    summary("one-click link: a guess refused (POST, recorded)", guesses);
 }
 
 /// A whole switch: start a session on behalf (with re-authentication), the first

@@ -421,7 +421,12 @@ async fn refuse_cross_site(request: Request, next: Next) -> Response {
         Some(origin) => origin_authority(origin) != host,
     };
     if cross_site_fetch || foreign_origin {
-        return json_error(&AppError::Refused(Refusal::CrossSite));
+        let refused = AppError::Refused(Refusal::CrossSite);
+        // A page (the one-click link's Continue) gets a page; the API, JSON.
+        if request.uri().path().starts_with("/api/") {
+            return json_error(&refused);
+        }
+        return crate::pages::error_page(&refused);
     }
     next.run(request).await
 }
@@ -489,7 +494,10 @@ async fn security_headers(request: Request, next: Next) -> Response {
     let headers = response.headers_mut();
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    // A page may ask for less (a one-click link's address is not sent on at all).
+    if !headers.contains_key("referrer-policy") {
+        headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    }
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(

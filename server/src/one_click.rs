@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use app::{clock::format_utc, context::RequestContext, error::AppError, one_click::service as one_click};
 use axum::{
-    extract::{ConnectInfo, Path, Request, State},
+    extract::{rejection::PathRejection, ConnectInfo, Path, Request, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
@@ -17,12 +17,13 @@ use crate::{
     pages::{error_page, escape_html, page},
 };
 
-/// The address holds a secret: it is not kept by a cache or indexed. (It is not sent
-/// to other sites as a referrer either: the app's `Referrer-Policy: same-origin`. Not
-/// `no-referrer`: a browser then sends `Origin: null` with the Continue form, which
-/// the origin check rightly refuses.)
+/// The address holds a secret: it is not kept by a cache or indexed, and not sent on
+/// as a referrer, not even to the app itself (the stylesheet's request): only the
+/// origin is. (Not `no-referrer`: a browser then sends `Origin: null` with the
+/// Continue form, which the origin check rightly refuses.)
 fn private(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin"));
     headers.insert("x-robots-tag", HeaderValue::from_static("noindex, nofollow"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -66,9 +67,12 @@ fn replaced_session(context: &RequestContext) -> String {
 pub async fn open(
     State(state): State<ServerState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((member_id, token)): Path<(String, String)>,
+    address: Result<Path<(String, String)>, PathRejection>,
     request: Request,
 ) -> Response {
+    // An address that is not even text (bad percent-encoding) is malformed like any
+    // other: the same page, recorded and throttled.
+    let (member_id, token) = address.map(|Path(parts)| parts).unwrap_or_default();
     let (context, lookup, _) = match request_context(&state, request.headers(), peer, None).await {
         Ok(found) => found,
         Err(error) => return failure(&error),
@@ -102,9 +106,12 @@ pub async fn open(
 pub async fn continue_with(
     State(state): State<ServerState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((member_id, token)): Path<(String, String)>,
+    address: Result<Path<(String, String)>, PathRejection>,
     request: Request,
 ) -> Response {
+    // An address that is not even text (bad percent-encoding) is malformed like any
+    // other: the same page, recorded and throttled.
+    let (member_id, token) = address.map(|Path(parts)| parts).unwrap_or_default();
     let (context, lookup, _) = match request_context(&state, request.headers(), peer, None).await {
         Ok(found) => found,
         Err(error) => return failure(&error),

@@ -20,6 +20,7 @@ on_both_databases!(
     changes_to_the_member_revoke_their_links,
     links_are_listed_and_revoked_by_those_allowed,
     the_link_key_is_generated_once_and_kept,
+    a_demotion_racing_creations_leaves_no_link_of_the_demoted,
 );
 
 const CARD: &str = "Continue as";
@@ -272,6 +273,34 @@ async fn opening_never_consumes_and_continuing_signs_in_once(backend: Backend) {
     );
     assert_eq!(count(&app, "one_click_opened").await, 2);
 
+    // The editor who made it cannot use it in their own browser (a session as the
+    // member with no banner): refused like any failure, and not used up.
+    let maker = app.signed_in("ed@example.com").await;
+    assert_eq!(post(&app, &maker, &path).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM one_click_links WHERE used_at IS NULL")
+            .await,
+        1
+    );
+    // A cross-site POST gets the refusal as a page, and changes nothing.
+    let cross = app
+        .client()
+        .post(app.url(&path))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    assert!(cross
+        .text()
+        .await
+        .unwrap()
+        .contains("Cross-site request refused."));
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM one_click_links WHERE used_at IS NULL")
+            .await,
+        1
+    );
     // A browser signed in as somebody else is told whose session ends.
     let browser = app.signed_in("sup@example.com").await;
     let (_, body) = get(&app, &browser, &path).await;
@@ -306,7 +335,10 @@ async fn opening_never_consumes_and_continuing_signs_in_once(backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("This link cannot be used"), "{body}");
     assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, sessions);
-    assert_eq!(failure_reasons(&app).await, vec!["used", "used"]);
+    assert_eq!(
+        failure_reasons(&app).await,
+        vec!["creators_browser", "used", "used"]
+    );
     app.finish().await;
 }
 
@@ -342,6 +374,7 @@ async fn every_failure_looks_the_same_and_is_recorded_with_its_reason(backend: B
     let cases = [
         ("malformed", format!("/one-click/{}/abc", p.mem)),
         ("malformed", format!("/one-click/x{}/{token}", p.mem)),
+        ("malformed", format!("/one-click/{}/{}%FF", p.mem, &token[..42])),
         ("unknown", format!("/one-click/{}/{tampered}", p.mem)),
         (
             "unknown",
@@ -477,6 +510,7 @@ async fn changes_to_the_member_revoke_their_links(backend: Backend) {
     let first = created_path(&app, &ed, p.mem).await;
     let second = created_path(&app, &ed, p.mem).await;
     let ann = app.api_login("ann@example.com").await;
+    let other_device = app.api_login("ann@example.com").await;
     // A wrong current password changes nothing.
     let (status, body) = app
         .api(
@@ -510,6 +544,13 @@ async fn changes_to_the_member_revoke_their_links(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(count(&app, "password_changed").await, 1);
+    // Every other session of Ann's ended with it; the one that changed it goes on.
+    let (status, _) = app
+        .api(Method::GET, "/api/v1/profile", Some(&other_device), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.api(Method::GET, "/api/v1/profile", Some(&ann), None).await;
+    assert_eq!(status, StatusCode::OK);
     for path in [&first, &second] {
         let response = post(&app, &app.bare_client(), path).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
@@ -622,6 +663,14 @@ async fn links_are_listed_and_revoked_by_those_allowed(backend: Backend) {
     assert!(list["links"].as_array().unwrap().is_empty());
     assert_eq!(count(&app, "one_click_revoked").await, 1);
     assert_eq!(count(&app, "one_click_revoke_refused").await, 1);
+    // At most 20 outstanding links a member.
+    for _ in 0..20 {
+        created_path(&app, &sup, p.mem).await;
+    }
+    let (status, body) = create(&app, &sup, p.mem, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, list) = app.api(Method::GET, &list_path, Some(&sup), None).await;
+    assert_eq!(list["links"].as_array().unwrap().len(), 20);
     // Not on behalf: Sam, on Ann's behalf, can create no link (and no password).
     let (status, body) = app
         .api(
@@ -636,6 +685,8 @@ async fn links_are_listed_and_revoked_by_those_allowed(backend: Backend) {
     let (status, body) = create(&app, &on_behalf, p.mem, json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "not_on_behalf");
+    let (status, _) = app.api(Method::GET, &list_path, Some(&on_behalf), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = app
         .api(
             Method::POST,
@@ -661,5 +712,72 @@ async fn the_link_key_is_generated_once_and_kept(backend: Backend) {
     // the secret invalidates outstanding links).
     let other = app::secret::LinkKey::from_secret(&"r".repeat(40)).unwrap();
     assert_ne!(other.hash("some token"), again.hash("some token"));
+    app.finish().await;
+}
+
+/// Creations by a support engineer racing their own demotion: every link they made
+/// before it is revoked by it, and none is made after it.
+async fn a_demotion_racing_creations_leaves_no_link_of_the_demoted(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let p = people(&app).await;
+    let mut targets = vec![p.mem];
+    for n in 0..3 {
+        targets.push(
+            app.create_member(&format!("t{n}@example.com"), &format!("Target {n}"), Role::Member)
+                .await,
+        );
+    }
+    let sup = app.api_login("sup@example.com").await;
+    let root = app.api_login("root@example.com").await;
+    let url = |path: String| app.url(&path);
+    let client = app.bare_client();
+    let mut tasks = Vec::new();
+    for n in 0..32 {
+        let request = client
+            .post(url(format!(
+                "/api/v1/members/{}/one_click_links",
+                targets[n % targets.len()]
+            )))
+            .bearer_auth(&sup)
+            .json(&json!({}));
+        tasks.push(tokio::spawn(
+            async move { request.send().await.unwrap().status() },
+        ));
+        if n == 12 {
+            let demote = client
+                .patch(url(format!("/api/v1/members/{}", p.sup)))
+                .bearer_auth(&root)
+                .json(&json!({ "role": "member" }));
+            tasks.push(tokio::spawn(async move { demote.send().await.unwrap().status() }));
+        }
+    }
+    for task in tasks {
+        let status = task.await.unwrap();
+        assert!(
+            [
+                StatusCode::CREATED,
+                StatusCode::OK,
+                StatusCode::FORBIDDEN,
+                StatusCode::UNAUTHORIZED
+            ]
+            .contains(&status),
+            "{status}"
+        );
+    }
+    assert_eq!(
+        app.scalar(&format!("SELECT role_rank FROM members WHERE id = {}", p.sup))
+            .await,
+        Role::Member.rank() as i64
+    );
+    let outstanding = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM one_click_links WHERE created_by = {} AND used_at IS NULL AND revoked_at IS NULL",
+            p.sup
+        ))
+        .await;
+    assert_eq!(
+        outstanding, 0,
+        "no link of the demoted creator outlives the demotion"
+    );
     app.finish().await;
 }

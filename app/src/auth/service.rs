@@ -86,7 +86,7 @@ pub async fn sign_in(
 /// Changes the signed-in member's own password. The current one is checked under the
 /// sign-in throttle (a stolen session cannot guess it faster than a sign-in could);
 /// in the change's transaction the member's outstanding one-click links, and those
-/// they created, are revoked. Never on behalf.
+/// they created, are revoked, and every other session of theirs ends. Never on behalf.
 pub async fn change_password(
     state: &AppState,
     request: &RequestContext,
@@ -129,7 +129,35 @@ pub async fn change_password(
             .execute(&mut *tx)
             .await?;
         crate::revoke_member_links!(tx, now, member, "password_changed", Some(session), request);
-        let event = NewEvent::new("password_changed", request).by(session).subject(member);
+        // Whoever else holds a session of the member (on another device, on their
+        // behalf, or the member's own sessions on behalf of others) is signed out:
+        // a new password is how a member takes their account back.
+        let ended: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE ended_at IS NULL AND id <> $3 \
+             AND (member_id = $4 OR actor_id = $4) RETURNING id, member_id, actor_id",
+        )
+        .bind(now)
+        .bind(EndReason::Revoked.as_str())
+        .bind(session.id)
+        .bind(member)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (ended_id, ended_member, actor) in &ended {
+            let action = if actor.is_some() { "on_behalf_end" } else { "session_ended" };
+            let mut event = NewEvent::new(action, request)
+                .actor(actor.unwrap_or(*ended_member))
+                .subject(*ended_member)
+                .object("session", *ended_id)
+                .details(json!({ "reason": EndReason::Revoked.as_str(), "because": "password_changed" }));
+            if actor.is_some() {
+                event = event.on_behalf(*ended_id);
+            }
+            tx.append_audit(now, event).await?;
+        }
+        let event = NewEvent::new("password_changed", request)
+            .by(session)
+            .subject(member)
+            .details(json!({ "sessions_ended": ended.len() }));
         tx.append_audit(now, event).await?;
         tx.commit().await?;
     });

@@ -81,14 +81,26 @@ pub async fn create(
     let hash = state.link_key.hash(token.expose());
     let now = state.clock.now();
     let expires_at = now.saturating_add(minutes.saturating_mul(MINUTE));
-    let creator = party_of(session);
     let for_update = state.db.for_update();
     let outcome: Result<i64, AppError> = with_db!(&state.db, pool => {
         async {
             let mut tx = pool.begin_write().await?;
-            // The member's row stays locked (PostgreSQL) until the link is in: a change
-            // to the member meanwhile either comes first (and is seen here) or waits
-            // and then revokes the new link.
+            // The creator's row, then the member's, stay locked (PostgreSQL) until the
+            // link is in: a change to either meanwhile comes first (and is seen here) or
+            // waits and then revokes the new link. The creator is read again here, not
+            // taken from the session loaded when the request began.
+            let me: Option<(String, bool, bool)> = sqlx::query_as(&format!("{MEMBER_PARTY}{for_update}"))
+                .bind(session.member.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (role, admin_access, login_enabled) = me.ok_or(AppError::Unauthenticated)?;
+            if !login_enabled {
+                return Err(AppError::Unauthenticated);
+            }
+            let creator = LinkParty {
+                role: stored_role(session.member.id, &role)?,
+                admin_access,
+            };
             let row: Option<(String, bool, bool)> = sqlx::query_as(&format!("{MEMBER_PARTY}{for_update}"))
                 .bind(member_id)
                 .fetch_optional(&mut *tx)
@@ -99,6 +111,19 @@ pub async fn create(
                 admin_access,
             };
             may_create_link(creator, member, login_enabled).map_err(AppError::Refused)?;
+            let (outstanding,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM one_click_links WHERE member_id = $1 AND used_at IS NULL \
+                 AND revoked_at IS NULL AND expires_at > $2",
+            )
+            .bind(member_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if outstanding >= MAX_OUTSTANDING {
+                return Err(AppError::Conflict(format!(
+                    "This member already has {MAX_OUTSTANDING} outstanding one-click links: revoke some first."
+                )));
+            }
             let (id,): (i64,) = sqlx::query_as(
                 "INSERT INTO one_click_links (token_hash, member_id, created_by, created_at, expires_at) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -161,12 +186,16 @@ fn link_view(
     }
 }
 
-/// At most this many outstanding links are listed (the newest first).
-pub const MAX_LISTED: i64 = 100;
+/// A member has at most this many outstanding links at once (a stolen session cannot
+/// mint them without end); the list shows them all.
+pub const MAX_OUTSTANDING: i64 = 20;
 
 /// The outstanding links of `member_id`, newest first, for someone who may manage them.
 pub async fn list(state: &AppState, request: &RequestContext, member_id: i64) -> Result<LinkList, AppError> {
     let session = require_admin(request)?;
+    if session.on_behalf.is_some() {
+        return Err(AppError::Refused(Refusal::NotOnBehalf));
+    }
     may_use_links(session).map_err(AppError::Refused)?;
     let now = state.clock.now();
     type Row = (i64, i64, i64, String, i64, i64);
@@ -180,7 +209,7 @@ pub async fn list(state: &AppState, request: &RequestContext, member_id: i64) ->
         )
         .bind(member_id)
         .bind(now)
-        .bind(MAX_LISTED)
+        .bind(MAX_OUTSTANDING)
         .fetch_all(pool)
         .await?;
         (row, links)
@@ -234,7 +263,20 @@ pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Resu
                 role: stored_role(member_id, &role)?,
                 admin_access,
             };
-            may_manage_links(party_of(session), member).map_err(AppError::Refused)?;
+            // As they are now, not as the session found them when the request began.
+            let me: Option<(String, bool, bool)> = sqlx::query_as(MEMBER_PARTY)
+                .bind(session.member.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (role, admin_access, login_enabled) = me.ok_or(AppError::Unauthenticated)?;
+            if !login_enabled {
+                return Err(AppError::Unauthenticated);
+            }
+            let revoker = LinkParty {
+                role: stored_role(session.member.id, &role)?,
+                admin_access,
+            };
+            may_manage_links(revoker, member).map_err(AppError::Refused)?;
             let revoked = sqlx::query(
                 "UPDATE one_click_links SET revoked_at = $1, revoked_by = $2, revoke_reason = 'revoked' \
                  WHERE id = $3 AND used_at IS NULL AND revoked_at IS NULL",
@@ -311,6 +353,7 @@ pub struct Preview {
 struct Found {
     link: i64,
     member_id: i64,
+    created_by: i64,
     state: LinkState,
     display_name: String,
     expires_at: Millis,
@@ -318,10 +361,10 @@ struct Found {
 
 /// The link with this token hash, and what state it is in for `member_id` at `now`.
 async fn find(state: &AppState, member_id: i64, hash: &[u8], now: Millis) -> Result<Option<Found>, AppError> {
-    type Row = (i64, i64, Option<i64>, Option<i64>, i64, bool, bool, String);
+    type Row = (i64, i64, i64, Option<i64>, Option<i64>, i64, bool, bool, String);
     let row: Option<Row> = with_db!(&state.db, pool => {
         sqlx::query_as(
-            "SELECT l.id, l.member_id, l.used_at, l.revoked_at, l.expires_at, m.login_enabled, \
+            "SELECT l.id, l.member_id, l.created_by, l.used_at, l.revoked_at, l.expires_at, m.login_enabled, \
              m.deleted_at IS NOT NULL, m.display_name \
              FROM one_click_links l JOIN members m ON m.id = l.member_id WHERE l.token_hash = $1",
         )
@@ -330,7 +373,7 @@ async fn find(state: &AppState, member_id: i64, hash: &[u8], now: Millis) -> Res
         .await?
     });
     Ok(row.map(
-        |(link, owner, used, revoked, expires_at, login_enabled, deleted, display_name)| {
+        |(link, owner, created_by, used, revoked, expires_at, login_enabled, deleted, display_name)| {
             let state = if owner != member_id {
                 LinkState::OtherMember
             } else if used.is_some() {
@@ -349,6 +392,7 @@ async fn find(state: &AppState, member_id: i64, hash: &[u8], now: Millis) -> Res
             Found {
                 link,
                 member_id: owner,
+                created_by,
                 state,
                 display_name,
                 expires_at,
@@ -451,7 +495,22 @@ pub async fn continue_with(
     token: &str,
 ) -> Result<Token, AppError> {
     let (member_id, token, found) = check_address(state, request, "continue", member_id, token).await?;
-    found?;
+    let found = found?;
+    // The one who made the link does not use it themselves (that would be a session
+    // as the member with no banner and no reason: login on behalf is the way for that).
+    if let Some(current) = &request.session {
+        if current.actor().id == found.created_by {
+            return Err(failed(
+                state,
+                request,
+                "continue",
+                Some(member_id),
+                Some(&found),
+                "creators_browser",
+            )
+            .await);
+        }
+    }
     let hash = state.link_key.hash(&token);
     let now = state.clock.now();
     let session = Token::generate();
