@@ -106,7 +106,7 @@ impl Refusal {
             }
             Refusal::LinkTargetNotLower => "One-click links are only for members whose role is below your own.",
             Refusal::LinkTargetHasAdminAccess => {
-                "Only a super user may create a one-click link for a member with admin access."
+                "Only a super user may create or manage one-click links for a member with admin access."
             }
             Refusal::NotOnBehalf => "This cannot be done in a session on behalf: leave it first.",
         }

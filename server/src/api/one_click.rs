@@ -59,7 +59,7 @@ pub struct LinkCreated {
 
 #[derive(Serialize, ToSchema)]
 pub struct LinkListView {
-    /// Newest first, at most 100.
+    /// Newest first (a member has at most 20 outstanding).
     pub links: Vec<LinkView>,
     pub default_minutes: i64,
     pub max_minutes: i64,
