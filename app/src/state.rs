@@ -19,6 +19,11 @@ pub struct Settings {
     pub sign_in_per_ip_per_minute: u32,
     /// Origins allowed to call the JSON API from a browser (CORS); none by default.
     pub cors_origins: Vec<String>,
+    /// A request not answered within this many seconds gets 408.
+    pub request_timeout_seconds: u64,
+    /// Password checks that may wait for argon2 behind the running ones; past that,
+    /// a fast 429 (see `PasswordHasher::reserve`).
+    pub argon2_queue: usize,
     /// A one-click login link lasts this long unless its creator asks otherwise…
     pub one_click_default_minutes: i64,
     /// …and never longer than this.
@@ -36,6 +41,8 @@ impl Default for Settings {
             on_behalf_max_duration: 30 * crate::clock::MINUTE,
             sign_in_per_ip_per_minute: 60,
             cors_origins: Vec::new(),
+            request_timeout_seconds: 30,
+            argon2_queue: crate::password::hasher::DEFAULT_QUEUE,
             one_click_default_minutes: 15,
             one_click_max_minutes: ONE_CLICK_LONGEST_MINUTES,
         }
@@ -63,7 +70,7 @@ impl AppState {
         AppState {
             db,
             clock,
-            hasher: Arc::new(hasher),
+            hasher: Arc::new(hasher.with_queue(settings.argon2_queue)),
             sign_in_per_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             settings: Arc::new(settings),
             link_key: Arc::new(LinkKey::random()),

@@ -80,6 +80,20 @@ pub struct ServeArgs {
     /// bearer token (CORS). Repeat it, or give a comma-separated list; none by default.
     #[arg(long, env = "BEHALF_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
+    /// Password checks that may wait for argon2 behind the running ones (one per
+    /// core); when they are all taken, a sign-in gets a fast 429 before any hashing.
+    #[arg(long, env = "BEHALF_ARGON2_QUEUE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub argon2_queue: u32,
+    /// Seconds a client has to send a request's headers; a slower one is dropped.
+    #[arg(long, env = "BEHALF_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=300))]
+    pub header_read_timeout_seconds: u32,
+    /// Seconds a request may take before it is answered 408 (a streamed download's body
+    /// is not counted).
+    #[arg(long, env = "BEHALF_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3_600))]
+    pub request_timeout_seconds: u32,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[arg(long, env = "BEHALF_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections: u32,
     /// How long a one-click login link lasts when its creator does not say, in minutes.
     #[arg(long, env = "BEHALF_ONE_CLICK_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=10_080))]
     pub one_click_minutes: u32,

@@ -26,7 +26,9 @@ use axum::{
 };
 use leptos::prelude::{provide_context, LeptosOptions};
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, AxumRouteListing, LeptosRoutes};
-use tower_http::{limit::RequestBodyLimitLayer, services::ServeDir, trace::TraceLayer};
+use tower_http::{
+    limit::RequestBodyLimitLayer, services::ServeDir, timeout::TimeoutLayer, trace::TraceLayer,
+};
 
 /// Everything a handler can reach.
 #[derive(Clone, FromRef)]
@@ -40,6 +42,7 @@ pub struct ServerState {
 /// The whole application as an axum router.
 pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -> Router {
     let routes = route_list();
+    let request_timeout = std::time::Duration::from_secs(app.settings.request_timeout_seconds.max(1));
     let (api, _) = crate::api::routes();
     let api = api.layer(cors(&app.settings.cors_origins));
     let pkg_dir = PathBuf::from(leptos_options.site_root.as_ref()).join(leptos_options.site_pkg_dir.as_ref());
@@ -66,6 +69,10 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
         .fallback(get(page_handler))
         .layer(middleware::from_fn(refuse_cross_site))
         .layer(RequestBodyLimitLayer::new(256 * 1024))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .layer(middleware::from_fn(api_errors_as_json))
         .layer(middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http())
@@ -449,6 +456,9 @@ async fn api_errors_as_json(request: Request, next: Next) -> Response {
         },
         StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::NotJson,
         StatusCode::NOT_FOUND => AppError::NotFound("There is no such API endpoint.".to_string()),
+        StatusCode::REQUEST_TIMEOUT => {
+            AppError::BadRequest("The request took too long to answer.".to_string())
+        }
         s if s.is_server_error() => AppError::Internal,
         _ => AppError::BadRequest("The request was refused.".to_string()),
     };

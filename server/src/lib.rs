@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod http;
+pub mod listen;
 pub mod one_click;
 pub mod pages;
 pub mod seed;
@@ -64,6 +65,8 @@ pub fn settings_from(args: &ServeArgs) -> Settings {
         on_behalf_max_duration: i64::from(args.on_behalf_max_minutes) * MINUTE,
         sign_in_per_ip_per_minute: args.sign_in_per_ip_per_minute,
         cors_origins: args.cors_origin.clone(),
+        request_timeout_seconds: args.request_timeout_seconds.into(),
+        argon2_queue: args.argon2_queue as usize,
         one_click_default_minutes: i64::from(args.one_click_minutes.min(args.one_click_max_minutes)),
         one_click_max_minutes: i64::from(args.one_click_max_minutes),
     }
@@ -81,6 +84,15 @@ pub async fn link_key(db: &Db, now: app::clock::Millis) -> CliResult<LinkKey> {
 /// Serves `state` in the background on a free loopback port and returns the
 /// address (integration tests and benchmarks).
 pub async fn spawn_on_free_port(state: AppState, trust_proxy: bool) -> std::io::Result<SocketAddr> {
+    spawn_with_limits(state, trust_proxy, listen::Limits::default()).await
+}
+
+/// `spawn_on_free_port` with the connection limits given (the slowloris test).
+pub async fn spawn_with_limits(
+    state: AppState,
+    trust_proxy: bool,
+    limits: listen::Limits,
+) -> std::io::Result<SocketAddr> {
     let router = http::router(
         state,
         leptos_options(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -88,16 +100,7 @@ pub async fn spawn_on_free_port(state: AppState, trust_proxy: bool) -> std::io::
     );
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        {
-            tracing::error!(%error, "test server stopped");
-        }
-    });
+    tokio::spawn(listen::serve(listener, router, limits, std::future::pending()));
     Ok(addr)
 }
 
@@ -122,12 +125,12 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local}");
     println!("Behalf is serving on http://{local}");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let limits = listen::Limits {
+        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_seconds.into()),
+        max_connections: args.max_connections as usize,
+        ..listen::Limits::default()
+    };
+    listen::serve(listener, router, limits, shutdown_signal()).await;
     db.close().await;
     Ok(())
 }

@@ -118,7 +118,10 @@ pub async fn change_password(
             "Your current password is incorrect.",
         ));
     }
-    let hash = state.hasher.hash(new).await?;
+    let hash = {
+        let _place = state.hasher.reserve()?;
+        state.hasher.hash(new).await?
+    };
     let now = state.clock.now();
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;

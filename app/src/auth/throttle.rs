@@ -219,9 +219,13 @@ pub struct Checked {
 /// client dropping the connection half-way can never leave the attempt pending (it
 /// would hold the account back for everyone).
 pub async fn check_password(state: &AppState, email: &str, password: Password) -> Result<Checked, AppError> {
+    // A place in argon2's line first: when it is full, the attempt is refused before
+    // it is counted against the account or hashed.
+    let place = state.hasher.reserve()?;
     let state = state.clone();
     let email = email.to_string();
     let task = tokio::spawn(async move {
+        let _place = place;
         let key = account_key(&email);
         claim(&state, &key).await?;
         let (credentials, verified) = credentials::check(&state.db, &state.hasher, &email, password).await?;

@@ -284,9 +284,11 @@ pub async fn start(
     let target = row.ok_or(AppError::Internal)?;
     // Claimed, checked and settled in a task of its own, so that a client dropping the
     // connection half-way can never leave the attempt pending.
+    let place = state.hasher.reserve()?;
     let checked = {
         let (state, email, actor_id) = (state.clone(), actor.email.clone(), actor.id);
         tokio::spawn(async move {
+            let _place = place;
             let attempt = claim_attempt(&state, actor_id).await?;
             // The sign-in check itself: the same lookup and the same verifier.
             let (credentials, verified) =

@@ -1,7 +1,10 @@
 //! Passwords: argon2id at OWASP's parameters, computed off the async runtime with a
 //! bounded number in flight, and a wrapper that never prints its content.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc, Mutex,
+};
 
 use argon2::{
     password_hash::{
@@ -98,9 +101,15 @@ pub fn verify_password_in(stored: &str, password: &Password, memory: &mut Vec<Bl
 
 /// Runs argon2 on tokio's blocking pool, at most `limit` at a time, so a flood of
 /// sign-ins queues here instead of starving every other request of CPU and memory.
+/// The queue is bounded: a password check first takes a place in line (`reserve`),
+/// and when every place is taken it is refused at once, before any hashing and before
+/// it counts against an account.
 #[derive(Debug)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    /// Places in line: the checks running plus those waiting, at most `places`.
+    in_line: Arc<AtomicUsize>,
+    places: usize,
     /// Warm argon2 memory, at most one block per permit.
     memory: Mutex<Vec<Vec<Block>>>,
     /// Verified against when the email is unknown, so that costs the same time.
@@ -109,8 +118,11 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(limit: usize) -> Self {
+        let limit = limit.max(1);
         PasswordHasher {
-            permits: Arc::new(Semaphore::new(limit.max(1))),
+            permits: Arc::new(Semaphore::new(limit)),
+            in_line: Arc::new(AtomicUsize::new(0)),
+            places: limit + DEFAULT_QUEUE,
             memory: Mutex::new(Vec::new()),
             dummy_hash: hash_password_blocking(&Password::new("behalf dummy password for unknown emails")),
         }
@@ -120,6 +132,25 @@ impl PasswordHasher {
     pub fn with_default_limit() -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         PasswordHasher::new(cores)
+    }
+
+    /// The same hasher with room for `queue` checks waiting behind the running ones.
+    pub fn with_queue(mut self, queue: usize) -> Self {
+        self.places = self.permits.available_permits() + queue;
+        self
+    }
+
+    /// A place in line for one password check, held until it is dropped; or, when
+    /// the line is full, a 429 at once (nothing hashed, nothing counted).
+    pub fn reserve(&self) -> Result<Reservation, AppError> {
+        let taken = self.in_line.fetch_add(1, Ordering::SeqCst);
+        let reservation = Reservation(self.in_line.clone());
+        if taken >= self.places {
+            drop(reservation);
+            tracing::debug!("password check refused: the argon2 queue is full");
+            return Err(AppError::RateLimited { retry_after: 1 });
+        }
+        Ok(reservation)
     }
 
     fn take_memory(&self) -> Vec<Block> {
@@ -166,9 +197,35 @@ impl PasswordHasher {
     }
 }
 
+/// Checks that may wait behind the running ones unless configured otherwise.
+pub const DEFAULT_QUEUE: usize = 32;
+
+/// A place in the hasher's line (see `PasswordHasher::reserve`).
+#[derive(Debug)]
+pub struct Reservation(Arc<AtomicUsize>);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_line_is_bounded_and_places_come_back() {
+        let hasher = PasswordHasher::new(1).with_queue(2);
+        let held: Vec<Reservation> = (0..3).map(|_| hasher.reserve().unwrap()).collect();
+        assert_eq!(
+            hasher.reserve().unwrap_err(),
+            AppError::RateLimited { retry_after: 1 }
+        );
+        drop(held);
+        assert!(hasher.reserve().is_ok());
+        assert_eq!(hasher.in_line.load(Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn a_hash_verifies_its_password_and_nothing_else() {

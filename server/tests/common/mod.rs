@@ -49,13 +49,17 @@ pub struct Options {
 }
 
 impl Default for Options {
-    /// The product's settings, except the per-address sign-in limit: every test client
-    /// comes from 127.0.0.1, and only the throttle's own tests exercise it.
+    /// The product's settings, except the per-address sign-in limit and the argon2
+    /// queue: every test client comes from 127.0.0.1, and only their own tests
+    /// exercise them.
     fn default() -> Self {
         Options {
             trust_proxy: false,
             settings: Settings {
                 sign_in_per_ip_per_minute: 100_000,
+                // Parallel-request tests must reach the per-account checks they test;
+                // the bounded argon2 queue has a test of its own.
+                argon2_queue: 10_000,
                 ..Settings::default()
             },
         }
