@@ -81,6 +81,7 @@ chromium:
 bench:
 	LEPTOS_OUTPUT_NAME=behalf cargo bench -p server --bench signin
 	LEPTOS_OUTPUT_NAME=behalf cargo bench -p server --bench load
+	LEPTOS_OUTPUT_NAME=behalf cargo bench -p server --bench flood
 
 clean:
 	cargo clean
