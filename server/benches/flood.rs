@@ -155,5 +155,5 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(on_each_database(|db, label| run(db, label)));
+    runtime.block_on(on_each_database(run));
 }

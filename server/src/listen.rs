@@ -74,7 +74,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
+
         let service = router
             .clone()
             .map_request(move |mut request: hyper::Request<Incoming>| {

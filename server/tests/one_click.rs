@@ -601,6 +601,21 @@ async fn changes_to_the_member_revoke_their_links(backend: Backend) {
             .await,
         1
     );
+    // Disabling the login ended Ann's sessions there and then (no request needed),
+    // each with its record.
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE member_id = {} AND ended_at IS NULL",
+            p.mem
+        ))
+        .await,
+        0
+    );
+    assert!(
+        app.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'session_ended' AND details LIKE '%login_disabled%'")
+            .await
+            >= 1
+    );
 
     // Demoting the creator revokes the links they made.
     let root = app.api_login("root@example.com").await;
@@ -617,6 +632,11 @@ async fn changes_to_the_member_revoke_their_links(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let response = post(&app, &app.bare_client(), &by_ed).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    // The demotion signed Ed out everywhere; the super user who made it goes on.
+    let (status, _) = app.api(Method::GET, "/api/v1/profile", Some(&ed), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.api(Method::GET, "/api/v1/profile", Some(&root), None).await;
+    assert_eq!(status, StatusCode::OK);
     app.finish().await;
 }
 

@@ -135,32 +135,11 @@ pub async fn change_password(
         // Whoever else holds a session of the member (on another device, on their
         // behalf, or the member's own sessions on behalf of others) is signed out:
         // a new password is how a member takes their account back.
-        let ended: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
-            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE ended_at IS NULL AND id <> $3 \
-             AND (member_id = $4 OR actor_id = $4) RETURNING id, member_id, actor_id",
-        )
-        .bind(now)
-        .bind(EndReason::Revoked.as_str())
-        .bind(session.id)
-        .bind(member)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (ended_id, ended_member, actor) in &ended {
-            let action = if actor.is_some() { "on_behalf_end" } else { "session_ended" };
-            let mut event = NewEvent::new(action, request)
-                .actor(actor.unwrap_or(*ended_member))
-                .subject(*ended_member)
-                .object("session", *ended_id)
-                .details(json!({ "reason": EndReason::Revoked.as_str(), "because": "password_changed" }));
-            if actor.is_some() {
-                event = event.on_behalf(*ended_id);
-            }
-            tx.append_audit(now, event).await?;
-        }
+        let ended = crate::end_member_sessions!(tx, now, member, [session.id, session.id], "password_changed", request);
         let event = NewEvent::new("password_changed", request)
             .by(session)
             .subject(member)
-            .details(json!({ "sessions_ended": ended.len() }));
+            .details(json!({ "sessions_ended": ended }));
         tx.append_audit(now, event).await?;
         tx.commit().await?;
     });

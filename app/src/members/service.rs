@@ -486,6 +486,10 @@ pub async fn change_member(
             };
             if let Some(reason) = revoke_reason {
                 crate::revoke_member_links!(tx, now, id, reason, Some(session), request);
+                // What they may do changed: every session of theirs ends (but the one
+                // this change comes from), and so does any session on their behalf.
+                let keep = [session.id, session.on_behalf.as_ref().map_or(session.id, |o| o.parent_id)];
+                crate::end_member_sessions!(tx, now, id, keep, reason, request);
             }
             let event = NewEvent::new("member_updated", request)
                 .by(session)

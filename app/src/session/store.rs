@@ -267,3 +267,44 @@ pub async fn start_own_session(
     });
     Ok(token)
 }
+
+/// Ends, inside transaction `$tx`, every open session of member `$member` — their own,
+/// those on their behalf, and their own sessions on behalf of others — except those in
+/// `$keep` (the request's own), recording each (reason `revoked`, `because` `$because`).
+/// For a change to what the member may do, in that change's own transaction.
+#[macro_export]
+macro_rules! end_member_sessions {
+    ($tx:expr, $now:expr, $member:expr, $keep:expr, $because:expr, $request:expr) => {{
+        let now: $crate::clock::Millis = $now;
+        let member: i64 = $member;
+        let keep: [i64; 2] = $keep;
+        let ended: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE ended_at IS NULL \
+             AND id <> $3 AND id <> $4 AND (member_id = $5 OR actor_id = $5) RETURNING id, member_id, actor_id",
+        )
+        .bind(now)
+        .bind($crate::session::EndReason::Revoked.as_str())
+        .bind(keep[0])
+        .bind(keep[1])
+        .bind(member)
+        .fetch_all(&mut *$tx)
+        .await?;
+        for (ended_id, ended_member, actor) in &ended {
+            let action = if actor.is_some() { "on_behalf_end" } else { "session_ended" };
+            let mut event = $crate::audit_writer::NewEvent::new(action, $request)
+                .actor(actor.unwrap_or(*ended_member))
+                .subject(*ended_member)
+                .object("session", *ended_id)
+                .details(serde_json::json!({
+                    "reason": $crate::session::EndReason::Revoked.as_str(),
+                    "because": $because,
+                    "ended_at": now,
+                }));
+            if actor.is_some() {
+                event = event.on_behalf(*ended_id);
+            }
+            $crate::audit_writer::AuditTx::append_audit(&mut $tx, now, event).await?;
+        }
+        ended.len()
+    }};
+}
