@@ -19,7 +19,7 @@ pub struct Settings {
     pub sign_in_per_ip_per_minute: u32,
     /// Origins allowed to call the JSON API from a browser (CORS); none by default.
     pub cors_origins: Vec<String>,
-    /// A request not answered within this many seconds gets 408.
+    /// A request not answered within this many seconds gets 503.
     pub request_timeout_seconds: u64,
     /// Password checks that may wait for argon2 behind the running ones; past that,
     /// a fast 429 (see `PasswordHasher::reserve`).

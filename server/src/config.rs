@@ -82,12 +82,14 @@ pub struct ServeArgs {
     pub cors_origin: Vec<String>,
     /// Password checks that may wait for argon2 behind the running ones (one per
     /// core); when they are all taken, a sign-in gets a fast 429 before any hashing.
-    #[arg(long, env = "BEHALF_ARGON2_QUEUE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    /// At most 256, so that no check waits anywhere near the 10 s after which the
+    /// sign-in throttle takes a pending check for a crashed one.
+    #[arg(long, env = "BEHALF_ARGON2_QUEUE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=256))]
     pub argon2_queue: u32,
     /// Seconds a client has to send a request's headers; a slower one is dropped.
     #[arg(long, env = "BEHALF_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=300))]
     pub header_read_timeout_seconds: u32,
-    /// Seconds a request may take before it is answered 408 (a streamed download's body
+    /// Seconds a request may take before it is answered 503 (a streamed download's body
     /// is not counted).
     #[arg(long, env = "BEHALF_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3_600))]
     pub request_timeout_seconds: u32,

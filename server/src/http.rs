@@ -69,8 +69,10 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
         .fallback(get(page_handler))
         .layer(middleware::from_fn(refuse_cross_site))
         .layer(RequestBodyLimitLayer::new(256 * 1024))
+        // 503, not 408: browsers resend a request answered 408 on a kept-alive
+        // connection, POSTs included, though its work may have been done.
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
         ))
         .layer(middleware::from_fn(api_errors_as_json))
@@ -456,9 +458,10 @@ async fn api_errors_as_json(request: Request, next: Next) -> Response {
         },
         StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::NotJson,
         StatusCode::NOT_FOUND => AppError::NotFound("There is no such API endpoint.".to_string()),
-        StatusCode::REQUEST_TIMEOUT => {
-            AppError::BadRequest("The request took too long to answer.".to_string())
-        }
+        StatusCode::SERVICE_UNAVAILABLE => AppError::Conflict(
+            "The server took too long to answer. What was asked may or may not have been done: check before trying again."
+                .to_string(),
+        ),
         s if s.is_server_error() => AppError::Internal,
         _ => AppError::BadRequest("The request was refused.".to_string()),
     };

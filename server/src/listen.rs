@@ -1,15 +1,20 @@
-//! The accept loop: every connection is served by hyper with a header-read timeout
-//! (a client sending its headers a byte a second is dropped), at most
-//! `max_connections` at once, and a graceful shutdown. `axum::serve` offers none of
-//! the three, so this is the small loop it would be.
+//! The accept loop: every connection is served by hyper's HTTP/1 with a header-read
+//! timeout that runs from the moment the connection opens (a client sending its
+//! headers a byte a second, or nothing at all, is dropped), at most `max_connections`
+//! at once, and a graceful shutdown. `axum::serve` offers none of the three, so this
+//! is the small loop it would be. HTTP/1 only: the protocol sniffing of an "auto"
+//! server reads its first bytes with no timeout at all (hyperium/hyper#3756), and
+//! without TLS browsers speak HTTP/1 anyway; a TLS-terminating proxy in front may
+//! speak HTTP/2 to browsers.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{body::Body, extract::ConnectInfo, Router};
 use hyper::body::Incoming;
+use hyper::server::conn::http1::Builder;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto::Builder, graceful::GracefulShutdown},
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
@@ -46,12 +51,10 @@ pub async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -65,10 +68,15 @@ pub async fn serve(
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                // That one connection went away before it was accepted: go on.
+                Err(error) if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ) => continue,
                 Err(error) => {
-                    // Out of file descriptors and the like: wait a moment, go on.
+                    // Out of file descriptors and the like: wait, then go on.
                     tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             },
@@ -81,9 +89,7 @@ pub async fn serve(
                 request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 request.map(Body::new)
             });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
+        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -92,10 +98,12 @@ pub async fn serve(
             drop(permit);
         });
     }
+    // No new connections wait in the backlog while the open ones finish.
+    drop(listener);
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after the grace period were dropped");
+        tracing::warn!("connections still open after the grace period end with the process");
     }
 }

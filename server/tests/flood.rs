@@ -1,8 +1,8 @@
 //! Step 8, abuse resistance: argon2 work waits in a bounded line. A flood of sign-ins
 //! bigger than the line gets fast 429s, before any hashing and before anything is
 //! counted against an account or recorded; what fits is checked as usual. And a
-//! client sending its headers a byte at a time (slowloris) is dropped while other
-//! requests are served.
+//! client sending its headers a byte at a time (slowloris), or nothing at all, is
+//! dropped while other requests are served.
 
 mod common;
 
@@ -53,7 +53,16 @@ async fn a_slowloris_client_is_dropped_and_others_are_served() {
         }
         statuses
     };
-    let (_, read, statuses) = tokio::join!(dribble, read, others);
+    // And one that opens a connection and sends nothing at all.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut nothing = Vec::new();
+    let silence = tokio::time::timeout(Duration::from_secs(8), silent.read_to_end(&mut nothing));
+    let (_, read, statuses, silence) = tokio::join!(dribble, read, others, silence);
+    assert!(
+        silence.is_ok(),
+        "a silent connection is closed by the header-read timeout"
+    );
+    assert!(nothing.is_empty());
     // The server closed the connection before the headers were complete (they take
     // about 13 s to dribble in): nothing was answered on it.
     let _ = read;

@@ -136,7 +136,7 @@ impl PasswordHasher {
 
     /// The same hasher with room for `queue` checks waiting behind the running ones.
     pub fn with_queue(mut self, queue: usize) -> Self {
-        self.places = self.permits.available_permits() + queue;
+        self.places = self.permits.available_permits().saturating_add(queue);
         self
     }
 
@@ -167,13 +167,23 @@ impl PasswordHasher {
     }
 
     pub async fn hash(&self, password: Password) -> Result<String, AppError> {
-        let _permit = self.permits.acquire().await.map_err(|_| AppError::Internal)?;
-        tokio::task::spawn_blocking(move || hash_password_blocking(&password))
+        // The permit goes with the work: a caller that gives up does not free a core
+        // that argon2 is still using.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|error| {
-                tracing::error!(%error, "password hashing task failed");
-                AppError::Internal
-            })
+            .map_err(|_| AppError::Internal)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_password_blocking(&password)
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "password hashing task failed");
+            AppError::Internal
+        })
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is
@@ -181,9 +191,15 @@ impl PasswordHasher {
     pub async fn verify(&self, stored: Option<String>, password: Password) -> Result<bool, AppError> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
-        let _permit = self.permits.acquire().await.map_err(|_| AppError::Internal)?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AppError::Internal)?;
         let mut memory = self.take_memory();
         let (memory, matched) = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let matched = verify_password_in(&stored, &password, &mut memory);
             (memory, matched)
         })
