@@ -15,6 +15,8 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VER
 fi
 
 tmp=$(mktemp -d)
+# The audit chain's key, beside the temporary database (never in the working tree).
+export BEHALF_AUDIT_KEY_FILE="$tmp/audit.key"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 pid=""
 cleanup() {

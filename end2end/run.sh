@@ -9,6 +9,8 @@ bin="$root/target/release/behalf"
 [ -x "$bin" ] || { echo "run.sh: $bin is missing; build it with 'make build' first" >&2; exit 2; }
 
 tmp=$(mktemp -d)
+# The audit chain's key, beside the temporary database (never in the working tree).
+export BEHALF_AUDIT_KEY_FILE="$tmp/audit.key"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 pg_db=""
 pid=""
@@ -42,6 +44,9 @@ export BEHALF_LOG="${BEHALF_LOG:-warn}"
 # Only the one-click link test uses these two (after the seed, so the seeded IDs stay).
 "$bin" create-member --email eve@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Eve Editor" --role editor >/dev/null
 "$bin" create-member --email lia@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Lia Link" --role member >/dev/null
+# Only the oversight test uses these two.
+"$bin" create-member --email sue@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Sue Support" --role support >/dev/null
+"$bin" create-member --email omar@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Omar Member" --role member >/dev/null
 
 # Every test signs in from 127.0.0.1: the per-address limit is lifted (the per-account
 # throttle stays, and has its own integration tests).

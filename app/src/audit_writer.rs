@@ -3,10 +3,19 @@
 //! Every record is appended inside the transaction of the change it records, by
 //! `AuditTx::append_audit`. The appender holds the single `audit_head` row (SQLite:
 //! the write transaction; PostgreSQL: `SELECT … FOR UPDATE`), gives the record the
-//! next id, and stores `hash = SHA-256(previous hash ‖ record as JSON)`. So the chain
-//! cannot fork under concurrent writers, and any edit, insertion or removal shows
-//! up in `audit::verify`. No code path updates or deletes audit records.
+//! next id, and stores `hash = HMAC-SHA256(key, previous hash ‖ record as JSON)`. So
+//! the chain cannot fork under concurrent writers, any edit, insertion or removal
+//! shows up in `audit::verify`, and someone who can write to the database but does not
+//! hold the key (which is never stored there) cannot recompute the chain to hide one.
+//! No code path updates or deletes audit records.
+//!
+//! Records written before the chain was keyed (by an older version) keep their plain
+//! SHA-256 hashes: `audit_head.keyed_from` is the first keyed record, set by the first
+//! keyed append.
 
+use std::sync::OnceLock;
+
+use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Sqlite, Transaction};
@@ -23,7 +32,7 @@ use crate::{
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// An event about to be recorded.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewEvent {
     pub action: &'static str,
     pub actor_id: Option<i64>,
@@ -112,8 +121,91 @@ pub struct AuditRecord {
     pub user_agent: Option<String>,
 }
 
-/// SHA-256 over the previous hash and the record's JSON.
-pub fn chain_hash(prev: &[u8], record: &AuditRecord) -> Vec<u8> {
+/// The key of the audit chain: 32 bytes that live outside the database (the server
+/// reads them from `BEHALF_AUDIT_KEY` or a key file, see the server's `audit_key`).
+#[derive(Clone)]
+pub struct AuditKey([u8; 32]);
+
+impl AuditKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> AuditKey {
+        AuditKey(bytes)
+    }
+
+    /// A key from a configured secret of any length (its SHA-256).
+    pub fn from_secret(secret: &str) -> AuditKey {
+        AuditKey(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// A new random key.
+    pub fn generate() -> AuditKey {
+        use argon2::password_hash::rand_core::{OsRng, RngCore};
+        let mut bytes = [0; 32];
+        OsRng.fill_bytes(&mut bytes);
+        AuditKey(bytes)
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// A key as written by `to_hex` (64 hex digits), or None.
+    pub fn from_hex(text: &str) -> Option<AuditKey> {
+        let text = text.trim();
+        if text.len() != 64 || !text.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(AuditKey(bytes))
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(…)")
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+static KEY: OnceLock<AuditKey> = OnceLock::new();
+
+/// Makes `key` the process's audit key (one process, one chain). A second call with
+/// another key is refused: records must never be written with two keys.
+pub fn install_key(key: AuditKey) -> Result<(), AppError> {
+    let installed = KEY.get_or_init(|| key.clone());
+    if installed.0 == key.0 {
+        Ok(())
+    } else {
+        tracing::error!("a second, different audit key was offered to this process");
+        Err(AppError::Internal)
+    }
+}
+
+/// The process's audit key.
+pub fn installed_key() -> Result<&'static AuditKey, AppError> {
+    KEY.get().ok_or_else(|| {
+        tracing::error!("no audit key is loaded: nothing can be recorded");
+        AppError::Internal
+    })
+}
+
+/// HMAC-SHA256, keyed with the audit key, over the previous hash and the record's JSON.
+pub fn chain_hash(key: &AuditKey, prev: &[u8], record: &AuditRecord) -> Vec<u8> {
+    let json = serde_json::to_vec(record).expect("an audit record always serializes");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes a key of any length");
+    mac.update(prev);
+    mac.update(&json);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The unkeyed SHA-256 link of records written before the chain was keyed.
+pub fn unkeyed_hash(prev: &[u8], record: &AuditRecord) -> Vec<u8> {
     let json = serde_json::to_vec(record).expect("an audit record always serializes");
     let mut hasher = Sha256::new();
     hasher.update(prev);
@@ -148,7 +240,8 @@ macro_rules! impl_audit_tx {
                         return Err(AppError::OnBehalfEnded);
                     }
                 }
-                let (last_id, prev): (i64, Vec<u8>) =
+                let key = installed_key()?;
+                let (last_id, prev, keyed_from): (i64, Vec<u8>, Option<i64>) =
                     sqlx::query_as($lock_head).fetch_one(&mut **self).await?;
                 let record = AuditRecord {
                     id: last_id + 1,
@@ -163,7 +256,7 @@ macro_rules! impl_audit_tx {
                     ip: event.ip,
                     user_agent: event.user_agent,
                 };
-                let hash = chain_hash(&prev, &record);
+                let hash = chain_hash(key, &prev, &record);
                 sqlx::query(
                     "INSERT INTO audit_events (id, at, actor_id, subject_id, session_id, action, object_type, \
                      object_id, details, ip, user_agent, prev_hash, hash) \
@@ -184,9 +277,10 @@ macro_rules! impl_audit_tx {
                 .bind(&hash)
                 .execute(&mut **self)
                 .await?;
-                sqlx::query("UPDATE audit_head SET last_id = $1, hash = $2 WHERE id = 1")
+                sqlx::query("UPDATE audit_head SET last_id = $1, hash = $2, keyed_from = $3 WHERE id = 1")
                     .bind(record.id)
                     .bind(&hash)
+                    .bind(keyed_from.unwrap_or(record.id))
                     .execute(&mut **self)
                     .await?;
                 Ok(record.id)
@@ -198,15 +292,151 @@ macro_rules! impl_audit_tx {
 // SQLite: the write transaction (BEGIN IMMEDIATE) already excludes other writers.
 impl_audit_tx!(
     Sqlite,
-    "SELECT last_id, hash FROM audit_head WHERE id = 1",
+    "SELECT last_id, hash, keyed_from FROM audit_head WHERE id = 1",
     "SELECT ended_at FROM sessions WHERE id = $1"
 );
 // PostgreSQL: the row lock queues concurrent appenders, across instances too.
 impl_audit_tx!(
     Postgres,
-    "SELECT last_id, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+    "SELECT last_id, hash, keyed_from FROM audit_head WHERE id = 1 FOR UPDATE",
     "SELECT ended_at FROM sessions WHERE id = $1 FOR SHARE"
 );
+
+/// Identical refusals within this long of the first are folded into it.
+pub const FOLD_WINDOW: Millis = 60_000;
+/// The most refusal windows kept in memory; past it, refusals are written unfolded
+/// (nothing is dropped).
+const MAX_WINDOWS: usize = 10_000;
+
+/// Folds repeated identical refusals (same action, actor, session on behalf, address,
+/// subject, object and details) so that a client looping a refused request cannot
+/// flood the chain: the first of a minute is written at once; the repeats within that
+/// minute are only counted, and written as one record of the same action with
+/// `repeats`, `first_at` and `last_at` added, when the minute is over (by the next
+/// identical refusal, or by `flush_folded`, which the server runs every few seconds
+/// and at shutdown). In memory, per instance.
+#[derive(Default)]
+pub struct Folder {
+    windows: std::sync::Mutex<std::collections::HashMap<String, Window>>,
+}
+
+struct Window {
+    started: Millis,
+    last: Millis,
+    repeats: u64,
+    event: NewEvent,
+}
+
+impl Window {
+    /// The record of this window's repeats, if there were any.
+    fn summary(self) -> Option<(Millis, NewEvent)> {
+        if self.repeats == 0 {
+            return None;
+        }
+        let mut event = self.event;
+        let mut details = match event.details {
+            serde_json::Value::Object(map) => map,
+            other => {
+                let mut map = serde_json::Map::new();
+                map.insert("details".into(), other);
+                map
+            }
+        };
+        details.insert("repeats".into(), self.repeats.into());
+        details.insert("first_at".into(), self.started.into());
+        details.insert("last_at".into(), self.last.into());
+        event.details = serde_json::Value::Object(details);
+        // A summary is written after the fact: it is not tied to the session on
+        // behalf still being live.
+        event.requires_live = None;
+        Some((self.last, event))
+    }
+}
+
+impl Folder {
+    fn key(event: &NewEvent) -> String {
+        serde_json::json!([
+            event.action,
+            event.actor_id,
+            event.session_id,
+            event.ip,
+            event.subject_id,
+            event.object_type,
+            event.object_id,
+            event.details,
+        ])
+        .to_string()
+    }
+
+    /// Whether `event` is to be written now (the first of its window), and the summary
+    /// of the window it closes, if any.
+    fn admit(&self, at: Millis, event: &NewEvent) -> (bool, Option<(Millis, NewEvent)>) {
+        let key = Folder::key(event);
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(window) = windows.get_mut(&key) {
+            if at - window.started < FOLD_WINDOW {
+                window.repeats += 1;
+                window.last = window.last.max(at);
+                return (false, None);
+            }
+        }
+        if windows.len() >= MAX_WINDOWS && !windows.contains_key(&key) {
+            return (true, None);
+        }
+        let fresh = Window {
+            started: at,
+            last: at,
+            repeats: 0,
+            event: event.clone(),
+        };
+        (true, windows.insert(key, fresh).and_then(Window::summary))
+    }
+
+    /// Takes the windows that are over at `now` (all of them with `all`), and returns
+    /// the summaries to write.
+    fn take_due(&self, now: Millis, all: bool) -> Vec<(Millis, NewEvent)> {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let due: Vec<String> = windows
+            .iter()
+            .filter(|(_, w)| all || now - w.started >= FOLD_WINDOW)
+            .map(|(key, _)| key.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|key| windows.remove(&key))
+            .filter_map(Window::summary)
+            .collect()
+    }
+}
+
+/// Records a refusal through `folder` (see `Folder`). Returns whether it was written
+/// now rather than counted.
+pub async fn record_folded(db: &Db, folder: &Folder, at: Millis, event: NewEvent) -> Result<bool, AppError> {
+    let (write, summary) = folder.admit(at, &event);
+    if let Some((last, summary)) = summary {
+        record(db, last, summary).await?;
+    }
+    if write {
+        record(db, at, event).await?;
+    }
+    Ok(write)
+}
+
+/// Writes the summaries of the refusal windows that are over at `now` (every one with
+/// `all`, at shutdown). Returns how many were written.
+pub async fn flush_folded(db: &Db, folder: &Folder, now: Millis, all: bool) -> Result<usize, AppError> {
+    let due = folder.take_due(now, all);
+    let count = due.len();
+    for (at, event) in due {
+        record(db, at, event).await?;
+    }
+    Ok(count)
+}
 
 /// Records an event that comes with no other change (a refused sign-in, say), in a
 /// transaction of its own.
@@ -218,4 +448,53 @@ pub async fn record(db: &Db, at: Millis, event: NewEvent) -> Result<i64, AppErro
         id
     });
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(ip: &str) -> NewEvent {
+        NewEvent {
+            action: "member_update_refused",
+            actor_id: Some(7),
+            ip: Some(ip.to_string()),
+            details: serde_json::json!({ "reason": "target_outranks_editor" }),
+            ..NewEvent::default()
+        }
+    }
+
+    #[test]
+    fn identical_refusals_within_a_minute_fold_into_one_count() {
+        let folder = Folder::default();
+        assert_eq!(
+            folder.admit(1_000, &refusal("10.0.0.1")),
+            (true, None),
+            "the first is written"
+        );
+        for at in 1_001..1_030 {
+            assert_eq!(
+                folder.admit(at, &refusal("10.0.0.1")),
+                (false, None),
+                "repeats are counted"
+            );
+        }
+        // Another address, or other details, is not the same refusal.
+        assert!(folder.admit(1_031, &refusal("10.0.0.2")).0);
+        let mut other = refusal("10.0.0.1");
+        other.details = serde_json::json!({ "reason": "role_above_own_rank" });
+        assert!(folder.admit(1_032, &other).0);
+        // Nothing is due before the minute is over…
+        assert!(folder.take_due(1_000 + FOLD_WINDOW - 1, false).is_empty());
+        // …then the repeats come out as one record with their count.
+        let (write, summary) = folder.admit(1_000 + FOLD_WINDOW, &refusal("10.0.0.1"));
+        assert!(write, "the first of a new minute is written");
+        let (at, summary) = summary.expect("a summary");
+        assert_eq!(at, 1_029);
+        assert_eq!(summary.details["repeats"], 29);
+        assert_eq!(summary.details["first_at"], 1_000);
+        assert_eq!(summary.details["reason"], "target_outranks_editor");
+        // Windows without repeats write nothing at shutdown; the new one has none yet.
+        assert!(folder.take_due(0, true).is_empty());
+    }
 }

@@ -44,10 +44,16 @@ pub enum Refusal {
     LinkTargetHasAdminAccess,
     /// Not in a session on behalf (one-click links, a password change).
     NotOnBehalf,
+    /// Only editors and super users oversee sessions.
+    NotOverseer,
+    /// Only a super user may (end every session on behalf at once).
+    NeedsSuperUser,
+    /// The session's actor ranks above the one ending it.
+    SessionOutranksViewer,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 14] = [
+    pub const ALL: [Refusal; 17] = [
         Refusal::NoAdminAccess,
         Refusal::NeedsEditorRole,
         Refusal::TargetOutranksEditor,
@@ -62,6 +68,9 @@ impl Refusal {
         Refusal::LinkTargetNotLower,
         Refusal::LinkTargetHasAdminAccess,
         Refusal::NotOnBehalf,
+        Refusal::NotOverseer,
+        Refusal::NeedsSuperUser,
+        Refusal::SessionOutranksViewer,
     ];
 
     pub fn code(self) -> &'static str {
@@ -80,6 +89,9 @@ impl Refusal {
             Refusal::LinkTargetNotLower => "target_rank_not_lower",
             Refusal::LinkTargetHasAdminAccess => "target_has_admin_access",
             Refusal::NotOnBehalf => "not_on_behalf",
+            Refusal::NotOverseer => "not_overseer",
+            Refusal::NeedsSuperUser => "needs_super_user",
+            Refusal::SessionOutranksViewer => "session_outranks_you",
         }
     }
 
@@ -109,6 +121,11 @@ impl Refusal {
                 "Only a super user may create or manage one-click links for a member with admin access."
             }
             Refusal::NotOnBehalf => "This cannot be done in a session on behalf: leave it first.",
+            Refusal::NotOverseer => "Only editors and super users may see and end other members' sessions.",
+            Refusal::NeedsSuperUser => "Only a super user may do this.",
+            Refusal::SessionOutranksViewer => {
+                "You cannot end the session of someone whose role is above your own."
+            }
         }
     }
 

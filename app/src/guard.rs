@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::{
-    audit_writer::{record, NewEvent},
+    audit_writer::{record_folded, NewEvent},
     context::{CurrentSession, RequestContext},
     error::{AppError, Refusal},
     policy,
@@ -64,7 +64,8 @@ pub async fn refuse(
         .by(session)
         .object(kind, id)
         .details(json!({ "reason": refusal.code() }));
-    match record(&state.db, state.clock.now(), event).await {
+    // A refusal repeated within a minute is counted, not written again.
+    match record_folded(&state.db, &state.refusals, state.clock.now(), event).await {
         Ok(_) => AppError::Refused(refusal),
         Err(error) => error,
     }

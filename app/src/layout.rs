@@ -24,6 +24,9 @@ pub fn Header() -> impl IntoView {
                                 {policy::may_audit(viewer.role, viewer.admin_access)
                                     .is_ok()
                                     .then(|| view! { <a href="/admin/audit">"Audit"</a> })}
+                                {policy::may_oversee(viewer.role, viewer.admin_access, viewer.on_behalf.is_some())
+                                    .is_ok()
+                                    .then(|| view! { <a href="/admin/impersonations">"On behalf now"</a> })}
                                 {(viewer.admin_access && viewer.on_behalf.is_none())
                                     .then(|| view! { <LoginAsMenu/> })}
                                 <span class="who">

@@ -46,6 +46,7 @@ pub mod members;
 pub mod on_behalf;
 pub mod one_click;
 pub mod orders;
+pub mod oversight;
 
 use crate::{
     account::{AccessHistoryPage, HomePage, SessionsPage},
@@ -56,6 +57,7 @@ use crate::{
     members::ui::{MemberBladeRoute, MembersPage},
     on_behalf::ui::{IdentityWatch, ImpersonationBanner, OnBehalfPage, ServerNotice},
     orders::ui::OrdersPage,
+    oversight::ui::ImpersonationsPage,
     ui::{NotFound, ViewerResource},
 };
 
@@ -173,6 +175,20 @@ impl LazyRoute for TimelineRoute {
     fn view(this: Self) -> AnyView {
         let _ = this;
         view! { <SessionTimelinePage/> }.into_any()
+    }
+}
+
+struct ImpersonationsRoute;
+
+#[lazy_route]
+impl LazyRoute for ImpersonationsRoute {
+    fn data() -> Self {
+        ImpersonationsRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <ImpersonationsPage/> }.into_any()
     }
 }
 
@@ -300,6 +316,11 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("audit"), StaticSegment("sessions"), ParamSegment("id"))
                         view={Lazy::<TimelineRoute>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("impersonations"))
+                        view={Lazy::<ImpersonationsRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <Route

@@ -114,9 +114,62 @@ pub fn may_create_link(
     Ok(())
 }
 
+/// May see the live sessions on behalf and members' sessions (and end them): editors
+/// and super users with admin access, in their own session (not on someone's behalf).
+pub fn may_oversee(role: Role, admin_access: bool, on_behalf: bool) -> Result<(), Refusal> {
+    may_use_admin(admin_access)?;
+    if role < Role::Editor {
+        return Err(Refusal::NotOverseer);
+    }
+    if on_behalf {
+        return Err(Refusal::NotOnBehalf);
+    }
+    Ok(())
+}
+
+/// May an overseer of role `viewer` end a session whose actor (or, for a member's own
+/// session, whose member) has role `holder`? Not one above their own rank.
+pub fn may_end_session(viewer: Role, holder: Role) -> Result<(), Refusal> {
+    if holder.rank() > viewer.rank() {
+        return Err(Refusal::SessionOutranksViewer);
+    }
+    Ok(())
+}
+
+/// May end every live session on behalf at once: super users only.
+pub fn may_end_all(viewer: Role) -> Result<(), Refusal> {
+    if viewer != Role::SuperUser {
+        return Err(Refusal::NeedsSuperUser);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overseers_are_editors_and_super_users_in_their_own_session() {
+        assert!(may_oversee(Role::Editor, true, false).is_ok());
+        assert!(may_oversee(Role::SuperUser, true, false).is_ok());
+        assert_eq!(may_oversee(Role::Support, true, false), Err(Refusal::NotOverseer));
+        assert_eq!(
+            may_oversee(Role::SuperUser, false, false),
+            Err(Refusal::NoAdminAccess)
+        );
+        assert_eq!(
+            may_oversee(Role::SuperUser, true, true),
+            Err(Refusal::NotOnBehalf)
+        );
+        assert!(may_end_session(Role::Editor, Role::Support).is_ok());
+        assert!(may_end_session(Role::Editor, Role::Editor).is_ok());
+        assert_eq!(
+            may_end_session(Role::Editor, Role::SuperUser),
+            Err(Refusal::SessionOutranksViewer)
+        );
+        assert!(may_end_all(Role::SuperUser).is_ok());
+        assert_eq!(may_end_all(Role::Editor), Err(Refusal::NeedsSuperUser));
+    }
 
     #[test]
     fn one_click_links_follow_rank_admin_access_and_login() {

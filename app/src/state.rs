@@ -4,7 +4,7 @@ use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::{clock::Clock, db::Db, password::hasher::PasswordHasher, secret::LinkKey};
+use crate::{audit_writer::Folder, clock::Clock, db::Db, password::hasher::PasswordHasher, secret::LinkKey};
 
 /// How sessions behave; set from flags and `BEHALF_*` variables by the server.
 #[derive(Clone, Debug)]
@@ -28,6 +28,19 @@ pub struct Settings {
     pub one_click_default_minutes: i64,
     /// …and never longer than this.
     pub one_click_max_minutes: i64,
+    /// Where members reach the server (`https://behalf.example`), when set. An https
+    /// address makes the session cookie `Secure` and `__Host-` prefixed, and turns on
+    /// HSTS, whatever the request says.
+    pub public_url: Option<String>,
+}
+
+impl Settings {
+    /// Whether members reach the server over https (by `public_url`).
+    pub fn public_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|url| url.len() > 8 && url[..8].eq_ignore_ascii_case("https://"))
+    }
 }
 
 /// The longest a one-click link may ever last: seven days.
@@ -45,6 +58,7 @@ impl Default for Settings {
             argon2_queue: crate::password::hasher::DEFAULT_QUEUE,
             one_click_default_minutes: 15,
             one_click_max_minutes: ONE_CLICK_LONGEST_MINUTES,
+            public_url: None,
         }
     }
 }
@@ -62,6 +76,8 @@ pub struct AppState {
     pub sign_in_per_ip: Arc<IpLimiter>,
     /// The key one-click links are hashed with (see `secret`).
     pub link_key: Arc<LinkKey>,
+    /// Repeated identical refusals, folded before they reach the audit chain.
+    pub refusals: Arc<Folder>,
 }
 
 impl AppState {
@@ -74,6 +90,7 @@ impl AppState {
             sign_in_per_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             settings: Arc::new(settings),
             link_key: Arc::new(LinkKey::random()),
+            refusals: Arc::new(Folder::default()),
         }
     }
 

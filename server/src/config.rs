@@ -27,6 +27,13 @@ pub struct Cli {
     )]
     pub database_url: String,
 
+    /// The audit chain's key file (64 hex digits; created, readable by its owner only,
+    /// when missing). Default: beside a SQLite database (`behalf.db.audit-key`), or
+    /// `behalf-audit.key` in the working directory. BEHALF_AUDIT_KEY, a passphrase of 32
+    /// or more characters, takes its place when set.
+    #[arg(long, env = "BEHALF_AUDIT_KEY_FILE", global = true)]
+    pub audit_key_file: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,9 +59,17 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain and report the first record that does not match, or "ok"
-    /// with the count. Exits with 1 when the chain is broken.
-    Verify,
+    /// Walk the keyed hash chain and report the first record that does not match, or
+    /// "ok" with the count. Exits with 1 when the chain is broken.
+    Verify {
+        /// An anchor printed earlier by `audit anchor` (ID:HASH): also prove that the
+        /// record it names, and so everything before it, is unchanged.
+        #[arg(long)]
+        anchor: Option<app::audit::verify::Anchor>,
+    },
+    /// Verify the chain and print its head as ID:HASH, to keep somewhere the database's
+    /// writers cannot reach and give to `audit verify --anchor` later.
+    Anchor,
 }
 
 #[derive(Debug, Args)]
@@ -102,9 +117,28 @@ pub struct ServeArgs {
     /// The longest a one-click login link may last, in minutes (at most seven days).
     #[arg(long, env = "BEHALF_ONE_CLICK_MAX_MINUTES", default_value_t = 10_080, value_parser = clap::value_parser!(u32).range(1..=10_080))]
     pub one_click_max_minutes: u32,
+    /// Where members reach the server, e.g. `https://behalf.example`. With an https
+    /// address the session cookie is `Secure` and named `__Host-behalf_session`, and
+    /// every answer carries HSTS.
+    #[arg(long, env = "BEHALF_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
     /// Trust X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run).
     #[arg(long, env = "BEHALF_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
+}
+
+/// `http://host[:port]` or `https://host[:port]`, with no path, query or credentials.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = text.trim().trim_end_matches('/');
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or("the public URL starts with https:// (or http://)")?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return Err("the public URL is a scheme and a host (and port), like https://behalf.example".into());
+    }
+    Ok(url.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -217,7 +251,26 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Audit {
-                command: AuditCommand::Verify
+                command: AuditCommand::Verify { anchor: None }
+            }
+        ));
+        let anchor = format!("7:{}", "ab".repeat(32));
+        let cli = Cli::try_parse_from(["behalf", "audit", "verify", "--anchor", &anchor]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Audit {
+                command: AuditCommand::Verify {
+                    anchor: Some(app::audit::verify::Anchor { id: 7, .. })
+                }
+            }
+        ));
+        assert!(Cli::try_parse_from(["behalf", "audit", "verify", "--anchor", "7:zz"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["behalf", "audit", "anchor"])
+                .unwrap()
+                .command,
+            Command::Audit {
+                command: AuditCommand::Anchor
             }
         ));
     }
@@ -239,5 +292,29 @@ mod tests {
         assert!(error.contains("unknown role"), "{error}");
         assert!(Cli::try_parse_from(["behalf", "serve", "--addr", "nowhere"]).is_err());
         assert!(Cli::try_parse_from(["behalf", "seed", "--members", "0"]).is_err());
+        for bad in [
+            "behalf.example",
+            "https://",
+            "https://a.example/path",
+            "https://u@a.example",
+            "ftp://a",
+        ] {
+            assert!(
+                Cli::try_parse_from(["behalf", "serve", "--public-url", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_public_url_is_a_scheme_and_a_host() {
+        assert_eq!(
+            parse_public_url("https://behalf.example/").unwrap(),
+            "https://behalf.example"
+        );
+        assert_eq!(
+            parse_public_url("http://127.0.0.1:3000").unwrap(),
+            "http://127.0.0.1:3000"
+        );
     }
 }

@@ -8,8 +8,8 @@ use app::{
     context::{Notice, RequestContext},
     error::{AppError, Refusal},
     session::{
-        clearing_cookie, cookie_from_headers, find_live, notice_cookie, session_cookie, token_from_headers,
-        Lookup, NOTICE_COOKIE,
+        clearing_cookie, clearing_duplicates, cookie_from_headers, find_live, notice_cookie, session_cookie,
+        session_from_headers, Lookup, SessionCookie, NOTICE_COOKIE,
     },
     shell,
     state::{AppState, Settings},
@@ -24,7 +24,10 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use leptos::prelude::{provide_context, LeptosOptions};
+use leptos::{
+    nonce::Nonce,
+    prelude::{provide_context, LeptosOptions},
+};
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, AxumRouteListing, LeptosRoutes};
 use tower_http::{
     limit::RequestBodyLimitLayer, services::ServeDir, timeout::TimeoutLayer, trace::TraceLayer,
@@ -76,7 +79,7 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
             request_timeout,
         ))
         .layer(middleware::from_fn(api_errors_as_json))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -102,11 +105,22 @@ pub(crate) async fn request_context(
     peer: SocketAddr,
     token: Option<String>,
 ) -> Result<(RequestContext, Lookup, bool), AppError> {
-    let token = token.or_else(|| token_from_headers(headers));
+    let https = request_is_https(state, headers);
+    let mut clearing = Vec::new();
+    let token = token.or_else(|| match session_from_headers(headers, https) {
+        SessionCookie::One(token) => Some(token),
+        SessionCookie::Absent => None,
+        SessionCookie::Duplicated => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+            clearing = clearing_duplicates(https, host);
+            None
+        }
+    });
     let mut lookup = match token.as_deref() {
         Some(token) => find_live(&state.app, token).await?,
         None => Lookup::default(),
     };
+    lookup.clearing = clearing;
     let session = lookup.session.take();
     // The entry the proxy added is the last one; earlier ones are whatever the client
     // sent. Only an address is taken.
@@ -122,11 +136,6 @@ pub(crate) async fn request_context(
         (true, Some(forwarded)) => forwarded,
         _ => peer.ip().to_string(),
     };
-    let https = state.trust_proxy
-        && headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     let carried = cookie_from_headers(headers, NOTICE_COOKIE).filter(|value| !value.is_empty());
     let notice = lookup
         .notice
@@ -152,11 +161,25 @@ pub(crate) async fn request_context(
     ))
 }
 
+/// Whether the member's browser reached us over https: the configured public URL
+/// says so, or (behind a trusted proxy) the proxy's X-Forwarded-Proto does.
+pub(crate) fn request_is_https(state: &ServerState, headers: &HeaderMap) -> bool {
+    state.app.settings.public_https()
+        || (state.trust_proxy
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("https")))
+}
+
 /// The cookies that follow from the session lookup: the actor's new token after a
-/// session on behalf ended, or clearing a cookie that names no usable session.
+/// session on behalf ended, clearing a cookie that names no usable session, or
+/// clearing both of a session cookie sent twice.
 pub(crate) fn session_cookies(context: &RequestContext, lookup: &Lookup, settings: &Settings) -> Vec<String> {
     let mut cookies = Vec::new();
-    if let Some(token) = &lookup.reissued {
+    if !lookup.clearing.is_empty() {
+        cookies.extend(lookup.clearing.iter().cloned());
+    } else if let Some(token) = &lookup.reissued {
         cookies.push(session_cookie(token, context.https, settings.session_lifetime));
     } else if context.stale_cookie {
         cookies.push(clearing_cookie(context.https));
@@ -197,12 +220,25 @@ async fn page_handler(
     // Every page renders completely before the first byte (async SSR): the status
     // (302 to sign in, 403, 404) and the banner are right from the start. Matched
     // routes and the not-found fallback go through the same renderer.
-    let render =
-        leptos_axum::render_app_async_with_context(provide_request(state.app.clone(), context), move || {
-            shell(options.clone())
-        });
+    // One nonce per page: Leptos puts it on the inline scripts it writes, and the
+    // policy allows those and no other.
+    let nonce = Nonce::new();
+    let csp = page_csp(&nonce);
+    let provide = provide_request(state.app.clone(), context);
+    let render = leptos_axum::render_app_async_with_context(
+        move || {
+            provide();
+            provide_context(nonce.clone());
+        },
+        move || shell(options.clone()),
+    );
     let mut response = render(request).await;
     no_store(&mut response);
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
     // A notice is shown once: on this page, or on the next one after a redirect.
     if response.status().is_redirection() {
         if notice.is_some() {
@@ -502,23 +538,46 @@ fn origin_authority(origin: &str) -> Option<&str> {
         .map(|(_, rest)| rest.trim_end_matches('/'))
 }
 
-async fn security_headers(request: Request, next: Next) -> Response {
+/// The Content-Security-Policy of a page: scripts from this origin, inline ones only
+/// with this response's nonce (Leptos puts it on its hydration and resource scripts),
+/// our own WebAssembly, and nothing framed, based elsewhere or posted elsewhere.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+}
+
+/// The policy of every other answer (JSON, files, the server's own small pages): the
+/// same, with no inline script at all.
+const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// HSTS for two years, sent on every answer once members come over https.
+const HSTS: &str = "max-age=63072000";
+
+async fn security_headers(State(state): State<ServerState>, request: Request, next: Next) -> Response {
+    let https = request_is_https(&state, request.headers());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if https {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     // A page may ask for less (a one-click link's address is not sent on at all).
     if !headers.contains_key("referrer-policy") {
         headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     }
-    headers.insert(
-        "content-security-policy",
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
-             style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
-             frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-        ),
-    );
+    // A page sets its own, with its nonce.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DEFAULT_CSP),
+        );
+    }
     response
 }
 

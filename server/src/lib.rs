@@ -8,11 +8,11 @@ pub mod one_click;
 pub mod pages;
 pub mod seed;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf, sync::OnceLock};
 
 use app::{
-    audit::verify::{verify, Verdict},
-    audit_writer::NewEvent,
+    audit::verify::{head, keyed_from, verify_to, Anchor, Verdict},
+    audit_writer::{flush_folded, install_key, AuditKey, NewEvent},
     clock::{Clock, HOUR, MINUTE},
     context::RequestContext,
     db::Db,
@@ -31,11 +31,90 @@ use crate::config::{CreateMemberArgs, InitAdminArgs, ServeArgs};
 /// A failure of a CLI command, shown to the operator as one clear sentence.
 pub type CliResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// Opens the database and applies pending migrations.
+/// Opens the database, applies pending migrations and loads the audit key (see
+/// `load_audit_key`).
 pub async fn open_database(url: &str) -> CliResult<Db> {
     let db = Db::connect(url).await?;
     db.migrate().await?;
+    load_audit_key(&db, url).await?;
     Ok(db)
+}
+
+static AUDIT_KEY_FILE: OnceLock<PathBuf> = OnceLock::new();
+
+/// The audit key file given on the command line (`--audit-key-file`).
+pub fn set_audit_key_file(path: PathBuf) {
+    let _ = AUDIT_KEY_FILE.set(path);
+}
+
+/// Where the audit key is read from when `BEHALF_AUDIT_KEY` is not set: the file
+/// given, or beside a SQLite database (`behalf.db` → `behalf.db.audit-key`), or
+/// `behalf-audit.key` in the working directory for PostgreSQL.
+pub fn audit_key_path(url: &str) -> PathBuf {
+    if let Some(path) = AUDIT_KEY_FILE.get() {
+        return path.clone();
+    }
+    match url.strip_prefix("sqlite:") {
+        Some(rest) => {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            PathBuf::from(format!("{path}.audit-key"))
+        }
+        None => PathBuf::from("behalf-audit.key"),
+    }
+}
+
+/// Loads the key of the audit chain and makes it this process's: from
+/// `BEHALF_AUDIT_KEY` (at least 32 characters) or from the key file, which is created
+/// (readable by its owner only) when missing, unless records were already written
+/// with a key: then the file is needed and its absence stops the command.
+pub async fn load_audit_key(db: &Db, url: &str) -> CliResult<()> {
+    if let Some(secret) = std::env::var("BEHALF_AUDIT_KEY").ok().filter(|s| !s.is_empty()) {
+        if secret.chars().count() < 32 {
+            return Err("BEHALF_AUDIT_KEY must be at least 32 characters long".into());
+        }
+        install_key(AuditKey::from_secret(&secret)).map_err(describe)?;
+        return Ok(());
+    }
+    let path = audit_key_path(url);
+    let key = match std::fs::read_to_string(&path) {
+        Ok(text) => AuditKey::from_hex(&text).ok_or_else(|| {
+            format!(
+                "the audit key file {} does not hold a key (64 hex digits)",
+                path.display()
+            )
+        })?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(first) = app::audit::verify::keyed_from(db).await.map_err(describe)? {
+                return Err(format!(
+                    "the audit key file {} is missing, but audit records from {first} on were written with a key: \
+                     restore the file (or point BEHALF_AUDIT_KEY_FILE at it)",
+                    path.display()
+                )
+                .into());
+            }
+            let key = AuditKey::generate();
+            write_key_file(&path, &key)
+                .map_err(|e| format!("cannot create the audit key file {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "created the audit key file: keep a copy of it with your backups");
+            key
+        }
+        Err(error) => {
+            return Err(format!("cannot read the audit key file {}: {error}", path.display()).into())
+        }
+    };
+    install_key(key).map_err(describe)?;
+    Ok(())
+}
+
+fn write_key_file(path: &std::path::Path, key: &AuditKey) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{}", key.to_hex())
 }
 
 /// Leptos's settings: where the built site is (LEPTOS_SITE_ROOT, default target/site).
@@ -69,6 +148,7 @@ pub fn settings_from(args: &ServeArgs) -> Settings {
         argon2_queue: args.argon2_queue as usize,
         one_click_default_minutes: i64::from(args.one_click_minutes.min(args.one_click_max_minutes)),
         one_click_max_minutes: i64::from(args.one_click_max_minutes),
+        public_url: args.public_url.clone(),
     }
 }
 
@@ -118,6 +198,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
     let clock = Clock::system();
     let key = link_key(&db, clock.now()).await?;
     let state = app_state(db.clone(), settings_from(&args), clock).with_link_key(key);
+    let state_for_flush = state.clone();
     let router = http::router(state, leptos_options(args.addr), args.trust_proxy);
     let listener = TcpListener::bind(args.addr)
         .await
@@ -130,9 +211,27 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
         max_connections: args.max_connections as usize,
         ..listen::Limits::default()
     };
+    let flusher = tokio::spawn(flush_refusals(state_for_flush.clone()));
     listen::serve(listener, router, limits, shutdown_signal()).await;
+    flusher.abort();
+    // The counts of refusals folded in the last minute are written before leaving.
+    let now = state_for_flush.clock.now();
+    if let Err(error) = flush_folded(&db, &state_for_flush.refusals, now, true).await {
+        tracing::error!(%error, "could not write the folded refusals at shutdown");
+    }
     db.close().await;
     Ok(())
+}
+
+/// Every few seconds, writes the counts of refusals folded in windows now over.
+pub async fn flush_refusals(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        every.tick().await;
+        if let Err(error) = flush_folded(&state.db, &state.refusals, state.clock.now(), false).await {
+            tracing::error!(%error, "could not write folded refusals");
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -232,16 +331,51 @@ fn random_password() -> String {
         .collect()
 }
 
-/// `behalf audit verify`: Ok(message) when the chain is intact, Err(message) otherwise.
-pub async fn audit_verify_command(database_url: &str) -> CliResult<Result<String, String>> {
+/// `behalf audit verify [--anchor ID:HASH]`: Ok(message) when the chain is intact
+/// (and holds the anchor), Err(message) otherwise.
+pub async fn audit_verify_command(
+    database_url: &str,
+    anchor: Option<Anchor>,
+) -> CliResult<Result<String, String>> {
     let db = open_database(database_url).await?;
     let started = std::time::Instant::now();
-    let verdict = verify(&db).await.map_err(describe)?;
+    let verdict = verify_to(&db, anchor.as_ref()).await.map_err(describe)?;
+    let keyed = keyed_from(&db).await.map_err(describe)?;
     db.close().await;
     let took = started.elapsed().as_secs_f64();
     Ok(match verdict {
-        Verdict::Intact { records } => Ok(format!("ok: {records} audit records verified in {took:.2} s")),
+        Verdict::Intact { records } => {
+            let mut message = format!("ok: {records} audit records verified in {took:.2} s");
+            match keyed {
+                Some(1) | None => {}
+                Some(first) => message.push_str(&format!(
+                    " (records before {first} predate the keyed chain and are linked by plain SHA-256)"
+                )),
+            }
+            if let Some(anchor) = anchor {
+                message.push_str(&format!("; record {} matches the anchor", anchor.id));
+            }
+            Ok(message)
+        }
         Verdict::Broken { id, problem } => Err(format!("audit chain broken at record {id}: {problem}")),
+    })
+}
+
+/// `behalf audit anchor`: verifies the chain, then prints its head as `ID:HASH` for
+/// the operator to keep somewhere the database's writers cannot reach.
+pub async fn audit_anchor_command(database_url: &str) -> CliResult<Result<String, String>> {
+    let db = open_database(database_url).await?;
+    let verdict = verify_to(&db, None).await.map_err(describe)?;
+    let anchor = head(&db).await.map_err(describe)?;
+    db.close().await;
+    Ok(match (verdict, anchor) {
+        (Verdict::Broken { id, problem }, _) => Err(format!(
+            "audit chain broken at record {id}: {problem} (no anchor is printed for a broken chain)"
+        )),
+        (Verdict::Intact { .. }, None) => {
+            Err("the audit trail is empty: there is nothing to anchor yet".into())
+        }
+        (Verdict::Intact { .. }, Some(anchor)) => Ok(anchor.to_string()),
     })
 }
 

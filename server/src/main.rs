@@ -12,6 +12,9 @@ async fn main() {
         .init();
     let cli = Cli::parse();
     let url = cli.database_url.clone();
+    if let Some(path) = cli.audit_key_file.clone() {
+        server::set_audit_key_file(path);
+    }
     let outcome = match cli.command {
         Command::Serve(args) => server::serve(&url, args).await,
         Command::Migrate => server::open_database(&url).await.map(|db| {
@@ -40,16 +43,20 @@ async fn main() {
                     None => println!("A super user already exists; sign in with their credentials."),
                 })
         }
-        Command::Audit {
-            command: AuditCommand::Verify,
-        } => match server::audit_verify_command(&url).await {
-            Ok(Ok(message)) => {
-                println!("{message}");
-                Ok(())
+        Command::Audit { command } => {
+            let outcome = match command {
+                AuditCommand::Verify { anchor } => server::audit_verify_command(&url, anchor).await,
+                AuditCommand::Anchor => server::audit_anchor_command(&url).await,
+            };
+            match outcome {
+                Ok(Ok(message)) => {
+                    println!("{message}");
+                    Ok(())
+                }
+                Ok(Err(broken)) => Err(broken.into()),
+                Err(error) => Err(error),
             }
-            Ok(Err(broken)) => Err(broken.into()),
-            Err(error) => Err(error),
-        },
+        }
     };
     if let Err(error) = outcome {
         eprintln!("error: {error}");

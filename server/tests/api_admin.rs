@@ -523,7 +523,7 @@ async fn the_audit_trail_is_for_editors(backend: Backend) {
     }
     assert_eq!(
         paths.len(),
-        21,
+        23,
         "no undocumented extra: {:?}",
         paths.keys().collect::<Vec<_>>()
     );

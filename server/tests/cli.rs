@@ -210,27 +210,146 @@ fn an_unsupported_database_url_is_a_clear_error() {
     assert!(text(&out).contains("unsupported database URL"), "{}", text(&out));
 }
 
+/// Rewrites the whole chain from record `from` on with `key`, as someone with write
+/// access to the database (and, or not, the key) would to hide an edit.
+async fn rehash_from(db: &app::db::Db, from: i64, key: &app::audit_writer::AuditKey) {
+    use app::audit_writer::{chain_hash, AuditRecord};
+    app::with_db!(db, pool => {
+        let records: Vec<AuditRecord> = sqlx::query_as(
+            "SELECT id, at, actor_id, subject_id, session_id, action, object_type, object_id, details, ip, user_agent \
+             FROM audit_events ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let mut prev: Vec<u8> = app::audit_writer::GENESIS.to_vec();
+        for record in records {
+            if record.id >= from {
+                let hash = chain_hash(key, &prev, &record);
+                sqlx::query("UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE id = $3")
+                    .bind(&prev)
+                    .bind(&hash)
+                    .bind(record.id)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+                sqlx::query("UPDATE audit_head SET last_id = $1, hash = $2 WHERE id = 1")
+                    .bind(record.id)
+                    .bind(&hash)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+                prev = hash;
+            } else {
+                let (hash,): (Vec<u8>,) = sqlx::query_as("SELECT hash FROM audit_events WHERE id = $1")
+                    .bind(record.id)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+                prev = hash;
+            }
+        }
+    });
+}
+
 #[tokio::test]
-async fn audit_verify_reports_ok_or_the_broken_record() {
+async fn the_keyed_chain_is_verified_against_an_anchor() {
+    use app::audit_writer::{install_key, record, AuditKey, NewEvent};
+
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("audit.db").display());
     let out = behalf(&url, &["audit", "verify"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("ok: 0 audit records"), "{}", text(&out));
+    // The key is created beside the database, for its owner only, and never in it.
+    let key_file = dir.path().join("audit.db.audit-key");
+    let key_text = std::fs::read_to_string(&key_file).expect("the key file is created");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+    }
+    let out = behalf(&url, &["audit", "anchor"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("nothing to anchor"), "{}", text(&out));
 
-    // Two records through the real sign-in path.
+    // Records written by this process with the same key, as the server would.
+    let key = AuditKey::from_hex(&key_text).unwrap();
+    install_key(key.clone()).unwrap();
     let db = app::db::Db::connect(&url).await.unwrap();
     let request = app::context::RequestContext::default();
-    for action in ["sign_in_failed", "sign_in_failed"] {
-        let event = app::audit_writer::NewEvent::new(action, &request);
-        app::audit_writer::record(&db, 1, event).await.unwrap();
+    for _ in 0..3 {
+        record(&db, 1, NewEvent::new("sign_in_failed", &request))
+            .await
+            .unwrap();
     }
+    assert_eq!(
+        count(&url, "SELECT COUNT(*) FROM server_secrets").await,
+        0,
+        "no key in the database"
+    );
     let out = behalf(&url, &["audit", "verify"]);
-    assert!(text(&out).contains("ok: 2 audit records"), "{}", text(&out));
+    assert!(text(&out).contains("ok: 3 audit records"), "{}", text(&out));
+    let out = behalf(&url, &["audit", "anchor"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let anchor = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(anchor.starts_with("3:") && anchor.len() == 2 + 64, "{anchor}");
+    record(&db, 1, NewEvent::new("sign_in_failed", &request))
+        .await
+        .unwrap();
+    let out = behalf(&url, &["audit", "verify", "--anchor", &anchor]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("ok: 4 audit records") && text(&out).contains("matches the anchor"),
+        "{}",
+        text(&out)
+    );
 
+    // Someone with write access but not the key edits record 2 and recomputes the chain:
+    // the keyed links give it away.
     app::with_db!(&db, pool => sqlx::query("UPDATE audit_events SET details = '{\"edited\":true}' WHERE id = 2").execute(pool).await.unwrap().rows_affected());
-    db.close().await;
+    rehash_from(&db, 2, &AuditKey::generate()).await;
     let out = behalf(&url, &["audit", "verify"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("broken at record 2"), "{}", text(&out));
+
+    // Someone who also holds the key recomputes it so that it verifies: only the anchor,
+    // kept elsewhere, shows that the history before it changed.
+    rehash_from(&db, 2, &key).await;
+    let out = behalf(&url, &["audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = behalf(&url, &["audit", "verify", "--anchor", &anchor]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("broken at record 3") && text(&out).contains("anchor"),
+        "{}",
+        text(&out)
+    );
+    // An anchor past the end (records removed from the end) is refused too.
+    let beyond = format!("9{}", &anchor[1..]);
+    let out = behalf(&url, &["audit", "verify", "--anchor", &beyond]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("chain ends at record 4"), "{}", text(&out));
+    db.close().await;
+
+    // Without its key file, a keyed chain is not silently given a new key.
+    std::fs::remove_file(&key_file).unwrap();
+    let out = behalf(&url, &["audit", "verify"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("audit key file") && text(&out).contains("missing"),
+        "{}",
+        text(&out)
+    );
+    assert!(!key_file.exists(), "no new key is made for a keyed chain");
+    // A configured secret that is too short is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_behalf"))
+        .args(["audit", "verify"])
+        .env("BEHALF_DATABASE_URL", &url)
+        .env("BEHALF_AUDIT_KEY", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("at least 32 characters"), "{}", text(&out));
 }

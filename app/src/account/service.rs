@@ -2,12 +2,12 @@
 
 use crate::{
     account::{AccessRecord, SessionView},
-    audit_writer::{record, AuditTx, NewEvent},
+    audit_writer::{AuditTx, NewEvent},
     clock::{format_utc, MINUTE},
     context::{CurrentSession, RequestContext},
     db::BeginWrite,
     error::AppError,
-    session::{store::end_row, EndReason},
+    session::{device_of, store::end_row, EndReason},
     state::AppState,
     with_db,
 };
@@ -89,29 +89,6 @@ pub async fn sessions(state: &AppState, session: &CurrentSession) -> Result<Vec<
         .collect())
 }
 
-/// "Chrome on Linux" from a user agent, roughly; the full string is not needed here.
-pub fn device_of(agent: &str) -> String {
-    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
-        .into_iter()
-        .find(|b| agent.contains(b))
-        .map(|b| match b {
-            "Edg/" => "Edge",
-            "Firefox/" => "Firefox",
-            "Chrome/" => "Chrome",
-            _ => "Safari",
-        });
-    let system = ["Windows", "Android", "iPhone", "Mac OS", "Linux"]
-        .into_iter()
-        .find(|s| agent.contains(s))
-        .map(|s| if s == "Mac OS" { "macOS" } else { s });
-    match (browser, system) {
-        (Some(b), Some(s)) => format!("{b} on {s}"),
-        (Some(b), None) => b.to_string(),
-        (None, Some(s)) => s.to_string(),
-        (None, None) => agent.chars().take(40).collect(),
-    }
-}
-
 /// Ends one of the member's sessions (not the current one: that is Sign out). A
 /// session on behalf of the member ends too: its actor returns to their own.
 pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Result<(), AppError> {
@@ -159,24 +136,8 @@ pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Resu
         .by(session)
         .subject(session.member.id)
         .object("session", id);
-    record(&state.db, now, event).await?;
+    crate::audit_writer::record_folded(&state.db, &state.refusals, now, event).await?;
     Err(AppError::NotFound(
         "There is no such session of yours, or it has ended.".to_string(),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn devices_are_named_from_the_user_agent() {
-        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-        assert_eq!(device_of(chrome), "Chrome on Linux");
-        assert_eq!(
-            device_of("Mozilla/5.0 (Windows NT 10.0; rv:120.0) Gecko/20100101 Firefox/120.0"),
-            "Firefox on Windows"
-        );
-        assert_eq!(device_of("reqwest"), "reqwest");
-    }
 }

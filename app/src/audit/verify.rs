@@ -1,7 +1,7 @@
-//! Verifying the audit chain (`behalf audit verify`).
+//! Verifying the audit chain (`behalf audit verify`, `behalf audit anchor`).
 
 use crate::{
-    audit_writer::{chain_hash, AuditRecord, GENESIS},
+    audit_writer::{chain_hash, hex, installed_key, unkeyed_hash, AuditRecord, GENESIS},
     db::Db,
     error::AppError,
     with_db,
@@ -24,9 +24,66 @@ struct StoredRecord {
     hash: Vec<u8>,
 }
 
+/// A record's id and hash, written down by the operator somewhere the database's
+/// writers cannot reach (`ID:HEX`, as `behalf audit anchor` prints it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    pub id: i64,
+    pub hash: Vec<u8>,
+}
+
+impl std::fmt::Display for Anchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.id, hex(&self.hash))
+    }
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Anchor, String> {
+        let bad = || "an anchor is ID:HASH, the record id and its 64-digit hex hash".to_string();
+        let (id, digits) = text.trim().split_once(':').ok_or_else(bad)?;
+        let id: i64 = id.parse().ok().filter(|id| *id >= 1).ok_or_else(bad)?;
+        if digits.len() != 64 || !digits.is_ascii() {
+            return Err(bad());
+        }
+        let hash = (0..32)
+            .map(|i| u8::from_str_radix(&digits[2 * i..2 * i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|_| bad())?;
+        Ok(Anchor { id, hash })
+    }
+}
+
+/// The chain's head as an anchor (None while there are no records).
+pub async fn head(db: &Db) -> Result<Option<Anchor>, AppError> {
+    let (id, hash): (i64, Vec<u8>) = with_db!(db, pool => {
+        sqlx::query_as("SELECT last_id, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?
+    });
+    Ok((id > 0).then_some(Anchor { id, hash }))
+}
+
+/// The first record linked with the key (None before any keyed record).
+pub async fn keyed_from(db: &Db) -> Result<Option<i64>, AppError> {
+    let (keyed_from,): (Option<i64>,) = with_db!(db, pool => {
+        sqlx::query_as("SELECT keyed_from FROM audit_head WHERE id = 1").fetch_one(pool).await?
+    });
+    Ok(keyed_from)
+}
+
 /// Walks the whole chain in id order, in pages (memory stays flat however long it
 /// is), and reports the first record whose content, link or position is wrong.
 pub async fn verify(db: &Db) -> Result<Verdict, AppError> {
+    verify_to(db, None).await
+}
+
+/// `verify`, and also that the record `anchor` names still has the hash written down:
+/// as the chain is keyed, nothing at or before it can have changed unnoticed, even by
+/// someone who rewrote every record after it.
+pub async fn verify_to(db: &Db, anchor: Option<&Anchor>) -> Result<Verdict, AppError> {
+    let key = installed_key()?;
+    let keyed_from = keyed_from(db).await?.unwrap_or(i64::MAX);
     const PAGE: i64 = 5_000;
     let mut expected_prev = GENESIS.to_vec();
     let mut expected_id = 1;
@@ -56,12 +113,25 @@ pub async fn verify(db: &Db) -> Result<Verdict, AppError> {
                     problem: "its link to the previous record does not match".into(),
                 });
             }
-            let hash = chain_hash(&expected_prev, &stored.record);
+            let hash = if id >= keyed_from {
+                chain_hash(key, &expected_prev, &stored.record)
+            } else {
+                unkeyed_hash(&expected_prev, &stored.record)
+            };
             if hash != stored.hash {
                 return Ok(Verdict::Broken {
                     id,
                     problem: "its content does not match its hash".into(),
                 });
+            }
+            if let Some(anchor) = anchor.filter(|anchor| anchor.id == id) {
+                if anchor.hash != hash {
+                    return Ok(Verdict::Broken {
+                        id,
+                        problem: "its hash is not the anchor's: the chain up to the anchor was rewritten"
+                            .into(),
+                    });
+                }
             }
             expected_prev = hash;
             expected_id += 1;
@@ -82,6 +152,16 @@ pub async fn verify(db: &Db) -> Result<Verdict, AppError> {
             ),
         });
     }
+    if let Some(anchor) = anchor.filter(|anchor| anchor.id >= expected_id) {
+        return Ok(Verdict::Broken {
+            id: anchor.id,
+            problem: format!(
+                "the anchor names record {} but the chain ends at record {}",
+                anchor.id,
+                expected_id - 1
+            ),
+        });
+    }
     Ok(Verdict::Intact {
         records: expected_id - 1,
     })
@@ -90,6 +170,37 @@ pub async fn verify(db: &Db) -> Result<Verdict, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit_writer::AuditKey;
+
+    #[test]
+    fn an_anchor_reads_back_as_printed() {
+        let anchor = Anchor {
+            id: 42,
+            hash: (0..32).collect(),
+        };
+        let text = anchor.to_string();
+        assert!(text.starts_with("42:000102"), "{text}");
+        assert_eq!(text.parse::<Anchor>().unwrap(), anchor);
+        for bad in [
+            "",
+            "42",
+            "x:00",
+            "0:00",
+            &format!("42:{}", "g".repeat(64)),
+            &format!("-1:{}", "0".repeat(64)),
+        ] {
+            assert!(bad.parse::<Anchor>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_reads_back_from_hex() {
+        let key = AuditKey::generate();
+        assert_eq!(AuditKey::from_hex(&key.to_hex()).unwrap().to_hex(), key.to_hex());
+        assert!(AuditKey::from_hex("abc").is_none());
+        assert!(AuditKey::from_hex(&"z".repeat(64)).is_none());
+        assert_eq!(format!("{key:?}"), "AuditKey(…)");
+    }
 
     fn record(id: i64) -> AuditRecord {
         AuditRecord {
@@ -108,7 +219,9 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_covers_every_field_and_the_previous_hash() {
+    fn the_hash_covers_every_field_the_previous_hash_and_the_key() {
+        let key = AuditKey::from_bytes([7; 32]);
+        let chain_hash = |prev: &[u8], record: &AuditRecord| super::chain_hash(&key, prev, record);
         let base = chain_hash(&GENESIS, &record(1));
         assert_eq!(base.len(), 32);
         assert_eq!(base, chain_hash(&GENESIS, &record(1)), "deterministic");
@@ -116,6 +229,16 @@ mod tests {
             base,
             chain_hash(&[1; 32], &record(1)),
             "depends on the previous hash"
+        );
+        assert_ne!(
+            base,
+            super::chain_hash(&AuditKey::from_bytes([8; 32]), &GENESIS, &record(1)),
+            "depends on the key"
+        );
+        assert_ne!(
+            base,
+            unkeyed_hash(&GENESIS, &record(1)),
+            "is not the plain SHA-256"
         );
         let variants: Vec<fn(&mut AuditRecord)> = vec![
             |r| r.id = 2,

@@ -11,6 +11,7 @@ use crate::{
         get_member, group_choices, lookup_members, parse_id_list, MemberDetail, MemberEdit, UpdateMember,
     },
     one_click::ui::OneClickPanel,
+    oversight::ui::MemberSessionsPanel,
     ui::{BoundField, ErrorPanel, Field, ListRefresh},
 };
 
@@ -151,7 +152,9 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
     let can_edit = detail.can_edit;
     let can_log_in_on_behalf = detail.can_log_in_on_behalf;
     let can_create_link = detail.can_create_link;
+    let can_see_sessions = detail.can_see_sessions;
     let links_open = RwSignal::new(false);
+    let sessions_open = RwSignal::new(false);
     let link_name = member.display_name.clone();
     let shown = detail.clone();
     let member_id = member.id;
@@ -161,7 +164,6 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
                 <span class="blade-name">{member.display_name.clone()}</span>
                 <span class="muted">{format!(" · #{}", member.id)}</span>
             </p>
-            // A later step adds Sessions here.
             <div class="blade-toolbar" role="toolbar" aria-label="Member actions">
                 {can_log_in_on_behalf
                     .then(|| view! { <LoginOnBehalfButton member_id/> })}
@@ -191,11 +193,27 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
                             </button>
                         }
                     })}
+                {can_see_sessions
+                    .then(|| {
+                        view! {
+                            <button
+                                type="button"
+                                class="button"
+                                aria-pressed=move || sessions_open.get().to_string()
+                                on:click=move |_| sessions_open.update(|open| *open = !*open)
+                            >
+                                "Sessions"
+                            </button>
+                        }
+                    })}
                 {(!can_edit && !can_log_in_on_behalf && !can_create_link)
                     .then(|| view! { <span class="muted">"You may view this member but not change them."</span> })}
             </div>
             <Show when=move || links_open.get() && !editing.get()>
                 <OneClickPanel member_id name=link_name.clone()/>
+            </Show>
+            <Show when=move || sessions_open.get() && !editing.get()>
+                <MemberSessionsPanel member_id/>
             </Show>
             <Show
                 when=move || editing.get()

@@ -218,6 +218,9 @@ pub struct MemberDetail {
     /// Whether the viewer may create one-click login links for this member (and see
     /// and revoke theirs); the server checks again.
     pub can_create_link: bool,
+    /// Whether the viewer may see and end this member's sessions (the server checks
+    /// again).
+    pub can_see_sessions: bool,
     /// The roles the viewer may give (those up to their own rank).
     pub assignable_roles: Vec<Role>,
 }

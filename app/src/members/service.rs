@@ -96,6 +96,9 @@ async fn detail_for(db: &Db, viewer: &CurrentSession, id: i64) -> Result<MemberD
             member.login_enabled,
         )
         .is_ok();
+    let can_see_sessions = crate::policy::may_oversee(me.role, me.admin_access, viewer.on_behalf.is_some())
+        .and_then(|()| crate::policy::may_end_session(me.role, member.role))
+        .is_ok();
     Ok(MemberDetail {
         member,
         member_since: format_utc(row.created_at),
@@ -106,6 +109,7 @@ async fn detail_for(db: &Db, viewer: &CurrentSession, id: i64) -> Result<MemberD
         can_edit,
         can_log_in_on_behalf,
         can_create_link,
+        can_see_sessions,
         assignable_roles: if can_edit {
             assignable_roles(me.role)
         } else {

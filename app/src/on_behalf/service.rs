@@ -149,7 +149,7 @@ async fn refuse(
         .subject(member_id)
         .object("member", member_id)
         .details(json!({ "code": error.code() }));
-    match record(&state.db, state.clock.now(), event).await {
+    match crate::audit_writer::record_folded(&state.db, &state.refusals, state.clock.now(), event).await {
         Ok(_) => error,
         Err(db_error) => db_error,
     }

@@ -10,9 +10,21 @@ use crate::{
 };
 
 pub const COOKIE_NAME: &str = "behalf_session";
+/// The name over https: the `__Host-` prefix makes the browser accept it only with
+/// `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot plant one.
+pub const SECURE_COOKIE_NAME: &str = "__Host-behalf_session";
+
+/// The session cookie's name: `__Host-behalf_session` over https.
+pub fn cookie_name(https: bool) -> &'static str {
+    if https {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    }
+}
 
 pub fn session_cookie(token: &Token, https: bool, lifetime: Millis) -> String {
-    Cookie::build((COOKIE_NAME, token.expose().to_string()))
+    Cookie::build((cookie_name(https), token.expose().to_string()))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(https)
@@ -23,7 +35,7 @@ pub fn session_cookie(token: &Token, https: bool, lifetime: Millis) -> String {
 }
 
 pub fn clearing_cookie(https: bool) -> String {
-    Cookie::build((COOKIE_NAME, ""))
+    Cookie::build((cookie_name(https), ""))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(https)
@@ -33,9 +45,56 @@ pub fn clearing_cookie(https: bool) -> String {
         .to_string()
 }
 
-/// The session token from the `Cookie` headers, if one is there.
-pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
-    cookie_from_headers(headers, COOKIE_NAME)
+/// What the `Cookie` headers say about the session.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionCookie {
+    Absent,
+    One(String),
+    /// The name came twice (one of them planted, say, by a sibling subdomain with
+    /// `Domain=`): neither is used, and both are cleared.
+    Duplicated,
+}
+
+/// The session token from the `Cookie` headers, under the name used over `https` or
+/// plain http.
+pub fn session_from_headers(headers: &HeaderMap, https: bool) -> SessionCookie {
+    let name = cookie_name(https);
+    let mut values = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(|cookie| cookie.name() == name);
+    match (values.next(), values.next()) {
+        (None, _) => SessionCookie::Absent,
+        (Some(one), None) => SessionCookie::One(one.value().to_string()),
+        (Some(_), Some(_)) => SessionCookie::Duplicated,
+    }
+}
+
+/// The `Set-Cookie` values that clear a duplicated session cookie: the one set here
+/// (host-only, `Path=/`) and, on plain http, one set for this host with `Domain=`.
+pub fn clearing_duplicates(https: bool, host: Option<&str>) -> Vec<String> {
+    let mut cookies = vec![clearing_cookie(https)];
+    let domain = host
+        .map(|host| host.rsplit_once(':').map_or(host, |(name, _)| name))
+        .filter(|name| {
+            !name.is_empty() && name.parse::<std::net::IpAddr>().is_err() && !name.starts_with('[')
+        });
+    if let (false, Some(domain)) = (https, domain) {
+        cookies.push(
+            Cookie::build((COOKIE_NAME, ""))
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .domain(domain.to_string())
+                .path("/")
+                .max_age(CookieDuration::ZERO)
+                .build()
+                .to_string(),
+        );
+    }
+    cookies
 }
 
 /// The value of cookie `name` from the `Cookie` headers, if one is there.
@@ -112,7 +171,50 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("behalf_session=abc; b=2"),
         );
-        assert_eq!(token_from_headers(&headers).as_deref(), Some("abc"));
-        assert_eq!(token_from_headers(&HeaderMap::new()), None);
+        assert_eq!(
+            session_from_headers(&headers, false),
+            SessionCookie::One("abc".into())
+        );
+        // Over https only the __Host- name counts.
+        assert_eq!(session_from_headers(&headers, true), SessionCookie::Absent);
+        assert_eq!(
+            session_from_headers(&HeaderMap::new(), false),
+            SessionCookie::Absent
+        );
+    }
+
+    #[test]
+    fn a_name_sent_twice_is_used_by_neither() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("behalf_session=mine; behalf_session=planted"),
+        );
+        assert_eq!(session_from_headers(&headers, false), SessionCookie::Duplicated);
+        let mut split = HeaderMap::new();
+        split.append(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-behalf_session=a"),
+        );
+        split.append(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-behalf_session=b"),
+        );
+        assert_eq!(session_from_headers(&split, true), SessionCookie::Duplicated);
+        let cleared = clearing_duplicates(false, Some("app.example:3000"));
+        assert_eq!(cleared.len(), 2);
+        assert!(cleared.iter().all(|c| c.contains("Max-Age=0")));
+        assert!(cleared[1].contains("Domain=app.example"), "{cleared:?}");
+        assert_eq!(clearing_duplicates(false, Some("127.0.0.1:3000")).len(), 1);
+        assert_eq!(clearing_duplicates(true, Some("app.example")).len(), 1);
+    }
+
+    #[test]
+    fn over_https_the_cookie_is_secure_and_host_prefixed() {
+        let token = Token::generate();
+        let cookie = session_cookie(&token, true, HOUR);
+        assert!(cookie.starts_with("__Host-behalf_session="), "{cookie}");
+        assert!(cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"));
+        assert!(clearing_cookie(true).starts_with("__Host-behalf_session=;"));
     }
 }

@@ -88,6 +88,9 @@ pub struct Lookup {
     /// by another one): the request acts as no one, so a server function is refused
     /// with `on_behalf_ended` rather than carried out as the actor.
     pub ended_on_behalf: bool,
+    /// The session cookie came twice, so neither was used: these `Set-Cookie` values
+    /// clear both.
+    pub clearing: Vec<String>,
 }
 
 /// Finds the live session for `token`, ending it on the way if it has expired or its
@@ -323,6 +326,7 @@ async fn find_live_on_behalf(
                 reissued: parent_token,
                 notice: Some(notice),
                 ended_on_behalf: true,
+                clearing: Vec::new(),
             })
         }
     }

@@ -81,6 +81,29 @@ pub fn needs_touch(now: Millis, last_seen_at: Millis, idle_timeout: Millis) -> b
     now - last_seen_at >= interval
 }
 
+/// "Chrome on Linux" from a user agent, roughly; the full string is not needed here.
+pub fn device_of(agent: &str) -> String {
+    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
+        .into_iter()
+        .find(|b| agent.contains(b))
+        .map(|b| match b {
+            "Edg/" => "Edge",
+            "Firefox/" => "Firefox",
+            "Chrome/" => "Chrome",
+            _ => "Safari",
+        });
+    let system = ["Windows", "Android", "iPhone", "Mac OS", "Linux"]
+        .into_iter()
+        .find(|s| agent.contains(s))
+        .map(|s| if s == "Mac OS" { "macOS" } else { s });
+    match (browser, system) {
+        (Some(b), Some(s)) => format!("{b} on {s}"),
+        (Some(b), None) => b.to_string(),
+        (None, Some(s)) => s.to_string(),
+        (None, None) => agent.chars().take(40).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +143,16 @@ mod tests {
         assert!(needs_touch(6 * SECOND, 0, MINUTE));
         assert!(!needs_touch(999, 0, 2 * SECOND));
         assert!(needs_touch(SECOND, 0, 2 * SECOND));
+    }
+
+    #[test]
+    fn devices_are_named_from_the_user_agent() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+        assert_eq!(device_of(chrome), "Chrome on Linux");
+        assert_eq!(
+            device_of("Mozilla/5.0 (Windows NT 10.0; rv:120.0) Gecko/20100101 Firefox/120.0"),
+            "Firefox on Windows"
+        );
+        assert_eq!(device_of("reqwest"), "reqwest");
     }
 }

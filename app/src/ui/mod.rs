@@ -77,6 +77,9 @@ pub enum Gate {
     Admin,
     /// The audit trail: editors and super users with admin access.
     Audit,
+    /// Oversight of sessions: editors and super users with admin access, in their own
+    /// session.
+    Oversee,
 }
 
 impl Gate {
@@ -84,6 +87,9 @@ impl Gate {
         match self {
             Gate::Admin => policy::may_use_admin(viewer.admin_access).is_ok(),
             Gate::Audit => policy::may_audit(viewer.role, viewer.admin_access).is_ok(),
+            Gate::Oversee => {
+                policy::may_oversee(viewer.role, viewer.admin_access, viewer.on_behalf.is_some()).is_ok()
+            }
         }
     }
 }

@@ -36,6 +36,8 @@ where
         None => dir.path().join("bench.db"),
     };
     let url = format!("sqlite:{}", path.display());
+    // A fixed key for the benchmarks' audit chains (kept databases stay verifiable).
+    app::audit_writer::install_key(app::audit_writer::AuditKey::from_bytes([0x42; 32])).unwrap();
     bench(Db::connect(&url).await.unwrap(), "SQLite").await;
     match std::env::var("BEHALF_TEST_POSTGRES_URL") {
         Ok(pg) => {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod extract;
 pub mod members;
 pub mod one_click;
+pub mod oversight;
 pub mod types;
 
 use app::{error::AppError, urls::optional_id};
@@ -104,6 +105,7 @@ impl Modify for Security {
         (name = "orders", description = "The caller's own orders"),
         (name = "account", description = "The caller's sessions and access history"),
         (name = "audit", description = "The audit trail (editors and super users)"),
+        (name = "oversight", description = "Live sessions on behalf, and ending them (editors and super users)"),
     )
 )]
 struct ApiDoc;
@@ -132,6 +134,8 @@ pub fn routes() -> (Router<ServerState>, Document) {
         .routes(routes!(account::revoke_session))
         .routes(routes!(account::access_history))
         .routes(routes!(account::audit_list))
+        .routes(routes!(oversight::list))
+        .routes(routes!(oversight::end))
         .split_for_parts();
     let json = serde_json::to_value(&document).unwrap_or_default();
     let router = router

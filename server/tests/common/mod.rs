@@ -68,6 +68,9 @@ impl Default for Options {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// The audit key every test app's chain is written with.
+pub const TEST_AUDIT_KEY: [u8; 32] = [0x5a; 32];
+
 /// Runs `body` against a fresh app on `backend`, or prints why it is skipped.
 #[macro_export]
 macro_rules! on_both_databases {
@@ -124,6 +127,9 @@ impl TestApp {
             }
         };
         db.migrate().await.expect("migrations apply");
+        // One key per test process, as per server process (see audit_writer).
+        app::audit_writer::install_key(app::audit_writer::AuditKey::from_bytes(TEST_AUDIT_KEY))
+            .expect("the audit key");
         let clock = Clock::manual(app::clock::system_now());
         let key = server::link_key(&db, clock.now()).await.expect("link key");
         let state =
@@ -328,12 +334,13 @@ pub fn session_cookie(response: &Response) -> Option<String> {
         .get_all(header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("behalf_session="))
+        .find(|v| v.starts_with("behalf_session=") || v.starts_with("__Host-behalf_session="))
         .map(str::to_string)
 }
 
 pub fn token_of(set_cookie: &str) -> String {
     set_cookie
+        .trim_start_matches("__Host-")
         .trim_start_matches("behalf_session=")
         .split(';')
         .next()

@@ -1,0 +1,379 @@
+//! Oversight (server only): the service decides who may see and end which sessions;
+//! the server functions and API handlers only pass the request on.
+
+use serde_json::json;
+
+use crate::{
+    audit_writer::{AuditTx, NewEvent},
+    clock::{format_utc, Millis, SECOND},
+    context::{CurrentSession, RequestContext},
+    db::{stored_role, BeginWrite},
+    error::AppError,
+    guard::refuse,
+    oversight::{Impersonation, ImpersonationList, MemberSession},
+    policy,
+    session::{device_of, store::end_row, EndReason},
+    state::AppState,
+    with_db,
+};
+
+/// The most rows a list shows.
+const LIMIT: i64 = 200;
+
+/// The overseer asking: signed in, an editor or super user with admin access, in
+/// their own session. A refusal is recorded as `action`.
+async fn overseer<'a>(
+    state: &AppState,
+    request: &'a RequestContext,
+    action: &'static str,
+    object: (&'static str, String),
+) -> Result<&'a CurrentSession, AppError> {
+    let session = request.require_session()?;
+    let member = &session.member;
+    if let Err(refusal) = policy::may_oversee(member.role, member.admin_access, session.on_behalf.is_some()) {
+        return Err(refuse(state, request, session, action, object, refusal).await);
+    }
+    Ok(session)
+}
+
+type Row = (
+    i64,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+const SELECT: &str =
+    "SELECT s.id, s.actor_id, a.display_name, a.role, s.member_id, m.display_name, s.reason, \
+     s.created_at, CASE WHEN s.idle_expires_at < s.absolute_expires_at THEN s.idle_expires_at \
+     ELSE s.absolute_expires_at END, s.ended_at, s.end_reason \
+     FROM sessions s JOIN members a ON a.id = s.actor_id JOIN members m ON m.id = s.member_id";
+
+/// The live sessions on behalf, newest first, or (`history`) the latest that ended.
+pub async fn list(
+    state: &AppState,
+    request: &RequestContext,
+    history: bool,
+) -> Result<ImpersonationList, AppError> {
+    let session = overseer(
+        state,
+        request,
+        "impersonations_refused",
+        ("sessions", "on_behalf".into()),
+    )
+    .await?;
+    let viewer = session.member.role;
+    let now = state.clock.now();
+    let live = "s.actor_id IS NOT NULL AND s.ended_at IS NULL AND s.idle_expires_at > $1 AND s.absolute_expires_at > $1";
+    let query = if history {
+        format!("{SELECT} WHERE s.actor_id IS NOT NULL AND NOT ({live}) ORDER BY s.id DESC LIMIT $2")
+    } else {
+        format!("{SELECT} WHERE {live} ORDER BY s.id DESC LIMIT $2")
+    };
+    let rows: Vec<Row> = with_db!(&state.db, pool => {
+        sqlx::query_as(&query).bind(now).bind(LIMIT).fetch_all(pool).await?
+    });
+    let rows = rows
+        .into_iter()
+        .map(
+            |(
+                id,
+                actor_id,
+                actor_name,
+                actor_role,
+                member_id,
+                member_name,
+                reason,
+                started,
+                expires,
+                ended,
+                why,
+            )| {
+                let actor_role = stored_role(actor_id, &actor_role)?;
+                let live = !history;
+                Ok(Impersonation {
+                    id,
+                    actor_id,
+                    actor_name,
+                    actor_role,
+                    member_id,
+                    member_name,
+                    reason: reason.unwrap_or_default(),
+                    started: format_utc(started),
+                    started_at: started,
+                    seconds_left: if live {
+                        ((expires - now) / SECOND).max(0)
+                    } else {
+                        0
+                    },
+                    // One that expired without a request to notice is shown as expired.
+                    ended: match ended {
+                        Some(at) => Some(format_utc(at)),
+                        None if !live => Some(format_utc(expires.min(now))),
+                        None => None,
+                    },
+                    end_reason: match (ended, why) {
+                        (Some(_), Some(why)) => Some(why.replace('_', " ")),
+                        _ if !live => Some("expired".to_string()),
+                        _ => None,
+                    },
+                    can_end: live && policy::may_end_session(viewer, actor_role).is_ok(),
+                })
+            },
+        )
+        .collect::<Result<Vec<_>, AppError>>()?;
+    Ok(ImpersonationList {
+        rows,
+        can_end_all: !history && policy::may_end_all(viewer).is_ok(),
+    })
+}
+
+/// The record of a session on behalf ended by an overseer: its actor is the person
+/// who was acting (as for every end), and `by` names the overseer.
+fn ended_by(request: &RequestContext, by: i64, id: i64, actor: i64, member: i64, now: Millis) -> NewEvent {
+    NewEvent::new("on_behalf_end", request)
+        .actor(actor)
+        .subject(member)
+        .on_behalf(id)
+        .object("session", id)
+        .details(json!({ "reason": EndReason::Revoked.as_str(), "ended_at": now, "by": by }))
+}
+
+/// Ends one live session on behalf. Its token stays, so that the actor's next request
+/// finds it over and gets their own session back, with a notice.
+pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<(), AppError> {
+    let object = ("session", id.to_string());
+    let session = overseer(state, request, "impersonation_end_refused", object.clone()).await?;
+    let viewer = session.member.role;
+    let now = state.clock.now();
+    let outcome: Result<(), AppError> = with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let found: Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT s.actor_id, s.member_id, a.role FROM sessions s JOIN members a ON a.id = s.actor_id \
+             WHERE s.id = $1 AND s.ended_at IS NULL AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match found {
+            None => Err(AppError::NotFound("There is no such live session on behalf.".to_string())),
+            Some((actor, member, role)) => match policy::may_end_session(viewer, stored_role(actor, &role)?) {
+                Err(refusal) => Err(AppError::Refused(refusal)),
+                Ok(()) => {
+                    if end_row!(tx, now, id, EndReason::Revoked) {
+                        tx.append_audit(now, ended_by(request, session.member.id, id, actor, member, now)).await?;
+                        tx.commit().await?;
+                        Ok(())
+                    } else {
+                        Err(AppError::NotFound("There is no such live session on behalf.".to_string()))
+                    }
+                }
+            },
+        }
+    });
+    crate::guard::record_refusal(
+        state,
+        request,
+        session,
+        "impersonation_end_refused",
+        object,
+        outcome,
+    )
+    .await
+}
+
+/// Ends every live session on behalf, in one statement (so a session started while
+/// it runs is either ended by it or started after it), each end recorded, and then
+/// one record of the whole by the super user.
+pub async fn end_all(state: &AppState, request: &RequestContext) -> Result<usize, AppError> {
+    let object = ("sessions", "on_behalf".to_string());
+    let session = overseer(state, request, "impersonation_end_all_refused", object.clone()).await?;
+    if let Err(refusal) = policy::may_end_all(session.member.role) {
+        return Err(refuse(
+            state,
+            request,
+            session,
+            "impersonation_end_all_refused",
+            object,
+            refusal,
+        )
+        .await);
+    }
+    let now = state.clock.now();
+    let by = session.member.id;
+    let count = with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let ended: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE actor_id IS NOT NULL AND ended_at IS NULL \
+             AND idle_expires_at > $1 AND absolute_expires_at > $1 RETURNING id, actor_id, member_id",
+        )
+        .bind(now)
+        .bind(EndReason::Revoked.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, actor, member) in &ended {
+            tx.append_audit(now, ended_by(request, by, *id, *actor, *member, now)).await?;
+        }
+        let event = NewEvent::new("impersonations_ended_all", request)
+            .by(session)
+            .object("sessions", "on_behalf")
+            .details(json!({ "count": ended.len() }));
+        tx.append_audit(now, event).await?;
+        tx.commit().await?;
+        ended.len()
+    });
+    Ok(count)
+}
+
+/// The member `member_id`'s role, if they exist.
+async fn member_role(state: &AppState, member_id: i64) -> Result<crate::role::Role, AppError> {
+    let row: Option<(String,)> = with_db!(&state.db, pool => {
+        sqlx::query_as("SELECT role FROM members WHERE id = $1 AND deleted_at IS NULL")
+            .bind(member_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    let (role,) = row.ok_or_else(|| AppError::NotFound("There is no such member.".to_string()))?;
+    stored_role(member_id, &role)
+}
+
+type SessionRow = (
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+);
+
+/// A member's live sessions, newest first: their own and those on their behalf.
+pub async fn member_sessions(
+    state: &AppState,
+    request: &RequestContext,
+    member_id: i64,
+) -> Result<Vec<MemberSession>, AppError> {
+    let object = ("member", member_id.to_string());
+    let session = overseer(state, request, "member_sessions_refused", object.clone()).await?;
+    let role = member_role(state, member_id).await?;
+    if let Err(refusal) = policy::may_end_session(session.member.role, role) {
+        return Err(refuse(
+            state,
+            request,
+            session,
+            "member_sessions_refused",
+            object,
+            refusal,
+        )
+        .await);
+    }
+    let now = state.clock.now();
+    let rows: Vec<SessionRow> = with_db!(&state.db, pool => {
+        sqlx::query_as(
+            "SELECT s.id, s.created_at, s.last_seen_at, s.user_agent, s.ip, a.display_name, s.token_hash IS NULL \
+             FROM sessions s LEFT JOIN members a ON a.id = s.actor_id \
+             WHERE s.member_id = $1 AND s.ended_at IS NULL AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 \
+             ORDER BY s.id DESC LIMIT $3",
+        )
+        .bind(member_id)
+        .bind(now)
+        .bind(LIMIT)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(id, created, seen, agent, ip, by, parked)| MemberSession {
+            id,
+            device: agent
+                .as_deref()
+                .map(device_of)
+                .unwrap_or_else(|| "Unknown device".to_string()),
+            ip,
+            started: format_utc(created),
+            last_seen: format_utc(seen),
+            on_behalf_by: by,
+            waiting: parked,
+        })
+        .collect())
+}
+
+/// Ends one of a member's sessions (`only`) or all of them: their own, those on their
+/// behalf and those they act in. The overseer's own session is never among them.
+/// Returns how many ended.
+pub async fn revoke_member_sessions(
+    state: &AppState,
+    request: &RequestContext,
+    member_id: i64,
+    only: Option<i64>,
+) -> Result<usize, AppError> {
+    let object = ("member", member_id.to_string());
+    let session = overseer(state, request, "member_sessions_revoke_refused", object.clone()).await?;
+    let role = member_role(state, member_id).await?;
+    if let Err(refusal) = policy::may_end_session(session.member.role, role) {
+        return Err(refuse(
+            state,
+            request,
+            session,
+            "member_sessions_revoke_refused",
+            object,
+            refusal,
+        )
+        .await);
+    }
+    let now = state.clock.now();
+    let by = session.member.id;
+    let keep = [session.id, session.id];
+    let ended: Result<usize, AppError> = with_db!(&state.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let ended = match only {
+            None => crate::end_member_sessions!(tx, now, member_id, keep, "revoked_by_admin", request),
+            Some(id) => {
+                let found: Option<(Option<i64>,)> = sqlx::query_as(
+                    "SELECT actor_id FROM sessions WHERE id = $1 AND member_id = $2 AND ended_at IS NULL AND id <> $3",
+                )
+                .bind(id)
+                .bind(member_id)
+                .bind(session.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match found {
+                    Some((actor,)) if end_row!(tx, now, id, EndReason::Revoked) => {
+                        let event = match actor {
+                            Some(actor) => ended_by(request, by, id, actor, member_id, now),
+                            None => NewEvent::new("session_ended", request)
+                                .actor(member_id)
+                                .subject(member_id)
+                                .object("session", id)
+                                .details(json!({ "reason": EndReason::Revoked.as_str(), "by": by })),
+                        };
+                        tx.append_audit(now, event).await?;
+                        1
+                    }
+                    _ => {
+                        return Err(AppError::NotFound(
+                            "There is no such live session of this member.".to_string(),
+                        ))
+                    }
+                }
+            }
+        };
+        let event = NewEvent::new("member_sessions_revoked", request)
+            .by(session)
+            .subject(member_id)
+            .object("member", member_id)
+            .details(json!({ "count": ended, "session": only }));
+        tx.append_audit(now, event).await?;
+        tx.commit().await?;
+        Ok(ended)
+    });
+    ended
+}
