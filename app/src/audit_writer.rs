@@ -10,8 +10,9 @@
 //! No code path updates or deletes audit records.
 //!
 //! Records written before the chain was keyed (by an older version) keep their plain
-//! SHA-256 hashes: `audit_head.keyed_from` is the first keyed record, set by the first
-//! keyed append.
+//! SHA-256 hashes. Which record is the first keyed one is kept with the key, outside the
+//! database (`AuditKey::keyed_from`): the copy in `audit_head.keyed_from` is only
+//! compared with it, so it cannot be moved to pass rewritten records off as old ones.
 
 use std::sync::OnceLock;
 
@@ -122,18 +123,46 @@ pub struct AuditRecord {
 }
 
 /// The key of the audit chain: 32 bytes that live outside the database (the server
-/// reads them from `BEHALF_AUDIT_KEY` or a key file, see the server's `audit_key`).
-#[derive(Clone)]
-pub struct AuditKey([u8; 32]);
+/// reads them from `BEHALF_AUDIT_KEY` or a key file, see the server's `load_audit_key`),
+/// and the first record written with it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuditKey {
+    bytes: [u8; 32],
+    /// Records before this one predate the key (plain SHA-256 links).
+    pub keyed_from: i64,
+}
+
+/// 64 hex digits as 32 bytes (strictly: no sign, no spaces inside).
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut bytes = [0; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(bytes)
+}
 
 impl AuditKey {
+    /// A key for a chain keyed from its first record.
     pub fn from_bytes(bytes: [u8; 32]) -> AuditKey {
-        AuditKey(bytes)
+        AuditKey { bytes, keyed_from: 1 }
     }
 
-    /// A key from a configured secret of any length (its SHA-256).
+    /// The same key, for a chain whose records before `first` predate it.
+    pub fn keyed_from(mut self, first: i64) -> AuditKey {
+        self.keyed_from = first.max(1);
+        self
+    }
+
+    /// A key from configuration: 64 hex digits are the key itself; anything else is a
+    /// passphrase, whose SHA-256 is the key.
     pub fn from_secret(secret: &str) -> AuditKey {
-        AuditKey(Sha256::digest(secret.as_bytes()).into())
+        match parse_hex32(secret.trim()) {
+            Some(bytes) => AuditKey::from_bytes(bytes),
+            None => AuditKey::from_bytes(Sha256::digest(secret.as_bytes()).into()),
+        }
     }
 
     /// A new random key.
@@ -141,30 +170,49 @@ impl AuditKey {
         use argon2::password_hash::rand_core::{OsRng, RngCore};
         let mut bytes = [0; 32];
         OsRng.fill_bytes(&mut bytes);
-        AuditKey(bytes)
+        AuditKey::from_bytes(bytes)
     }
 
     pub fn to_hex(&self) -> String {
-        hex(&self.0)
+        hex(&self.bytes)
     }
 
-    /// A key as written by `to_hex` (64 hex digits), or None.
+    /// A key as written by `to_hex` (64 hex digits), keyed from record 1, or None.
     pub fn from_hex(text: &str) -> Option<AuditKey> {
-        let text = text.trim();
-        if text.len() != 64 || !text.is_ascii() {
-            return None;
+        parse_hex32(text.trim()).map(AuditKey::from_bytes)
+    }
+
+    /// The key file's text: the key, and the first record written with it.
+    pub fn to_key_file(&self) -> String {
+        format!("{}\nkeyed-from {}\n", self.to_hex(), self.keyed_from)
+    }
+
+    /// A key file as `to_key_file` writes it (a file of the key alone is keyed from 1).
+    pub fn from_key_file(text: &str) -> Option<AuditKey> {
+        let mut lines = text.lines();
+        let key = AuditKey::from_hex(lines.next()?)?;
+        match lines.next().map(str::trim).filter(|line| !line.is_empty()) {
+            None => Some(key),
+            Some(line) => {
+                let first: i64 = line.strip_prefix("keyed-from ")?.trim().parse().ok()?;
+                (first >= 1).then(|| key.keyed_from(first))
+            }
         }
-        let mut bytes = [0; 32];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(AuditKey(bytes))
+    }
+
+    /// What the database keeps to tell whether an instance holds the chain's key (an
+    /// HMAC of a fixed text: it says nothing about the key).
+    pub fn check_value(&self) -> Vec<u8> {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes).expect("HMAC takes a key of any length");
+        mac.update(b"behalf audit key check");
+        mac.finalize().into_bytes().to_vec()
     }
 }
 
 impl std::fmt::Debug for AuditKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuditKey(…)")
+        write!(f, "AuditKey(…, keyed_from: {})", self.keyed_from)
     }
 }
 
@@ -179,7 +227,7 @@ static KEY: OnceLock<AuditKey> = OnceLock::new();
 /// another key is refused: records must never be written with two keys.
 pub fn install_key(key: AuditKey) -> Result<(), AppError> {
     let installed = KEY.get_or_init(|| key.clone());
-    if installed.0 == key.0 {
+    if *installed == key {
         Ok(())
     } else {
         tracing::error!("a second, different audit key was offered to this process");
@@ -198,7 +246,7 @@ pub fn installed_key() -> Result<&'static AuditKey, AppError> {
 /// HMAC-SHA256, keyed with the audit key, over the previous hash and the record's JSON.
 pub fn chain_hash(key: &AuditKey, prev: &[u8], record: &AuditRecord) -> Vec<u8> {
     let json = serde_json::to_vec(record).expect("an audit record always serializes");
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes a key of any length");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.bytes).expect("HMAC takes a key of any length");
     mac.update(prev);
     mac.update(&json);
     mac.finalize().into_bytes().to_vec()
@@ -241,7 +289,7 @@ macro_rules! impl_audit_tx {
                     }
                 }
                 let key = installed_key()?;
-                let (last_id, prev, keyed_from): (i64, Vec<u8>, Option<i64>) =
+                let (last_id, prev): (i64, Vec<u8>) =
                     sqlx::query_as($lock_head).fetch_one(&mut **self).await?;
                 let record = AuditRecord {
                     id: last_id + 1,
@@ -277,10 +325,9 @@ macro_rules! impl_audit_tx {
                 .bind(&hash)
                 .execute(&mut **self)
                 .await?;
-                sqlx::query("UPDATE audit_head SET last_id = $1, hash = $2, keyed_from = $3 WHERE id = 1")
+                sqlx::query("UPDATE audit_head SET last_id = $1, hash = $2 WHERE id = 1")
                     .bind(record.id)
                     .bind(&hash)
-                    .bind(keyed_from.unwrap_or(record.id))
                     .execute(&mut **self)
                     .await?;
                 Ok(record.id)
@@ -292,13 +339,13 @@ macro_rules! impl_audit_tx {
 // SQLite: the write transaction (BEGIN IMMEDIATE) already excludes other writers.
 impl_audit_tx!(
     Sqlite,
-    "SELECT last_id, hash, keyed_from FROM audit_head WHERE id = 1",
+    "SELECT last_id, hash FROM audit_head WHERE id = 1",
     "SELECT ended_at FROM sessions WHERE id = $1"
 );
 // PostgreSQL: the row lock queues concurrent appenders, across instances too.
 impl_audit_tx!(
     Postgres,
-    "SELECT last_id, hash, keyed_from FROM audit_head WHERE id = 1 FOR UPDATE",
+    "SELECT last_id, hash FROM audit_head WHERE id = 1 FOR UPDATE",
     "SELECT ended_at FROM sessions WHERE id = $1 FOR SHARE"
 );
 
@@ -360,6 +407,7 @@ impl Folder {
             event.actor_id,
             event.session_id,
             event.ip,
+            event.user_agent,
             event.subject_id,
             event.object_type,
             event.object_id,
@@ -418,12 +466,16 @@ impl Folder {
 /// now rather than counted.
 pub async fn record_folded(db: &Db, folder: &Folder, at: Millis, event: NewEvent) -> Result<bool, AppError> {
     let (write, summary) = folder.admit(at, &event);
-    if let Some((last, summary)) = summary {
-        record(db, last, summary).await?;
-    }
+    // The summary of the minute before is written first, at this time (records stay in
+    // time order); the refusal itself is written even if that fails.
+    let summarized = match summary {
+        Some((_, summary)) => record(db, at, summary).await.map(|_| ()),
+        None => Ok(()),
+    };
     if write {
         record(db, at, event).await?;
     }
+    summarized?;
     Ok(write)
 }
 
@@ -432,10 +484,14 @@ pub async fn record_folded(db: &Db, folder: &Folder, at: Millis, event: NewEvent
 pub async fn flush_folded(db: &Db, folder: &Folder, now: Millis, all: bool) -> Result<usize, AppError> {
     let due = folder.take_due(now, all);
     let count = due.len();
-    for (at, event) in due {
-        record(db, at, event).await?;
+    let mut failed = None;
+    for (_, event) in due {
+        // Each is tried: one failure does not drop the others.
+        if let Err(error) = record(db, now, event).await {
+            failed = Some(error);
+        }
     }
-    Ok(count)
+    failed.map_or(Ok(count), Err)
 }
 
 /// Records an event that comes with no other change (a refused sign-in, say), in a
@@ -489,8 +545,8 @@ mod tests {
         // …then the repeats come out as one record with their count.
         let (write, summary) = folder.admit(1_000 + FOLD_WINDOW, &refusal("10.0.0.1"));
         assert!(write, "the first of a new minute is written");
-        let (at, summary) = summary.expect("a summary");
-        assert_eq!(at, 1_029);
+        let (last, summary) = summary.expect("a summary");
+        assert_eq!(last, 1_029);
         assert_eq!(summary.details["repeats"], 29);
         assert_eq!(summary.details["first_at"], 1_000);
         assert_eq!(summary.details["reason"], "target_outranks_editor");

@@ -39,7 +39,8 @@ impl Settings {
     pub fn public_https(&self) -> bool {
         self.public_url
             .as_deref()
-            .is_some_and(|url| url.len() > 8 && url[..8].eq_ignore_ascii_case("https://"))
+            .and_then(|url| url.get(..8))
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     }
 }
 

@@ -1,4 +1,4 @@
-import { APIRequestContext, expect, test } from '@playwright/test';
+import { APIRequestContext, expect, request as http, test } from '@playwright/test';
 import { ADMIN, hydrated, PASSWORD, signedIn } from './helpers';
 
 // Created by run.sh: a support engineer and a member only this test uses.
@@ -11,8 +11,10 @@ async function token(request: APIRequestContext, email: string): Promise<string>
   return (await response.json()).token;
 }
 
-/** Sue starts a session on behalf of Omar through the API; its token. */
-async function startOnBehalf(request: APIRequestContext, reason: string): Promise<string> {
+/** Sue starts a session on behalf of Omar through the API; its token. (A context of
+ * its own each time: alias_login also sets a cookie, which the next call would carry.) */
+async function startOnBehalf(reason: string, baseURL?: string): Promise<string> {
+  const request = await http.newContext({ baseURL });
   const admin = await token(request, ADMIN.email);
   const found = await request.get(`/api/v1/members?q=${encodeURIComponent(MEMBER.email)}`, {
     headers: { Authorization: `Bearer ${admin}` },
@@ -24,11 +26,13 @@ async function startOnBehalf(request: APIRequestContext, reason: string): Promis
     data: { member_id: memberId, password: PASSWORD, reason },
   });
   expect(started.status()).toBe(200);
-  return (await started.json()).token;
+  const onBehalf = (await started.json()).token;
+  await request.dispose();
+  return onBehalf;
 }
 
-test('a super user sees live sessions on behalf update by themselves, ends one, and finds it in History', async ({ page, request }) => {
-  const first = await startOnBehalf(request, 'Ticket E2E-8');
+test('a super user sees live sessions on behalf update by themselves, ends one, and finds it in History', async ({ page, request, baseURL }) => {
+  const first = await startOnBehalf('Ticket E2E-8', baseURL);
   await signedIn(page, ADMIN.email);
   await page.getByRole('link', { name: 'On behalf now' }).click();
   await expect(page).toHaveURL(/\/admin\/impersonations$/);
@@ -49,7 +53,7 @@ test('a super user sees live sessions on behalf update by themselves, ends one, 
   expect((await after.json()).error.code).toBe('on_behalf_ended');
 
   // A session started elsewhere shows up without a reload (the list polls).
-  const second = await startOnBehalf(request, 'Ticket E2E-9');
+  const second = await startOnBehalf('Ticket E2E-9', baseURL);
   const next = live.getByRole('row').filter({ hasText: 'Ticket E2E-9' });
   await expect(next).toBeVisible({ timeout: 15_000 });
 
@@ -65,8 +69,8 @@ test('a super user sees live sessions on behalf update by themselves, ends one, 
   expect(gone.status()).toBe(409);
 });
 
-test("the blade's Sessions lists a member's sessions, the one on their behalf included, and ends them all", async ({ page, request }) => {
-  const onBehalf = await startOnBehalf(request, 'Ticket E2E-10');
+test("the blade's Sessions lists a member's sessions, the one on their behalf included, and ends them all", async ({ page, request, baseURL }) => {
+  const onBehalf = await startOnBehalf('Ticket E2E-10', baseURL);
   await signedIn(page, ADMIN.email);
   await page.goto(`/admin/members?q=${encodeURIComponent(MEMBER.email)}`);
   await hydrated(page);

@@ -130,6 +130,9 @@ pub struct ServeArgs {
 /// `http://host[:port]` or `https://host[:port]`, with no path, query or credentials.
 fn parse_public_url(text: &str) -> Result<String, String> {
     let url = text.trim().trim_end_matches('/');
+    if !url.is_ascii() {
+        return Err("give the public URL in ASCII (an international name in its xn-- form)".into());
+    }
     let lower = url.to_ascii_lowercase();
     let rest = lower
         .strip_prefix("https://")
@@ -298,6 +301,7 @@ mod tests {
             "https://a.example/path",
             "https://u@a.example",
             "ftp://a",
+            "http://é.example",
         ] {
             assert!(
                 Cli::try_parse_from(["behalf", "serve", "--public-url", bad]).is_err(),

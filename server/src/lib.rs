@@ -65,46 +65,97 @@ pub fn audit_key_path(url: &str) -> PathBuf {
 }
 
 /// Loads the key of the audit chain and makes it this process's: from
-/// `BEHALF_AUDIT_KEY` (at least 32 characters) or from the key file, which is created
-/// (readable by its owner only) when missing, unless records were already written
-/// with a key: then the file is needed and its absence stops the command.
+/// `BEHALF_AUDIT_KEY` (64 hex digits, or a passphrase of at least 32 characters; the
+/// chain is then taken to be keyed from record 1, or from `BEHALF_AUDIT_KEYED_FROM`) or
+/// from the key file, which is created (readable by its owner only) when missing —
+/// unless records were already written with a key: then the file is needed and its
+/// absence stops the command. The first instance to start writes the key's check value
+/// into the database; an instance holding another key refuses to start.
 pub async fn load_audit_key(db: &Db, url: &str) -> CliResult<()> {
-    if let Some(secret) = std::env::var("BEHALF_AUDIT_KEY").ok().filter(|s| !s.is_empty()) {
-        if secret.chars().count() < 32 {
-            return Err("BEHALF_AUDIT_KEY must be at least 32 characters long".into());
+    let key = match std::env::var("BEHALF_AUDIT_KEY").ok().filter(|s| !s.is_empty()) {
+        Some(secret) => {
+            if secret.chars().count() < 32 {
+                return Err("BEHALF_AUDIT_KEY must be at least 32 characters long".into());
+            }
+            let first = match std::env::var("BEHALF_AUDIT_KEYED_FROM")
+                .ok()
+                .filter(|s| !s.is_empty())
+            {
+                None => 1,
+                Some(text) => text
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or("BEHALF_AUDIT_KEYED_FROM is a record number (1 or more)")?,
+            };
+            AuditKey::from_secret(&secret).keyed_from(first)
         }
-        install_key(AuditKey::from_secret(&secret)).map_err(describe)?;
-        return Ok(());
+        None => key_from_file(db, &audit_key_path(url)).await?,
+    };
+    let check = key.check_value();
+    let stored: Option<Vec<u8>> = app::with_db!(db, pool => {
+        sqlx::query("UPDATE audit_head SET key_check = $1 WHERE id = 1 AND key_check IS NULL")
+            .bind(&check)
+            .execute(pool)
+            .await?;
+        let (stored,): (Option<Vec<u8>>,) =
+            sqlx::query_as("SELECT key_check FROM audit_head WHERE id = 1").fetch_one(pool).await?;
+        stored
+    });
+    if stored.as_deref() != Some(check.as_slice()) {
+        return Err(
+            "this database's audit chain is kept with another key than the one configured here \
+                    (BEHALF_AUDIT_KEY or the audit key file): every instance needs the same key"
+                .into(),
+        );
     }
-    let path = audit_key_path(url);
-    let key = match std::fs::read_to_string(&path) {
-        Ok(text) => AuditKey::from_hex(&text).ok_or_else(|| {
+    install_key(key).map_err(describe)?;
+    Ok(())
+}
+
+/// The key in `path`, or a new one written there when there is none and no record was
+/// written with a key yet.
+async fn key_from_file(db: &Db, path: &std::path::Path) -> CliResult<AuditKey> {
+    let read = |text: String| {
+        AuditKey::from_key_file(&text).ok_or_else(|| {
             format!(
-                "the audit key file {} does not hold a key (64 hex digits)",
+                "the audit key file {} does not hold a key (64 hex digits, then `keyed-from N`)",
                 path.display()
             )
-        })?,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(first) = app::audit::verify::keyed_from(db).await.map_err(describe)? {
-                return Err(format!(
-                    "the audit key file {} is missing, but audit records from {first} on were written with a key: \
-                     restore the file (or point BEHALF_AUDIT_KEY_FILE at it)",
-                    path.display()
-                )
-                .into());
-            }
-            let key = AuditKey::generate();
-            write_key_file(&path, &key)
-                .map_err(|e| format!("cannot create the audit key file {}: {e}", path.display()))?;
-            tracing::info!(path = %path.display(), "created the audit key file: keep a copy of it with your backups");
-            key
-        }
+        })
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok(read(text)?),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => {
             return Err(format!("cannot read the audit key file {}: {error}", path.display()).into())
         }
-    };
-    install_key(key).map_err(describe)?;
-    Ok(())
+    }
+    let (last_id, first): (i64, Option<i64>) = app::with_db!(db, pool => {
+        sqlx::query_as("SELECT last_id, keyed_from FROM audit_head WHERE id = 1").fetch_one(pool).await?
+    });
+    let first = first.unwrap_or(last_id + 1);
+    if first <= last_id {
+        return Err(format!(
+            "the audit key file {} is missing, but audit records from {first} on were written with a key: \
+             restore the file (or point BEHALF_AUDIT_KEY_FILE at it)",
+            path.display()
+        )
+        .into());
+    }
+    let key = AuditKey::generate().keyed_from(first);
+    match write_key_file(path, &key) {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "created the audit key file: keep a copy of it with your backups, apart from the database");
+            Ok(key)
+        }
+        // Another instance created it first: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(read(std::fs::read_to_string(path)?)?)
+        }
+        Err(error) => Err(format!("cannot create the audit key file {}: {error}", path.display()).into()),
+    }
 }
 
 fn write_key_file(path: &std::path::Path, key: &AuditKey) -> std::io::Result<()> {
@@ -114,7 +165,8 @@ fn write_key_file(path: &std::path::Path, key: &AuditKey) -> std::io::Result<()>
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
-    writeln!(file, "{}", key.to_hex())
+    file.write_all(key.to_key_file().as_bytes())?;
+    file.sync_all()
 }
 
 /// Leptos's settings: where the built site is (LEPTOS_SITE_ROOT, default target/site).
@@ -346,11 +398,10 @@ pub async fn audit_verify_command(
     Ok(match verdict {
         Verdict::Intact { records } => {
             let mut message = format!("ok: {records} audit records verified in {took:.2} s");
-            match keyed {
-                Some(1) | None => {}
-                Some(first) => message.push_str(&format!(
+            if let Some(first) = keyed.filter(|first| *first > 1) {
+                message.push_str(&format!(
                     " (records before {first} predate the keyed chain and are linked by plain SHA-256)"
-                )),
+                ));
             }
             if let Some(anchor) = anchor {
                 message.push_str(&format!("; record {} matches the anchor", anchor.id));

@@ -213,7 +213,19 @@ fn an_unsupported_database_url_is_a_clear_error() {
 /// Rewrites the whole chain from record `from` on with `key`, as someone with write
 /// access to the database (and, or not, the key) would to hide an edit.
 async fn rehash_from(db: &app::db::Db, from: i64, key: &app::audit_writer::AuditKey) {
-    use app::audit_writer::{chain_hash, AuditRecord};
+    rehash_with(db, from, |prev, record| {
+        app::audit_writer::chain_hash(key, prev, record)
+    })
+    .await;
+}
+
+/// `rehash_from` with any link function (the plain SHA-256 of unkeyed records, say).
+async fn rehash_with(
+    db: &app::db::Db,
+    from: i64,
+    link: impl Fn(&[u8], &app::audit_writer::AuditRecord) -> Vec<u8>,
+) {
+    use app::audit_writer::AuditRecord;
     app::with_db!(db, pool => {
         let records: Vec<AuditRecord> = sqlx::query_as(
             "SELECT id, at, actor_id, subject_id, session_id, action, object_type, object_id, details, ip, user_agent \
@@ -225,7 +237,7 @@ async fn rehash_from(db: &app::db::Db, from: i64, key: &app::audit_writer::Audit
         let mut prev: Vec<u8> = app::audit_writer::GENESIS.to_vec();
         for record in records {
             if record.id >= from {
-                let hash = chain_hash(key, &prev, &record);
+                let hash = link(&prev, &record);
                 sqlx::query("UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE id = $3")
                     .bind(&prev)
                     .bind(&hash)
@@ -275,7 +287,8 @@ async fn the_keyed_chain_is_verified_against_an_anchor() {
     assert!(text(&out).contains("nothing to anchor"), "{}", text(&out));
 
     // Records written by this process with the same key, as the server would.
-    let key = AuditKey::from_hex(&key_text).unwrap();
+    let key = AuditKey::from_key_file(&key_text).unwrap();
+    assert_eq!(key.keyed_from, 1, "a new chain is keyed from its first record");
     install_key(key.clone()).unwrap();
     let db = app::db::Db::connect(&url).await.unwrap();
     let request = app::context::RequestContext::default();
@@ -314,9 +327,22 @@ async fn the_keyed_chain_is_verified_against_an_anchor() {
     assert!(!out.status.success());
     assert!(text(&out).contains("broken at record 2"), "{}", text(&out));
 
+    // Nor can they pass the records off as older than the key: the first keyed record
+    // is the key file's to say, not the database's.
+    rehash_with(&db, 1, app::audit_writer::unkeyed_hash).await;
+    app::with_db!(&db, pool => sqlx::query("UPDATE audit_head SET keyed_from = 5").execute(pool).await.unwrap().rows_affected());
+    let out = behalf(&url, &["audit", "verify"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("passed off as older than the key"),
+        "{}",
+        text(&out)
+    );
+    app::with_db!(&db, pool => sqlx::query("UPDATE audit_head SET keyed_from = 1").execute(pool).await.unwrap().rows_affected());
+
     // Someone who also holds the key recomputes it so that it verifies: only the anchor,
     // kept elsewhere, shows that the history before it changed.
-    rehash_from(&db, 2, &key).await;
+    rehash_from(&db, 1, &key).await;
     let out = behalf(&url, &["audit", "verify"]);
     assert!(out.status.success(), "{}", text(&out));
     let out = behalf(&url, &["audit", "verify", "--anchor", &anchor]);
@@ -343,6 +369,23 @@ async fn the_keyed_chain_is_verified_against_an_anchor() {
         text(&out)
     );
     assert!(!key_file.exists(), "no new key is made for a keyed chain");
+    // Another key than the chain's is refused before anything is written with it.
+    let out = Command::new(env!("CARGO_BIN_EXE_behalf"))
+        .args(["audit", "verify"])
+        .env("BEHALF_DATABASE_URL", &url)
+        .env("BEHALF_AUDIT_KEY", "another passphrase, long enough to be taken")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("another key"), "{}", text(&out));
+    // The chain's own key given as 64 hex digits is accepted.
+    let out = Command::new(env!("CARGO_BIN_EXE_behalf"))
+        .args(["audit", "verify"])
+        .env("BEHALF_DATABASE_URL", &url)
+        .env("BEHALF_AUDIT_KEY", key.to_hex())
+        .output()
+        .unwrap();
+    assert!(!text(&out).contains("another key"), "{}", text(&out));
     // A configured secret that is too short is refused.
     let out = Command::new(env!("CARGO_BIN_EXE_behalf"))
         .args(["audit", "verify"])

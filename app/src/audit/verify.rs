@@ -45,7 +45,7 @@ impl std::str::FromStr for Anchor {
         let bad = || "an anchor is ID:HASH, the record id and its 64-digit hex hash".to_string();
         let (id, digits) = text.trim().split_once(':').ok_or_else(bad)?;
         let id: i64 = id.parse().ok().filter(|id| *id >= 1).ok_or_else(bad)?;
-        if digits.len() != 64 || !digits.is_ascii() {
+        if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         let hash = (0..32)
@@ -83,7 +83,19 @@ pub async fn verify(db: &Db) -> Result<Verdict, AppError> {
 /// someone who rewrote every record after it.
 pub async fn verify_to(db: &Db, anchor: Option<&Anchor>) -> Result<Verdict, AppError> {
     let key = installed_key()?;
-    let keyed_from = keyed_from(db).await?.unwrap_or(i64::MAX);
+    // Where the keyed chain starts is the key's to say; the database's copy must agree.
+    let keyed_from = key.keyed_from;
+    let stored = self::keyed_from(db).await?;
+    if stored != Some(keyed_from) {
+        return Ok(Verdict::Broken {
+            id: keyed_from.min(stored.unwrap_or(i64::MAX)),
+            problem: format!(
+                "the database says the keyed chain starts at record {}, the key says {keyed_from}: \
+                 records were passed off as older than the key",
+                stored.map_or("(none)".to_string(), |n| n.to_string())
+            ),
+        });
+    }
     const PAGE: i64 = 5_000;
     let mut expected_prev = GENESIS.to_vec();
     let mut expected_id = 1;
@@ -194,12 +206,23 @@ mod tests {
     }
 
     #[test]
-    fn a_key_reads_back_from_hex() {
-        let key = AuditKey::generate();
+    fn a_key_reads_back_from_its_file() {
+        let key = AuditKey::generate().keyed_from(7);
+        assert_eq!(AuditKey::from_key_file(&key.to_key_file()), Some(key.clone()));
         assert_eq!(AuditKey::from_hex(&key.to_hex()).unwrap().to_hex(), key.to_hex());
+        assert_eq!(AuditKey::from_key_file(&key.to_hex()).unwrap().keyed_from, 1);
         assert!(AuditKey::from_hex("abc").is_none());
         assert!(AuditKey::from_hex(&"z".repeat(64)).is_none());
-        assert_eq!(format!("{key:?}"), "AuditKey(…)");
+        assert!(AuditKey::from_hex(&format!("+f{}", "0".repeat(62))).is_none());
+        assert!(AuditKey::from_key_file(&format!("{}\nkeyed-from x", key.to_hex())).is_none());
+        assert!(
+            !format!("{key:?}").contains(&key.to_hex()[..8]),
+            "the key is never printed"
+        );
+        // 64 hex digits configured are the key itself; other text is a passphrase.
+        assert_eq!(AuditKey::from_secret(&key.to_hex()).to_hex(), key.to_hex());
+        assert_ne!(AuditKey::from_secret(&"p".repeat(40)).to_hex(), "p".repeat(40));
+        assert_ne!(key.check_value(), AuditKey::generate().check_value());
     }
 
     fn record(id: i64) -> AuditRecord {

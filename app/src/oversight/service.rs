@@ -8,7 +8,7 @@ use crate::{
     clock::{format_utc, Millis, SECOND},
     context::{CurrentSession, RequestContext},
     db::{stored_role, BeginWrite},
-    error::AppError,
+    error::{AppError, Refusal},
     guard::refuse,
     oversight::{Impersonation, ImpersonationList, MemberSession},
     policy,
@@ -170,6 +170,13 @@ pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<
                 Ok(()) => {
                     if end_row!(tx, now, id, EndReason::Revoked) {
                         tx.append_audit(now, ended_by(request, session.member.id, id, actor, member, now)).await?;
+                        // And the overseer's own record, found under their name.
+                        let event = NewEvent::new("impersonation_ended", request)
+                            .by(session)
+                            .subject(member)
+                            .object("session", id)
+                            .details(json!({ "actor": actor }));
+                        tx.append_audit(now, event).await?;
                         tx.commit().await?;
                         Ok(())
                     } else {
@@ -245,127 +252,150 @@ async fn member_role(state: &AppState, member_id: i64) -> Result<crate::role::Ro
     stored_role(member_id, &role)
 }
 
-type SessionRow = (
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    bool,
-);
+/// The overseer asking about member `member_id`'s sessions: as `overseer`, and for a
+/// member whose role is at most their own. A refusal is recorded as `action`.
+async fn member_overseer<'a>(
+    state: &AppState,
+    request: &'a RequestContext,
+    member_id: i64,
+    action: &'static str,
+) -> Result<&'a CurrentSession, AppError> {
+    let object = ("member", member_id.to_string());
+    let session = overseer(state, request, action, object.clone()).await?;
+    let role = member_role(state, member_id).await?;
+    if let Err(refusal) = policy::may_end_session(session.member.role, role) {
+        return Err(refuse(state, request, session, action, object, refusal).await);
+    }
+    Ok(session)
+}
 
-/// A member's live sessions, newest first: their own and those on their behalf.
+/// A member's live session, with the role of whoever acts in it on their behalf.
+#[derive(sqlx::FromRow)]
+struct LiveRow {
+    id: i64,
+    member_id: i64,
+    actor_id: Option<i64>,
+    actor_role: Option<String>,
+    actor_name: Option<String>,
+    created_at: i64,
+    last_seen_at: i64,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    parked: bool,
+}
+
+/// The live sessions of member `$member` — their own, those on their behalf and (with
+/// `$acting`) those they act in — but the overseer's own `$keep`, in `$executor`.
+macro_rules! live_rows {
+    ($executor:expr, $member:expr, $now:expr, $keep:expr, $acting:expr) => {
+        sqlx::query_as::<_, LiveRow>(
+            "SELECT s.id, s.member_id, s.actor_id, a.role AS actor_role, a.display_name AS actor_name, \
+             s.created_at, s.last_seen_at, s.user_agent, s.ip, s.token_hash IS NULL AS parked \
+             FROM sessions s LEFT JOIN members a ON a.id = s.actor_id \
+             WHERE (s.member_id = $1 OR ($4 AND s.actor_id = $1)) AND s.ended_at IS NULL \
+             AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 AND s.id <> $3 \
+             ORDER BY s.id DESC LIMIT 200",
+        )
+        .bind($member)
+        .bind($now)
+        .bind($keep)
+        .bind($acting)
+        .fetch_all($executor)
+        .await?
+    };
+}
+
+/// Whether the overseer of role `viewer` may see and end `row`: not a session in which
+/// someone of a higher role acts on the member's behalf.
+fn within_rank(viewer: crate::role::Role, row: &LiveRow) -> Result<bool, AppError> {
+    match (row.actor_id, &row.actor_role) {
+        (Some(actor), Some(role)) => Ok(policy::may_end_session(viewer, stored_role(actor, role)?).is_ok()),
+        _ => Ok(true),
+    }
+}
+
+/// A member's live sessions, newest first: their own and those on their behalf (not
+/// those of an actor who outranks the overseer, whose address and device they may not
+/// see).
 pub async fn member_sessions(
     state: &AppState,
     request: &RequestContext,
     member_id: i64,
 ) -> Result<Vec<MemberSession>, AppError> {
-    let object = ("member", member_id.to_string());
-    let session = overseer(state, request, "member_sessions_refused", object.clone()).await?;
-    let role = member_role(state, member_id).await?;
-    if let Err(refusal) = policy::may_end_session(session.member.role, role) {
-        return Err(refuse(
-            state,
-            request,
-            session,
-            "member_sessions_refused",
-            object,
-            refusal,
-        )
-        .await);
-    }
+    let session = member_overseer(state, request, member_id, "member_sessions_refused").await?;
+    let viewer = session.member.role;
     let now = state.clock.now();
-    let rows: Vec<SessionRow> = with_db!(&state.db, pool => {
-        sqlx::query_as(
-            "SELECT s.id, s.created_at, s.last_seen_at, s.user_agent, s.ip, a.display_name, s.token_hash IS NULL \
-             FROM sessions s LEFT JOIN members a ON a.id = s.actor_id \
-             WHERE s.member_id = $1 AND s.ended_at IS NULL AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 \
-             ORDER BY s.id DESC LIMIT $3",
-        )
-        .bind(member_id)
-        .bind(now)
-        .bind(LIMIT)
-        .fetch_all(pool)
-        .await?
-    });
-    Ok(rows
-        .into_iter()
-        .map(|(id, created, seen, agent, ip, by, parked)| MemberSession {
-            id,
-            device: agent
+    let rows: Vec<LiveRow> = with_db!(&state.db, pool => live_rows!(pool, member_id, now, session.id, false));
+    let mut shown = Vec::new();
+    for row in rows {
+        if !within_rank(viewer, &row)? {
+            continue;
+        }
+        shown.push(MemberSession {
+            id: row.id,
+            device: row
+                .user_agent
                 .as_deref()
                 .map(device_of)
                 .unwrap_or_else(|| "Unknown device".to_string()),
-            ip,
-            started: format_utc(created),
-            last_seen: format_utc(seen),
-            on_behalf_by: by,
-            waiting: parked,
-        })
-        .collect())
+            ip: row.ip,
+            started: format_utc(row.created_at),
+            last_seen: format_utc(row.last_seen_at),
+            on_behalf_by: row.actor_name,
+            waiting: row.parked,
+        });
+    }
+    Ok(shown)
 }
 
 /// Ends one of a member's sessions (`only`) or all of them: their own, those on their
-/// behalf and those they act in. The overseer's own session is never among them.
-/// Returns how many ended.
+/// behalf and those they act in — never the overseer's own, and never one in which
+/// someone of a higher role than the overseer acts (one of those asked for by ID is
+/// refused with `session_outranks_you`). Each end is recorded, then the whole by the
+/// overseer. Returns how many ended.
 pub async fn revoke_member_sessions(
     state: &AppState,
     request: &RequestContext,
     member_id: i64,
     only: Option<i64>,
 ) -> Result<usize, AppError> {
-    let object = ("member", member_id.to_string());
-    let session = overseer(state, request, "member_sessions_revoke_refused", object.clone()).await?;
-    let role = member_role(state, member_id).await?;
-    if let Err(refusal) = policy::may_end_session(session.member.role, role) {
-        return Err(refuse(
-            state,
-            request,
-            session,
-            "member_sessions_revoke_refused",
-            object,
-            refusal,
-        )
-        .await);
-    }
+    let action = "member_sessions_revoke_refused";
+    let session = member_overseer(state, request, member_id, action).await?;
+    let viewer = session.member.role;
     let now = state.clock.now();
     let by = session.member.id;
-    let keep = [session.id, session.id];
-    let ended: Result<usize, AppError> = with_db!(&state.db, pool => {
+    let outcome: Result<usize, AppError> = with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
-        let ended = match only {
-            None => crate::end_member_sessions!(tx, now, member_id, keep, "revoked_by_admin", request),
-            Some(id) => {
-                let found: Option<(Option<i64>,)> = sqlx::query_as(
-                    "SELECT actor_id FROM sessions WHERE id = $1 AND member_id = $2 AND ended_at IS NULL AND id <> $3",
-                )
-                .bind(id)
-                .bind(member_id)
-                .bind(session.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match found {
-                    Some((actor,)) if end_row!(tx, now, id, EndReason::Revoked) => {
-                        let event = match actor {
-                            Some(actor) => ended_by(request, by, id, actor, member_id, now),
-                            None => NewEvent::new("session_ended", request)
-                                .actor(member_id)
-                                .subject(member_id)
-                                .object("session", id)
-                                .details(json!({ "reason": EndReason::Revoked.as_str(), "by": by })),
-                        };
-                        tx.append_audit(now, event).await?;
-                        1
-                    }
-                    _ => {
-                        return Err(AppError::NotFound(
-                            "There is no such live session of this member.".to_string(),
-                        ))
-                    }
-                }
+        // Read in the write transaction (SQLite: no other writer until it ends), so what
+        // is ended is what was checked.
+        let rows: Vec<LiveRow> = live_rows!(&mut *tx, member_id, now, session.id, only.is_none());
+        let mut chosen = Vec::new();
+        for row in rows.into_iter().filter(|row| only.is_none_or(|id| row.id == id)) {
+            if within_rank(viewer, &row)? {
+                chosen.push(row);
+            } else if only.is_some() {
+                return Err(AppError::Refused(Refusal::SessionOutranksViewer));
             }
-        };
+        }
+        if only.is_some() && chosen.is_empty() {
+            return Err(AppError::NotFound("There is no such live session of this member.".to_string()));
+        }
+        let mut ended = 0;
+        for row in &chosen {
+            if !end_row!(tx, now, row.id, EndReason::Revoked) {
+                continue;
+            }
+            ended += 1;
+            let event = match row.actor_id {
+                Some(actor) => ended_by(request, by, row.id, actor, row.member_id, now),
+                None => NewEvent::new("session_ended", request)
+                    .actor(row.member_id)
+                    .subject(row.member_id)
+                    .object("session", row.id)
+                    .details(json!({ "reason": EndReason::Revoked.as_str(), "by": by })),
+            };
+            tx.append_audit(now, event).await?;
+        }
         let event = NewEvent::new("member_sessions_revoked", request)
             .by(session)
             .subject(member_id)
@@ -375,5 +405,13 @@ pub async fn revoke_member_sessions(
         tx.commit().await?;
         Ok(ended)
     });
-    ended
+    crate::guard::record_refusal(
+        state,
+        request,
+        session,
+        action,
+        ("member", member_id.to_string()),
+        outcome,
+    )
+    .await
 }

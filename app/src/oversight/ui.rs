@@ -99,7 +99,7 @@ pub fn ImpersonationsPage() -> impl IntoView {
                                     {(live && list.can_end_all && count > 0).then(|| view! {
                                         <ActionForm action=end_all attr:class="inline-form end-all">
                                             <button type="submit" class="button danger">
-                                                {format!("End all {count}")}
+                                                {format!("End all ({count})")}
                                             </button>
                                         </ActionForm>
                                     })}

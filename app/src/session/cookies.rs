@@ -73,26 +73,48 @@ pub fn session_from_headers(headers: &HeaderMap, https: bool) -> SessionCookie {
     }
 }
 
-/// The `Set-Cookie` values that clear a duplicated session cookie: the one set here
-/// (host-only, `Path=/`) and, on plain http, one set for this host with `Domain=`.
+/// Paths a planted cookie may have been given beside `/` (the areas of the app).
+const PLANTED_PATHS: [&str; 3] = ["/", "/api", "/admin"];
+
+/// The `Set-Cookie` values that clear a duplicated session cookie. Over https the name
+/// is `__Host-`, which browsers only accept host-only with `Path=/`: that one cookie. On
+/// plain http a planted one may carry `Domain=` (this host or a parent domain) or a
+/// deeper path, so every such combination is cleared too.
 pub fn clearing_duplicates(https: bool, host: Option<&str>) -> Vec<String> {
-    let mut cookies = vec![clearing_cookie(https)];
-    let domain = host
+    if https {
+        return vec![clearing_cookie(true)];
+    }
+    let clearing = |domain: Option<&str>, path: &str| {
+        let mut cookie = Cookie::build((COOKIE_NAME, ""))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path(path.to_string())
+            .max_age(CookieDuration::ZERO);
+        if let Some(domain) = domain {
+            cookie = cookie.domain(domain.to_string());
+        }
+        cookie.build().to_string()
+    };
+    let name = host
         .map(|host| host.rsplit_once(':').map_or(host, |(name, _)| name))
         .filter(|name| {
             !name.is_empty() && name.parse::<std::net::IpAddr>().is_err() && !name.starts_with('[')
         });
-    if let (false, Some(domain)) = (https, domain) {
-        cookies.push(
-            Cookie::build((COOKIE_NAME, ""))
-                .http_only(true)
-                .same_site(SameSite::Lax)
-                .domain(domain.to_string())
-                .path("/")
-                .max_age(CookieDuration::ZERO)
-                .build()
-                .to_string(),
-        );
+    // The host and each parent domain that still has a dot (never a bare top level).
+    let mut domains: Vec<&str> = Vec::new();
+    if let Some(name) = name {
+        let mut rest = name;
+        while rest.contains('.') {
+            domains.push(rest);
+            rest = rest.split_once('.').map_or("", |(_, parent)| parent);
+        }
+    }
+    let mut cookies = Vec::new();
+    for path in PLANTED_PATHS {
+        cookies.push(clearing(None, path));
+        for domain in &domains {
+            cookies.push(clearing(Some(domain), path));
+        }
     }
     cookies
 }
@@ -201,12 +223,30 @@ mod tests {
             HeaderValue::from_static("__Host-behalf_session=b"),
         );
         assert_eq!(session_from_headers(&split, true), SessionCookie::Duplicated);
-        let cleared = clearing_duplicates(false, Some("app.example:3000"));
-        assert_eq!(cleared.len(), 2);
+        let cleared = clearing_duplicates(false, Some("a.app.example:3000"));
         assert!(cleared.iter().all(|c| c.contains("Max-Age=0")));
-        assert!(cleared[1].contains("Domain=app.example"), "{cleared:?}");
-        assert_eq!(clearing_duplicates(false, Some("127.0.0.1:3000")).len(), 1);
-        assert_eq!(clearing_duplicates(true, Some("app.example")).len(), 1);
+        for wanted in [
+            "Domain=a.app.example",
+            "Domain=app.example",
+            "Path=/api",
+            "Path=/admin",
+        ] {
+            assert!(
+                cleared.iter().any(|c| c.contains(wanted)),
+                "{wanted}: {cleared:?}"
+            );
+        }
+        assert!(
+            !cleared.iter().any(|c| c.contains("Domain=example;")),
+            "never a top level: {cleared:?}"
+        );
+        // 3 paths × (host-only + 2 domains)
+        assert_eq!(cleared.len(), 9);
+        assert_eq!(clearing_duplicates(false, Some("127.0.0.1:3000")).len(), 3);
+        assert_eq!(
+            clearing_duplicates(true, Some("app.example")),
+            vec![clearing_cookie(true)]
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub(crate) use end_row;
 
 /// The record of a member's own session ending without a more telling action of its
 /// own (expired, revoked, replaced, or ended with the session on behalf it waited for).
-fn session_ended(member_id: i64, request: &RequestContext) -> NewEvent {
+pub(crate) fn session_ended(member_id: i64, request: &RequestContext) -> NewEvent {
     NewEvent::new("session_ended", request)
         .actor(member_id)
         .subject(member_id)
@@ -194,22 +194,11 @@ macro_rules! open_own_session {
         let user_agent = context.user_agent.as_deref().map($crate::audit_writer::clip_user_agent);
         let replacing: Option<(i64, i64)> = $replacing;
         if let Some((old, old_member)) = replacing {
-            let ended = sqlx::query(
-                "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
-            )
-            .bind(now)
-            .bind($crate::session::EndReason::Replaced.as_str())
-            .bind(old)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if ended {
-                let event = $crate::audit_writer::NewEvent::new("session_ended", context)
-                    .actor(old_member)
-                    .subject(old_member)
+            let reason = $crate::session::EndReason::Replaced;
+            if $crate::session::store::end_row!($tx, now, old, reason) {
+                let event = $crate::session::store::session_ended(old_member, context)
                     .object("session", old)
-                    .details(serde_json::json!({ "reason": $crate::session::EndReason::Replaced.as_str() }));
+                    .details(serde_json::json!({ "reason": reason.as_str() }));
                 $crate::audit_writer::AuditTx::append_audit(&mut $tx, now, event).await?;
             }
         }
