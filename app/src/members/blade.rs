@@ -167,46 +167,10 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
             <div class="blade-toolbar" role="toolbar" aria-label="Member actions">
                 {can_log_in_on_behalf
                     .then(|| view! { <LoginOnBehalfButton member_id/> })}
-                {can_edit
-                    .then(|| {
-                        view! {
-                            <button
-                                type="button"
-                                class="button"
-                                aria-pressed=move || editing.get().to_string()
-                                on:click=move |_| editing.update(|e| *e = !*e)
-                            >
-                                "Edit"
-                            </button>
-                        }
-                    })}
-                {can_create_link
-                    .then(|| {
-                        view! {
-                            <button
-                                type="button"
-                                class="button"
-                                aria-pressed=move || links_open.get().to_string()
-                                on:click=move |_| links_open.update(|open| *open = !*open)
-                            >
-                                "One-click link"
-                            </button>
-                        }
-                    })}
-                {can_see_sessions
-                    .then(|| {
-                        view! {
-                            <button
-                                type="button"
-                                class="button"
-                                aria-pressed=move || sessions_open.get().to_string()
-                                on:click=move |_| sessions_open.update(|open| *open = !*open)
-                            >
-                                "Sessions"
-                            </button>
-                        }
-                    })}
-                {(!can_edit && !can_log_in_on_behalf && !can_create_link)
+                {can_edit.then(|| view! { <PanelToggle label="Edit" open=editing/> })}
+                {can_create_link.then(|| view! { <PanelToggle label="One-click link" open=links_open/> })}
+                {can_see_sessions.then(|| view! { <PanelToggle label="Sessions" open=sessions_open/> })}
+                {(!can_edit && !can_log_in_on_behalf && !can_create_link && !can_see_sessions)
                     .then(|| view! { <span class="muted">"You may view this member but not change them."</span> })}
             </div>
             <Show when=move || links_open.get() && !editing.get()>
@@ -222,6 +186,21 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
                 <MemberEditor detail=detail.clone() editing saved/>
             </Show>
         </div>
+    }
+}
+
+/// A toolbar button that opens and closes one of the blade's panels.
+#[component]
+fn PanelToggle(label: &'static str, open: RwSignal<bool>) -> impl IntoView {
+    view! {
+        <button
+            type="button"
+            class="button"
+            aria-pressed=move || open.get().to_string()
+            on:click=move |_| open.update(|open| *open = !*open)
+        >
+            {label}
+        </button>
     }
 }
 
