@@ -362,9 +362,26 @@ const MAX_WINDOWS: usize = 10_000;
 /// `repeats`, `first_at` and `last_at` added, when the minute is over (by the next
 /// identical refusal, or by `flush_folded`, which the server runs every few seconds
 /// and at shutdown). In memory, per instance.
+///
+/// A client that varies the refused request (another object each time) is not
+/// repeating one refusal, but it cannot flood the chain either: past
+/// `DISTINCT_PER_MINUTE` refusals of one action from one source (actor, session,
+/// address, user agent) in a minute, the rest of that minute's are folded into one
+/// record of the action with `various: true` and the count.
 #[derive(Default)]
 pub struct Folder {
-    windows: std::sync::Mutex<std::collections::HashMap<String, Window>>,
+    folds: std::sync::Mutex<Folds>,
+}
+
+/// Distinct refusals of one action from one source written per minute before the
+/// rest are folded together.
+pub const DISTINCT_PER_MINUTE: u64 = 20;
+
+#[derive(Default)]
+struct Folds {
+    windows: std::collections::HashMap<String, Window>,
+    /// Per source and action: when its minute started and how many were written.
+    sources: std::collections::HashMap<String, (Millis, u64)>,
 }
 
 struct Window {
@@ -416,14 +433,24 @@ impl Folder {
         .to_string()
     }
 
+    /// Who a refusal comes from, and which action.
+    fn source(event: &NewEvent) -> String {
+        serde_json::json!([
+            event.action,
+            event.actor_id,
+            event.session_id,
+            event.ip,
+            event.user_agent
+        ])
+        .to_string()
+    }
+
     /// Whether `event` is to be written now (the first of its window), and the summary
     /// of the window it closes, if any.
     fn admit(&self, at: Millis, event: &NewEvent) -> (bool, Option<(Millis, NewEvent)>) {
         let key = Folder::key(event);
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut folds = self.folds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Folds { windows, sources } = &mut *folds;
         if let Some(window) = windows.get_mut(&key) {
             if at - window.started < FOLD_WINDOW {
                 window.repeats += 1;
@@ -433,6 +460,39 @@ impl Folder {
         }
         if windows.len() >= MAX_WINDOWS && !windows.contains_key(&key) {
             return (true, None);
+        }
+        // The source's budget of distinct refusals for this minute.
+        let source = Folder::source(event);
+        if sources.len() < MAX_WINDOWS || sources.contains_key(&source) {
+            let budget = sources.entry(source.clone()).or_insert((at, 0));
+            if at - budget.0 >= FOLD_WINDOW {
+                *budget = (at, 0);
+            }
+            if budget.1 >= DISTINCT_PER_MINUTE {
+                let overflow = format!("various:{source}");
+                match windows.get_mut(&overflow) {
+                    Some(window) if at - window.started < FOLD_WINDOW => {
+                        window.repeats += 1;
+                        window.last = window.last.max(at);
+                        return (false, None);
+                    }
+                    _ => {
+                        let mut various = event.clone();
+                        various.subject_id = None;
+                        various.object_type = None;
+                        various.object_id = None;
+                        various.details = serde_json::json!({ "various": true });
+                        let fresh = Window {
+                            started: at,
+                            last: at,
+                            repeats: 1,
+                            event: various,
+                        };
+                        return (false, windows.insert(overflow, fresh).and_then(Window::summary));
+                    }
+                }
+            }
+            budget.1 += 1;
         }
         let fresh = Window {
             started: at,
@@ -446,10 +506,9 @@ impl Folder {
     /// Takes the windows that are over at `now` (all of them with `all`), and returns
     /// the summaries to write.
     fn take_due(&self, now: Millis, all: bool) -> Vec<(Millis, NewEvent)> {
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut folds = self.folds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Folds { windows, sources } = &mut *folds;
+        sources.retain(|_, (started, _)| !all && now - *started < FOLD_WINDOW);
         let due: Vec<String> = windows
             .iter()
             .filter(|(_, w)| all || now - w.started >= FOLD_WINDOW)
@@ -552,5 +611,38 @@ mod tests {
         assert_eq!(summary.details["reason"], "target_outranks_editor");
         // Windows without repeats write nothing at shutdown; the new one has none yet.
         assert!(folder.take_due(0, true).is_empty());
+    }
+
+    #[test]
+    fn distinct_refusals_past_the_budget_fold_together() {
+        let folder = Folder::default();
+        let on = |object: i64| {
+            let mut event = refusal("10.0.0.9");
+            event.object_type = Some("session");
+            event.object_id = Some(object.to_string());
+            event
+        };
+        for object in 0..DISTINCT_PER_MINUTE as i64 {
+            assert!(
+                folder.admit(1_000 + object, &on(object)).0,
+                "the first {DISTINCT_PER_MINUTE} are written"
+            );
+        }
+        for object in 100..130 {
+            assert_eq!(
+                folder.admit(2_000 + object, &on(object)),
+                (false, None),
+                "then counted"
+            );
+        }
+        // Another source keeps its own budget.
+        assert!(folder.admit(2_500, &refusal("10.0.0.10")).0);
+        let due = folder.take_due(2_100 + FOLD_WINDOW, false);
+        let various: Vec<_> = due.iter().filter(|(_, e)| e.details["various"] == true).collect();
+        assert_eq!(various.len(), 1, "{due:?}");
+        assert_eq!(various[0].1.details["repeats"], 30);
+        assert_eq!(various[0].1.object_id, None);
+        // A new minute: a new budget.
+        assert!(folder.admit(2_100 + FOLD_WINDOW + 5, &on(500)).0);
     }
 }

@@ -153,12 +153,19 @@ pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<
     let session = overseer(state, request, "impersonation_end_refused", object.clone()).await?;
     let viewer = session.member.role;
     let now = state.clock.now();
+    let lock = if matches!(state.db, crate::db::Db::Postgres(_)) {
+        " FOR SHARE OF a"
+    } else {
+        ""
+    };
     let outcome: Result<(), AppError> = with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
-        let found: Option<(i64, i64, String)> = sqlx::query_as(
+        // The actor's role is read under a share lock on PostgreSQL (SQLite's write
+        // transaction already excludes writers), so a promotion cannot slip in between.
+        let found: Option<(i64, i64, String)> = sqlx::query_as(&format!(
             "SELECT s.actor_id, s.member_id, a.role FROM sessions s JOIN members a ON a.id = s.actor_id \
-             WHERE s.id = $1 AND s.ended_at IS NULL AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2",
-        )
+             WHERE s.id = $1 AND s.ended_at IS NULL AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2{lock}"
+        ))
         .bind(id)
         .bind(now)
         .fetch_optional(&mut *tx)
