@@ -302,6 +302,15 @@ async fn an_editor_cannot_end_a_super_users_session_on_behalf(backend: Backend) 
         (status, body["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("session_outranks_you"))
     );
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'member_sessions_revoke_refused' \
+             AND details LIKE '%session_outranks_you%'"
+        )
+        .await,
+        1,
+        "that refusal is recorded too"
+    );
     let (status, body) = app
         .post(
             &browser,

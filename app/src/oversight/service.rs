@@ -371,7 +371,9 @@ pub async fn revoke_member_sessions(
     let viewer = session.member.role;
     let now = state.clock.now();
     let by = session.member.id;
-    let outcome: Result<usize, AppError> = with_db!(&state.db, pool => {
+    // A refusal leaves the block as its value (not by `return`), so that it is recorded
+    // below like every other refusal.
+    let outcome: Result<usize, AppError> = with_db!(&state.db, pool => 'revoke: {
         let mut tx = pool.begin_write().await?;
         // Read in the write transaction (SQLite: no other writer until it ends), so what
         // is ended is what was checked.
@@ -381,11 +383,11 @@ pub async fn revoke_member_sessions(
             if within_rank(viewer, &row)? {
                 chosen.push(row);
             } else if only.is_some() {
-                return Err(AppError::Refused(Refusal::SessionOutranksViewer));
+                break 'revoke Err(AppError::Refused(Refusal::SessionOutranksViewer));
             }
         }
         if only.is_some() && chosen.is_empty() {
-            return Err(AppError::NotFound("There is no such live session of this member.".to_string()));
+            break 'revoke Err(AppError::NotFound("There is no such live session of this member.".to_string()));
         }
         let mut ended = 0;
         for row in &chosen {
