@@ -132,8 +132,8 @@ pub struct AuditKey {
     pub keyed_from: i64,
 }
 
-/// 64 hex digits as 32 bytes (strictly: no sign, no spaces inside).
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+/// 64 hex digits as 32 bytes (strictly: no sign, no spaces inside): a key, or a hash.
+pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -203,10 +203,14 @@ impl AuditKey {
     /// What the database keeps to tell whether an instance holds the chain's key (an
     /// HMAC of a fixed text: it says nothing about the key).
     pub fn check_value(&self) -> Vec<u8> {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes).expect("HMAC takes a key of any length");
+        let mut mac = self.mac();
         mac.update(b"behalf audit key check");
         mac.finalize().into_bytes().to_vec()
+    }
+
+    /// An HMAC-SHA256 under this key, to feed.
+    fn mac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes).expect("HMAC takes a key of any length")
     }
 }
 
@@ -235,6 +239,23 @@ pub fn install_key(key: AuditKey) -> Result<(), AppError> {
     }
 }
 
+/// Writes `key`'s check value into the chain's head if none is there yet (the first
+/// process to start), and says whether the head's is `key`'s: false for an instance
+/// holding another key than the one the chain is kept with.
+pub async fn claim_key_check(db: &Db, key: &AuditKey) -> Result<bool, AppError> {
+    let check = key.check_value();
+    let stored: Option<Vec<u8>> = with_db!(db, pool => {
+        sqlx::query("UPDATE audit_head SET key_check = $1 WHERE id = 1 AND key_check IS NULL")
+            .bind(&check)
+            .execute(pool)
+            .await?;
+        let (stored,): (Option<Vec<u8>>,) =
+            sqlx::query_as("SELECT key_check FROM audit_head WHERE id = 1").fetch_one(pool).await?;
+        stored
+    });
+    Ok(stored.as_deref() == Some(check.as_slice()))
+}
+
 /// The process's audit key.
 pub fn installed_key() -> Result<&'static AuditKey, AppError> {
     KEY.get().ok_or_else(|| {
@@ -246,7 +267,7 @@ pub fn installed_key() -> Result<&'static AuditKey, AppError> {
 /// HMAC-SHA256, keyed with the audit key, over the previous hash and the record's JSON.
 pub fn chain_hash(key: &AuditKey, prev: &[u8], record: &AuditRecord) -> Vec<u8> {
     let json = serde_json::to_vec(record).expect("an audit record always serializes");
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.bytes).expect("HMAC takes a key of any length");
+    let mut mac = key.mac();
     mac.update(prev);
     mac.update(&json);
     mac.finalize().into_bytes().to_vec()

@@ -538,22 +538,28 @@ fn origin_authority(origin: &str) -> Option<&str> {
         .map(|(_, rest)| rest.trim_end_matches('/'))
 }
 
-/// The Content-Security-Policy of a page: scripts from this origin, inline ones only
-/// with this response's nonce (Leptos puts it on its hydration and resource scripts),
-/// our own WebAssembly, and nothing framed, based elsewhere or posted elsewhere.
-pub fn page_csp(nonce: &str) -> String {
+/// The Content-Security-Policy: scripts from this origin only — inline ones only with
+/// `nonce` (a page's: Leptos puts it on its hydration and resource scripts) — our own
+/// WebAssembly, and nothing framed, based elsewhere or posted elsewhere.
+fn csp(nonce: Option<&str>) -> String {
+    let inline = nonce.map(|nonce| format!(" 'nonce-{nonce}'")).unwrap_or_default();
     format!(
-        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+        "default-src 'self'; script-src 'self'{inline} 'wasm-unsafe-eval'; \
          style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
          frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
 }
 
-/// The policy of every other answer (JSON, files, the server's own small pages): the
-/// same, with no inline script at all.
-const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
-     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/// A page's policy, with its nonce.
+pub fn page_csp(nonce: &str) -> String {
+    csp(Some(nonce))
+}
+
+/// The policy of every other answer (JSON, files, the server's own small pages): no
+/// inline script at all. Built once.
+static DEFAULT_CSP: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+    HeaderValue::from_str(&csp(None)).expect("the policy is a valid header value")
+});
 
 /// HSTS for two years, sent on every answer once members come over https.
 const HSTS: &str = "max-age=63072000";
@@ -573,10 +579,7 @@ async fn security_headers(State(state): State<ServerState>, request: Request, ne
     }
     // A page sets its own, with its nonce.
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(DEFAULT_CSP),
-        );
+        headers.insert(header::CONTENT_SECURITY_POLICY, DEFAULT_CSP.clone());
     }
     response
 }

@@ -12,7 +12,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::OnceLock};
 
 use app::{
     audit::verify::{head, keyed_from, verify_to, Anchor, Verdict},
-    audit_writer::{flush_folded, install_key, AuditKey, NewEvent},
+    audit_writer::{claim_key_check, flush_folded, install_key, AuditKey, NewEvent},
     clock::{Clock, HOUR, MINUTE},
     context::RequestContext,
     db::Db,
@@ -93,17 +93,7 @@ pub async fn load_audit_key(db: &Db, url: &str) -> CliResult<()> {
         }
         None => key_from_file(db, &audit_key_path(url)).await?,
     };
-    let check = key.check_value();
-    let stored: Option<Vec<u8>> = app::with_db!(db, pool => {
-        sqlx::query("UPDATE audit_head SET key_check = $1 WHERE id = 1 AND key_check IS NULL")
-            .bind(&check)
-            .execute(pool)
-            .await?;
-        let (stored,): (Option<Vec<u8>>,) =
-            sqlx::query_as("SELECT key_check FROM audit_head WHERE id = 1").fetch_one(pool).await?;
-        stored
-    });
-    if stored.as_deref() != Some(check.as_slice()) {
+    if !claim_key_check(db, &key).await.map_err(describe)? {
         return Err(
             "this database's audit chain is kept with another key than the one configured here \
                     (BEHALF_AUDIT_KEY or the audit key file): every instance needs the same key"
@@ -132,10 +122,8 @@ async fn key_from_file(db: &Db, path: &std::path::Path) -> CliResult<AuditKey> {
             return Err(format!("cannot read the audit key file {}: {error}", path.display()).into())
         }
     }
-    let (last_id, first): (i64, Option<i64>) = app::with_db!(db, pool => {
-        sqlx::query_as("SELECT last_id, keyed_from FROM audit_head WHERE id = 1").fetch_one(pool).await?
-    });
-    let first = first.unwrap_or(last_id + 1);
+    let last_id = head(db).await.map_err(describe)?.map_or(0, |head| head.id);
+    let first = keyed_from(db).await.map_err(describe)?.unwrap_or(last_id + 1);
     if first <= last_id {
         return Err(format!(
             "the audit key file {} is missing, but audit records from {first} on were written with a key: \

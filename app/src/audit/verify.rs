@@ -1,7 +1,7 @@
 //! Verifying the audit chain (`behalf audit verify`, `behalf audit anchor`).
 
 use crate::{
-    audit_writer::{chain_hash, hex, installed_key, unkeyed_hash, AuditRecord, GENESIS},
+    audit_writer::{chain_hash, hex, installed_key, parse_hex32, unkeyed_hash, AuditRecord, GENESIS},
     db::Db,
     error::AppError,
     with_db,
@@ -45,13 +45,7 @@ impl std::str::FromStr for Anchor {
         let bad = || "an anchor is ID:HASH, the record id and its 64-digit hex hash".to_string();
         let (id, digits) = text.trim().split_once(':').ok_or_else(bad)?;
         let id: i64 = id.parse().ok().filter(|id| *id >= 1).ok_or_else(bad)?;
-        if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
-        let hash = (0..32)
-            .map(|i| u8::from_str_radix(&digits[2 * i..2 * i + 2], 16))
-            .collect::<Result<Vec<u8>, _>>()
-            .map_err(|_| bad())?;
+        let hash = parse_hex32(digits).ok_or_else(bad)?.to_vec();
         Ok(Anchor { id, hash })
     }
 }
