@@ -47,6 +47,8 @@ export BEHALF_LOG="${BEHALF_LOG:-warn}"
 # Only the oversight test uses these two.
 "$bin" create-member --email sue@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Sue Support" --role support >/dev/null
 "$bin" create-member --email omar@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Omar Member" --role member >/dev/null
+# Only the first-download test uses this one (it changes her name).
+"$bin" create-member --email pia@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Pia Park" --role member >/dev/null
 
 # Every test signs in from 127.0.0.1: the per-address limit is lifted (the per-account
 # throttle stays, and has its own integration tests).

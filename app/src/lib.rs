@@ -3,7 +3,7 @@
 #![recursion_limit = "256"]
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{ParentRoute, Route, Router, Routes},
     lazy_route, Lazy, LazyRoute, ParamSegment, SsrMode, StaticSegment,
@@ -242,6 +242,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                // Plain links, not leptos_meta's: they never change, so the browser needs no code for them.
+                <link rel="stylesheet" id="leptos" href="/pkg/behalf.css"/>
+                <link rel="icon" href="data:,"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -263,8 +266,6 @@ pub fn App() -> impl IntoView {
     // (The body is marked `data-hydrated` by the frontend once hydration has finished.)
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/behalf.css"/>
-        <Link rel="icon" href="data:,"/>
         // "[On behalf]" first in every title of a session on behalf.
         <Title formatter=move |text: String| {
             let on_behalf = matches!(viewer.get(), Some(Ok(Some(context::Viewer { on_behalf: Some(_), .. }))));

@@ -72,3 +72,33 @@ test.describe('without JavaScript', () => {
     await expect(page.getByRole('banner').getByText(MEMBER.name)).toBeVisible();
   });
 });
+
+test('a member\'s first pages load only the main WebAssembly module, and their forms work hydrated', async ({ page }) => {
+  // Every WebAssembly file the browser asks for: the sign-in page and My account must
+  // need no lazily loaded chunk (what they download is what `make wasm-budget` counts).
+  const wasm: string[] = [];
+  page.on('request', (request) => {
+    const path = new URL(request.url()).pathname;
+    if (path.endsWith('.wasm')) wasm.push(path);
+  });
+  await signIn(page, 'pia@e2e.test');
+  await expect(page).toHaveURL(/\/$/);
+  await hydrated(page);
+  const header = page.getByRole('banner');
+  await expect(header.getByText('Pia Park')).toBeVisible();
+
+  // The profile form builds its arguments itself (no ActionForm): an empty name is
+  // pointed out, a new one is saved and shown after the page reloads itself.
+  const name = page.getByLabel('Display name');
+  await name.fill('');
+  await page.getByRole('button', { name: 'Save name' }).click();
+  await expect(page.getByText('Enter a name.')).toBeVisible();
+  await expect(header.getByText('Pia Park')).toBeVisible();
+  await name.fill('Pia Parker');
+  await page.getByRole('button', { name: 'Save name' }).click();
+  await expect(header.getByText('Pia Parker')).toBeVisible();
+  await hydrated(page);
+
+  expect(wasm.length).toBeGreaterThan(0);
+  expect(new Set(wasm)).toEqual(new Set(['/pkg/behalf.wasm']));
+});

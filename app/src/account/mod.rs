@@ -117,7 +117,12 @@ fn ProfileForm(name: String) -> impl IntoView {
     view! {
         <section class="card">
             <h2 class="section-title">"Profile"</h2>
-            <ActionForm action=action attr:class="form narrow-form" attr:novalidate=true>
+            <crate::ui::PostForm
+                action
+                class="form narrow-form"
+                novalidate=true
+                input=|ev| UpdateProfile { display_name: crate::ui::submitted_field(ev, "display_name") }
+            >
                 <crate::ui::TextField
                     id="profile-name"
                     label="Display name"
@@ -130,7 +135,7 @@ fn ProfileForm(name: String) -> impl IntoView {
                 <div>
                     <button type="submit" class="button primary" disabled=move || action.pending().get()>"Save name"</button>
                 </div>
-            </ActionForm>
+            </crate::ui::PostForm>
         </section>
     }
 }

@@ -6,7 +6,8 @@ use leptos_router::{components::Redirect, hooks::use_query_map};
 
 use crate::{
     auth::{Login, Logout},
-    ui::{field_error, TextField, ViewerResource},
+    password::Password,
+    ui::{field_error, submitted_field, PostForm, TextField, ViewerResource},
     urls::safe_next,
 };
 
@@ -43,7 +44,19 @@ fn LoginForm(next: String) -> impl IntoView {
         <section class="card narrow">
             <h1>"Sign in"</h1>
             <p class="muted">"Sign in with the email address and password of your Behalf account."</p>
-            <ActionForm action=action attr:class="form" attr:novalidate=true>
+            <PostForm
+                action
+                class="form"
+                novalidate=true
+                input=|ev| {
+                    let next = submitted_field(ev, "next");
+                    Login {
+                        email: submitted_field(ev, "email"),
+                        password: Password::new(submitted_field(ev, "password")),
+                        next: (!next.is_empty()).then_some(next),
+                    }
+                }
+            >
                 {move || form_error.get().map(|message| view! {
                     <div class="notice notice-error" role="alert">{message}</div>
                 })}
@@ -71,7 +84,7 @@ fn LoginForm(next: String) -> impl IntoView {
                 <button type="submit" class="button primary" disabled=move || action.pending().get()>
                     "Sign in"
                 </button>
-            </ActionForm>
+            </PostForm>
         </section>
     }
 }
@@ -86,10 +99,10 @@ pub fn SignOutButton() -> impl IntoView {
         }
     });
     view! {
-        <ActionForm action=action attr:class="inline-form">
+        <PostForm action class="inline-form" input=|_| Logout {}>
             <button type="submit" class="button" disabled=move || action.pending().get()>
                 "Sign out"
             </button>
-        </ActionForm>
+        </PostForm>
     }
 }

@@ -12,7 +12,7 @@ use crate::{
     context::{OnBehalfView, Viewer},
     error::AppError,
     on_behalf::{login_as_candidates, preview_on_behalf, LeaveOnBehalf, Preview, StartOnBehalf},
-    ui::{field_error, ErrorPanel, Protected, TextField, ViewerResource},
+    ui::{field_error, ErrorPanel, PostForm, Protected, TextField, ViewerResource},
 };
 
 #[component]
@@ -186,11 +186,12 @@ fn Banner(member_name: String, on_behalf: OnBehalfView) -> impl IntoView {
             <p class="impersonation-time">
                 "Time left: " <span class="time-left">{move || format_time_left(left.get())}</span>
             </p>
-            <ActionForm action=action attr:class="inline-form">
+            // Not `ActionForm`: the banner is in the first download (see `ui::PostForm`).
+            <PostForm action class="inline-form" input=|_| LeaveOnBehalf {}>
                 <button type="submit" class="button leave" disabled=move || action.pending().get()>
                     "Leave impersonation"
                 </button>
-            </ActionForm>
+            </PostForm>
         </section>
     }
 }

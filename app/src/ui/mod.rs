@@ -166,6 +166,51 @@ pub fn field_error<T: Clone + Send + Sync + 'static>(
     })
 }
 
+/// A form for a server action, for the first page's forms (sign in, sign out, the
+/// profile's name, the banner's Leave impersonation) instead of `ActionForm`, whose
+/// query-string decoder would otherwise be in the first download. Without JavaScript it
+/// posts to the server function as it is; hydrated, `input` builds the arguments from the
+/// submitted form (with `submitted_field`) and the action is dispatched.
+#[component]
+pub fn PostForm<S>(
+    action: ServerAction<S>,
+    input: fn(&leptos::ev::SubmitEvent) -> S,
+    #[prop(optional)] class: &'static str,
+    #[prop(optional)] novalidate: bool,
+    children: Children,
+) -> impl IntoView
+where
+    S: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
+{
+    view! {
+        <form
+            class=class
+            novalidate=novalidate
+            method="post"
+            action=S::url()
+            on:submit=move |ev| {
+                ev.prevent_default();
+                action.dispatch(input(&ev));
+            }
+        >
+            {children()}
+        </form>
+    }
+}
+
+/// The value of the field `name` of the form a submit event came from ("" when there
+/// is none): how a `PostForm` reads its fields.
+pub fn submitted_field(ev: &leptos::ev::SubmitEvent, name: &str) -> String {
+    use leptos::wasm_bindgen::JsCast;
+    ev.target()
+        .and_then(|target| target.dyn_into::<leptos::web_sys::HtmlFormElement>().ok())
+        .and_then(|form| leptos::web_sys::FormData::new_with_form(&form).ok())
+        .and_then(|data| data.get(name).as_string())
+        .unwrap_or_default()
+}
+
 /// The frame of a form field: its label, the control, and its validation message
 /// (which the control names, as `{id}-error`, in `aria-describedby`).
 #[component]
@@ -185,7 +230,7 @@ pub fn Field(
 }
 
 /// A labelled input with its validation message beside it (linked for screen readers),
-/// for forms posted as they are (`ActionForm`).
+/// for forms posted as they are (`ActionForm`, or a plain form and `submitted_field`).
 #[component]
 pub fn TextField(
     id: &'static str,
