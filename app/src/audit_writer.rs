@@ -413,8 +413,30 @@ struct Window {
 }
 
 impl Window {
-    /// The record of this window's repeats, if there were any.
-    fn summary(self) -> Option<(Millis, NewEvent)> {
+    /// A window opened at `at` for `event`, with `repeats` counted in it already.
+    fn open(at: Millis, repeats: u64, event: NewEvent) -> Window {
+        Window {
+            started: at,
+            last: at,
+            repeats,
+            event,
+        }
+    }
+
+    /// Counts a repeat at `at` if this window's minute is still running; false if the
+    /// minute is over.
+    fn absorbs(&mut self, at: Millis) -> bool {
+        let running = at - self.started < FOLD_WINDOW;
+        if running {
+            self.repeats += 1;
+            self.last = self.last.max(at);
+        }
+        running
+    }
+
+    /// The record of this window's repeats, if there were any (their count, and when
+    /// the first and the last came, in its details).
+    fn summary(self) -> Option<NewEvent> {
         if self.repeats == 0 {
             return None;
         }
@@ -434,7 +456,7 @@ impl Window {
         // A summary is written after the fact: it is not tied to the session on
         // behalf still being live.
         event.requires_live = None;
-        Some((self.last, event))
+        Some(event)
     }
 }
 
@@ -468,16 +490,12 @@ impl Folder {
 
     /// Whether `event` is to be written now (the first of its window), and the summary
     /// of the window it closes, if any.
-    fn admit(&self, at: Millis, event: &NewEvent) -> (bool, Option<(Millis, NewEvent)>) {
+    fn admit(&self, at: Millis, event: &NewEvent) -> (bool, Option<NewEvent>) {
         let key = Folder::key(event);
         let mut folds = self.folds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let Folds { windows, sources } = &mut *folds;
-        if let Some(window) = windows.get_mut(&key) {
-            if at - window.started < FOLD_WINDOW {
-                window.repeats += 1;
-                window.last = window.last.max(at);
-                return (false, None);
-            }
+        if windows.get_mut(&key).is_some_and(|window| window.absorbs(at)) {
+            return (false, None);
         }
         if windows.len() >= MAX_WINDOWS && !windows.contains_key(&key) {
             return (true, None);
@@ -491,42 +509,29 @@ impl Folder {
             }
             if budget.1 >= DISTINCT_PER_MINUTE {
                 let overflow = format!("various:{source}");
-                match windows.get_mut(&overflow) {
-                    Some(window) if at - window.started < FOLD_WINDOW => {
-                        window.repeats += 1;
-                        window.last = window.last.max(at);
-                        return (false, None);
-                    }
-                    _ => {
-                        let mut various = event.clone();
-                        various.subject_id = None;
-                        various.object_type = None;
-                        various.object_id = None;
-                        various.details = serde_json::json!({ "various": true });
-                        let fresh = Window {
-                            started: at,
-                            last: at,
-                            repeats: 1,
-                            event: various,
-                        };
-                        return (false, windows.insert(overflow, fresh).and_then(Window::summary));
-                    }
+                if windows
+                    .get_mut(&overflow)
+                    .is_some_and(|window| window.absorbs(at))
+                {
+                    return (false, None);
                 }
+                let mut various = event.clone();
+                various.subject_id = None;
+                various.object_type = None;
+                various.object_id = None;
+                various.details = serde_json::json!({ "various": true });
+                let fresh = Window::open(at, 1, various);
+                return (false, windows.insert(overflow, fresh).and_then(Window::summary));
             }
             budget.1 += 1;
         }
-        let fresh = Window {
-            started: at,
-            last: at,
-            repeats: 0,
-            event: event.clone(),
-        };
+        let fresh = Window::open(at, 0, event.clone());
         (true, windows.insert(key, fresh).and_then(Window::summary))
     }
 
     /// Takes the windows that are over at `now` (all of them with `all`), and returns
     /// the summaries to write.
-    fn take_due(&self, now: Millis, all: bool) -> Vec<(Millis, NewEvent)> {
+    fn take_due(&self, now: Millis, all: bool) -> Vec<NewEvent> {
         let mut folds = self.folds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let Folds { windows, sources } = &mut *folds;
         sources.retain(|_, (started, _)| !all && now - *started < FOLD_WINDOW);
@@ -549,7 +554,7 @@ pub async fn record_folded(db: &Db, folder: &Folder, at: Millis, event: NewEvent
     // The summary of the minute before is written first, at this time (records stay in
     // time order); the refusal itself is written even if that fails.
     let summarized = match summary {
-        Some((_, summary)) => record(db, at, summary).await.map(|_| ()),
+        Some(summary) => record(db, at, summary).await.map(|_| ()),
         None => Ok(()),
     };
     if write {
@@ -565,7 +570,7 @@ pub async fn flush_folded(db: &Db, folder: &Folder, now: Millis, all: bool) -> R
     let due = folder.take_due(now, all);
     let count = due.len();
     let mut failed = None;
-    for (_, event) in due {
+    for event in due {
         // Each is tried: one failure does not drop the others.
         if let Err(error) = record(db, now, event).await {
             failed = Some(error);
@@ -625,8 +630,8 @@ mod tests {
         // …then the repeats come out as one record with their count.
         let (write, summary) = folder.admit(1_000 + FOLD_WINDOW, &refusal("10.0.0.1"));
         assert!(write, "the first of a new minute is written");
-        let (last, summary) = summary.expect("a summary");
-        assert_eq!(last, 1_029);
+        let summary = summary.expect("a summary");
+        assert_eq!(summary.details["last_at"], 1_029);
         assert_eq!(summary.details["repeats"], 29);
         assert_eq!(summary.details["first_at"], 1_000);
         assert_eq!(summary.details["reason"], "target_outranks_editor");
@@ -659,10 +664,10 @@ mod tests {
         // Another source keeps its own budget.
         assert!(folder.admit(2_500, &refusal("10.0.0.10")).0);
         let due = folder.take_due(2_100 + FOLD_WINDOW, false);
-        let various: Vec<_> = due.iter().filter(|(_, e)| e.details["various"] == true).collect();
+        let various: Vec<_> = due.iter().filter(|e| e.details["various"] == true).collect();
         assert_eq!(various.len(), 1, "{due:?}");
-        assert_eq!(various[0].1.details["repeats"], 30);
-        assert_eq!(various[0].1.object_id, None);
+        assert_eq!(various[0].details["repeats"], 30);
+        assert_eq!(various[0].object_id, None);
         // A new minute: a new budget.
         assert!(folder.admit(2_100 + FOLD_WINDOW + 5, &on(500)).0);
     }
