@@ -75,10 +75,7 @@ pub async fn sessions(state: &AppState, session: &CurrentSession) -> Result<Vec<
         .into_iter()
         .map(|(id, created, seen, agent, ip, by, parked)| SessionView {
             id,
-            device: agent
-                .as_deref()
-                .map(device_of)
-                .unwrap_or_else(|| "Unknown device".to_string()),
+            device: device_of(agent.as_deref()),
             ip,
             started: format_utc(created),
             last_seen: format_utc(seen),

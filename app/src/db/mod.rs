@@ -114,9 +114,15 @@ impl Db {
     /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transaction
     /// (`BEGIN IMMEDIATE`) already excludes every other writer.
     pub fn for_update(&self) -> &'static str {
+        self.locking(" FOR UPDATE")
+    }
+
+    /// A row-locking clause (`" FOR SHARE OF a"`, say) on PostgreSQL; nothing on
+    /// SQLite, for the same reason as `for_update`.
+    pub fn locking(&self, clause: &'static str) -> &'static str {
         match self {
             Db::Sqlite(_) => "",
-            Db::Postgres(_) => " FOR UPDATE",
+            Db::Postgres(_) => clause,
         }
     }
 

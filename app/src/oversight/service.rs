@@ -12,7 +12,11 @@ use crate::{
     guard::refuse,
     oversight::{Impersonation, ImpersonationList, MemberSession},
     policy,
-    session::{device_of, store::end_row, EndReason},
+    session::{
+        device_of,
+        store::{end_row, session_ended},
+        EndReason,
+    },
     state::AppState,
     with_db,
 };
@@ -153,11 +157,7 @@ pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<
     let session = overseer(state, request, "impersonation_end_refused", object.clone()).await?;
     let viewer = session.member.role;
     let now = state.clock.now();
-    let lock = if matches!(state.db, crate::db::Db::Postgres(_)) {
-        " FOR SHARE OF a"
-    } else {
-        ""
-    };
+    let lock = state.db.locking(" FOR SHARE OF a");
     let outcome: Result<(), AppError> = with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
         // The actor's role is read under a share lock on PostgreSQL (SQLite's write
@@ -340,11 +340,7 @@ pub async fn member_sessions(
         }
         shown.push(MemberSession {
             id: row.id,
-            device: row
-                .user_agent
-                .as_deref()
-                .map(device_of)
-                .unwrap_or_else(|| "Unknown device".to_string()),
+            device: device_of(row.user_agent.as_deref()),
             ip: row.ip,
             started: format_utc(row.created_at),
             last_seen: format_utc(row.last_seen_at),
@@ -397,9 +393,7 @@ pub async fn revoke_member_sessions(
             ended += 1;
             let event = match row.actor_id {
                 Some(actor) => ended_by(request, by, row.id, actor, row.member_id, now),
-                None => NewEvent::new("session_ended", request)
-                    .actor(row.member_id)
-                    .subject(row.member_id)
+                None => session_ended(row.member_id, request)
                     .object("session", row.id)
                     .details(json!({ "reason": EndReason::Revoked.as_str(), "by": by })),
             };

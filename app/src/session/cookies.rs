@@ -35,14 +35,22 @@ pub fn session_cookie(token: &Token, https: bool, lifetime: Millis) -> String {
 }
 
 pub fn clearing_cookie(https: bool) -> String {
-    Cookie::build((cookie_name(https), ""))
+    clearing_cookie_at(https, None, "/")
+}
+
+/// The `Set-Cookie` value that clears the session cookie set with `domain` (none:
+/// host-only) and `path`.
+fn clearing_cookie_at(https: bool, domain: Option<&str>, path: &str) -> String {
+    let mut cookie = Cookie::build((cookie_name(https), ""))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(https)
-        .path("/")
-        .max_age(CookieDuration::ZERO)
-        .build()
-        .to_string()
+        .path(path.to_string())
+        .max_age(CookieDuration::ZERO);
+    if let Some(domain) = domain {
+        cookie = cookie.domain(domain.to_string());
+    }
+    cookie.build().to_string()
 }
 
 /// What the `Cookie` headers say about the session.
@@ -84,17 +92,6 @@ pub fn clearing_duplicates(https: bool, host: Option<&str>) -> Vec<String> {
     if https {
         return vec![clearing_cookie(true)];
     }
-    let clearing = |domain: Option<&str>, path: &str| {
-        let mut cookie = Cookie::build((COOKIE_NAME, ""))
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .path(path.to_string())
-            .max_age(CookieDuration::ZERO);
-        if let Some(domain) = domain {
-            cookie = cookie.domain(domain.to_string());
-        }
-        cookie.build().to_string()
-    };
     let name = host
         .map(|host| host.rsplit_once(':').map_or(host, |(name, _)| name))
         .filter(|name| {
@@ -111,9 +108,9 @@ pub fn clearing_duplicates(https: bool, host: Option<&str>) -> Vec<String> {
     }
     let mut cookies = Vec::new();
     for path in PLANTED_PATHS {
-        cookies.push(clearing(None, path));
+        cookies.push(clearing_cookie_at(false, None, path));
         for domain in &domains {
-            cookies.push(clearing(Some(domain), path));
+            cookies.push(clearing_cookie_at(false, Some(domain), path));
         }
     }
     cookies

@@ -184,9 +184,7 @@ async fn ended_on_behalf(state: &AppState, hash: &[u8]) -> Result<bool, AppError
 /// The record of a member's own session found over (expired, or its member may no
 /// longer sign in) by the lookup, not asked for by anyone.
 fn ended_by_lookup(member: &MemberRow) -> NewEvent {
-    NewEvent::new("session_ended", &RequestContext::default())
-        .actor(member.id)
-        .subject(member.id)
+    crate::session::store::session_ended(member.id, &RequestContext::default())
 }
 
 fn on_behalf_of(

@@ -82,7 +82,11 @@ pub fn needs_touch(now: Millis, last_seen_at: Millis, idle_timeout: Millis) -> b
 }
 
 /// "Chrome on Linux" from a user agent, roughly; the full string is not needed here.
-pub fn device_of(agent: &str) -> String {
+/// "Unknown device" for a session that sent none.
+pub fn device_of(agent: Option<&str>) -> String {
+    let Some(agent) = agent else {
+        return "Unknown device".to_string();
+    };
     let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
         .into_iter()
         .find(|b| agent.contains(b))
@@ -148,11 +152,14 @@ mod tests {
     #[test]
     fn devices_are_named_from_the_user_agent() {
         let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-        assert_eq!(device_of(chrome), "Chrome on Linux");
+        assert_eq!(device_of(Some(chrome)), "Chrome on Linux");
         assert_eq!(
-            device_of("Mozilla/5.0 (Windows NT 10.0; rv:120.0) Gecko/20100101 Firefox/120.0"),
+            device_of(Some(
+                "Mozilla/5.0 (Windows NT 10.0; rv:120.0) Gecko/20100101 Firefox/120.0"
+            )),
             "Firefox on Windows"
         );
-        assert_eq!(device_of("reqwest"), "reqwest");
+        assert_eq!(device_of(Some("reqwest")), "reqwest");
+        assert_eq!(device_of(None), "Unknown device");
     }
 }
