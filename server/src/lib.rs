@@ -12,7 +12,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::OnceLock};
 
 use app::{
     audit::verify::{head, keyed_from, verify_to, Anchor, Verdict},
-    audit_writer::{claim_key_check, flush_folded, install_key, AuditKey, NewEvent},
+    audit_writer::{claim_key_check, flush_folded, install_key, installed_key, AuditKey, NewEvent},
     clock::{Clock, HOUR, MINUTE},
     context::RequestContext,
     db::Db,
@@ -380,15 +380,17 @@ pub async fn audit_verify_command(
     let db = open_database(database_url).await?;
     let started = std::time::Instant::now();
     let verdict = verify_to(&db, anchor.as_ref()).await.map_err(describe)?;
-    let keyed = keyed_from(&db).await.map_err(describe)?;
     db.close().await;
+    // An intact chain starts being keyed where the key says (verify_to checked that the
+    // database agrees).
+    let keyed = installed_key().map_err(describe)?.keyed_from;
     let took = started.elapsed().as_secs_f64();
     Ok(match verdict {
         Verdict::Intact { records } => {
             let mut message = format!("ok: {records} audit records verified in {took:.2} s");
-            if let Some(first) = keyed.filter(|first| *first > 1) {
+            if keyed > 1 {
                 message.push_str(&format!(
-                    " (records before {first} predate the keyed chain and are linked by plain SHA-256)"
+                    " (records before {keyed} predate the keyed chain and are linked by plain SHA-256)"
                 ));
             }
             if let Some(anchor) = anchor {
