@@ -22,24 +22,28 @@ use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
+    audit_action::{AuditAction, ObjectKind},
     clock::Millis,
     context::{CurrentSession, RequestContext},
-    db::{BeginWrite, Db},
+    db::with_db,
+    db::{
+        tx::{with_tx, Tx},
+        BeginWrite, Db,
+    },
     error::AppError,
-    with_db,
 };
 
 /// The hash before the first record.
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// An event about to be recorded.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NewEvent {
-    pub action: &'static str,
+    pub action: AuditAction,
     pub actor_id: Option<i64>,
     pub subject_id: Option<i64>,
     pub session_id: Option<i64>,
-    pub object_type: Option<&'static str>,
+    pub object_type: Option<ObjectKind>,
     pub object_id: Option<String>,
     pub details: serde_json::Value,
     pub ip: Option<String>,
@@ -55,13 +59,18 @@ pub fn clip_user_agent(user_agent: &str) -> String {
 
 impl NewEvent {
     /// An event with the client's address and user agent from `request`.
-    pub fn new(action: &'static str, request: &RequestContext) -> Self {
+    pub fn new(action: AuditAction, request: &RequestContext) -> Self {
         NewEvent {
             action,
+            actor_id: None,
+            subject_id: None,
+            session_id: None,
+            object_type: None,
+            object_id: None,
             details: serde_json::Value::Object(Default::default()),
             ip: request.ip.clone(),
             user_agent: request.user_agent.as_deref().map(clip_user_agent),
-            ..NewEvent::default()
+            requires_live: None,
         }
     }
 
@@ -94,7 +103,7 @@ impl NewEvent {
         self
     }
 
-    pub fn object(mut self, kind: &'static str, id: impl ToString) -> Self {
+    pub fn object(mut self, kind: ObjectKind, id: impl ToString) -> Self {
         self.object_type = Some(kind);
         self.object_id = Some(id.to_string());
         self
@@ -318,8 +327,8 @@ macro_rules! impl_audit_tx {
                     actor_id: event.actor_id,
                     subject_id: event.subject_id,
                     session_id: event.session_id,
-                    action: event.action.to_string(),
-                    object_type: event.object_type.map(str::to_string),
+                    action: event.action.as_str().to_string(),
+                    object_type: event.object_type.map(|kind| kind.as_str().to_string()),
                     object_id: event.object_id,
                     details: event.details.to_string(),
                     ip: event.ip,
@@ -369,6 +378,13 @@ impl_audit_tx!(
     "SELECT last_id, hash FROM audit_head WHERE id = 1 FOR UPDATE",
     "SELECT ended_at FROM sessions WHERE id = $1 FOR SHARE"
 );
+
+// A borrowed transaction of either backend (the shared write steps').
+impl AuditTx for Tx<'_> {
+    async fn append_audit(&mut self, at: Millis, event: NewEvent) -> Result<i64, AppError> {
+        with_tx!(self, tx => tx.append_audit(at, event).await)
+    }
+}
 
 /// Identical refusals within this long of the first are folded into it.
 pub const FOLD_WINDOW: Millis = 60_000;
@@ -596,13 +612,13 @@ mod tests {
     use super::*;
 
     fn refusal(ip: &str) -> NewEvent {
-        NewEvent {
-            action: "member_update_refused",
-            actor_id: Some(7),
+        let request = RequestContext {
             ip: Some(ip.to_string()),
-            details: serde_json::json!({ "reason": "target_outranks_editor" }),
-            ..NewEvent::default()
-        }
+            ..RequestContext::default()
+        };
+        NewEvent::new(AuditAction::MemberUpdateRefused, &request)
+            .actor(7)
+            .details(serde_json::json!({ "reason": "target_outranks_editor" }))
     }
 
     #[test]
@@ -644,7 +660,7 @@ mod tests {
         let folder = Folder::default();
         let on = |object: i64| {
             let mut event = refusal("10.0.0.9");
-            event.object_type = Some("session");
+            event.object_type = Some(ObjectKind::Session);
             event.object_id = Some(object.to_string());
             event
         };

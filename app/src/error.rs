@@ -296,7 +296,9 @@ impl AppError {
         }
     }
 
-    /// The error a wire body stands for (what a browser or client makes of it).
+    /// The error a wire body stands for (what a browser or client makes of it). The
+    /// codes are `code()`'s: every kind is built from the body and the one whose code
+    /// matches is taken, so the two directions cannot drift.
     pub fn from_wire(wire: WireError) -> AppError {
         let WireBody {
             code,
@@ -305,45 +307,57 @@ impl AppError {
             retry_after,
         } = wire.error;
         let retry_after = retry_after.unwrap_or(0);
-        match code.as_str() {
-            "validation" => AppError::Validation {
-                field: field.unwrap_or_default(),
-                message,
-            },
-            "bad_request" => AppError::BadRequest(message),
-            "invalid_credentials" => AppError::InvalidCredentials,
-            "unauthenticated" => AppError::Unauthenticated,
-            "not_found" => AppError::NotFound(message),
-            "conflict" => AppError::Conflict(message),
-            "on_behalf_ended" => AppError::OnBehalfEnded,
-            "rate_limited" => AppError::RateLimited { retry_after },
-            "wrong_password" => AppError::WrongPassword,
-            "locked_out" => AppError::LockedOut { retry_after },
-            "payload_too_large" => AppError::PayloadTooLarge { limit_kib: 16 },
-            "unsupported_media_type" => AppError::NotJson,
-            "link_unusable" => AppError::LinkUnusable,
-            "unreachable" => AppError::Unreachable,
-            other => Refusal::parse(other)
-                .map(AppError::Refused)
-                .or_else(|| Denial::parse(other).map(AppError::Denied))
-                .unwrap_or(AppError::Internal),
+        if let Some(refusal) = Refusal::parse(&code) {
+            return AppError::Refused(refusal);
         }
+        if let Some(denial) = Denial::parse(&code) {
+            return AppError::Denied(denial);
+        }
+        let kinds = [
+            AppError::Validation {
+                field: field.unwrap_or_default(),
+                message: message.clone(),
+            },
+            AppError::BadRequest(message.clone()),
+            AppError::InvalidCredentials,
+            AppError::Unauthenticated,
+            AppError::NotFound(message.clone()),
+            AppError::Conflict(message),
+            AppError::OnBehalfEnded,
+            AppError::RateLimited { retry_after },
+            AppError::WrongPassword,
+            AppError::LockedOut { retry_after },
+            AppError::PayloadTooLarge { limit_kib: 16 },
+            AppError::NotJson,
+            AppError::LinkUnusable,
+            AppError::Unreachable,
+        ];
+        kinds
+            .into_iter()
+            .find(|kind| kind.code() == code)
+            .unwrap_or(AppError::Internal)
     }
 }
 
-/// `{"error": {"code", "message", "field"?, "retry_after"?}}`.
+/// Every error: `{"error": {"code", "message", "field"?, "retry_after"?}}` (the JSON
+/// API documents it as `ErrorBody`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema), schema(as = ErrorBody))]
 pub struct WireError {
     pub error: WireBody,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema), schema(as = ErrorDetail))]
 pub struct WireBody {
+    /// A stable snake_case code, e.g. `invalid_credentials`, `rank_not_lower`.
     pub code: String,
+    /// A sentence for people.
     pub message: String,
+    /// The request field the error is about, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// Seconds, with a 429.
+    /// Seconds to wait (with a 429; also in `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
 }

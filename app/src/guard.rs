@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use crate::{
+    audit_action::{AuditAction, ObjectKind},
     audit_writer::{record_folded, NewEvent},
     context::{CurrentSession, RequestContext},
     error::{AppError, Refusal},
@@ -33,8 +34,8 @@ pub fn require_auditor(request: &RequestContext) -> Result<&CurrentSession, AppE
 pub async fn require_editor<'a>(
     state: &AppState,
     request: &'a RequestContext,
-    action: &'static str,
-    object: (&'static str, String),
+    action: AuditAction,
+    object: (ObjectKind, String),
 ) -> Result<&'a CurrentSession, AppError> {
     let session = request.require_session()?;
     let member = &session.member;
@@ -50,13 +51,13 @@ pub async fn refuse(
     state: &AppState,
     request: &RequestContext,
     session: &CurrentSession,
-    action: &'static str,
-    (kind, id): (&'static str, String),
+    action: AuditAction,
+    (kind, id): (ObjectKind, String),
     refusal: Refusal,
 ) -> AppError {
     tracing::info!(
         actor = session.actor().id,
-        action,
+        action = action.as_str(),
         reason = refusal.code(),
         "change refused"
     );
@@ -77,8 +78,8 @@ pub async fn record_refusal<T>(
     state: &AppState,
     request: &RequestContext,
     session: &CurrentSession,
-    action: &'static str,
-    object: (&'static str, String),
+    action: AuditAction,
+    object: (ObjectKind, String),
     outcome: Result<T, AppError>,
 ) -> Result<T, AppError> {
     match outcome {

@@ -10,6 +10,7 @@ use leptos_router::{
 };
 
 // The lower layer: imports nothing above it.
+pub mod audit_action;
 #[cfg(feature = "ssr")]
 pub mod audit_writer;
 #[cfg(feature = "ssr")]
@@ -33,6 +34,8 @@ pub mod server;
 pub mod session;
 #[cfg(feature = "ssr")]
 pub mod state;
+#[cfg(feature = "ssr")]
+pub mod throttle;
 pub mod ui;
 pub mod urls;
 
@@ -66,172 +69,40 @@ use crate::{
 // renders them as any other page; the browser fetches the chunk to hydrate one). Only
 // the sign-in page and My account are in the first download.
 
-struct OrdersRoute;
+/// A lazy route for each page: `Route => Page` makes the unit struct `Route` whose
+/// view is `<Page/>`. Each is a `#[lazy_route]` impl of its own, because the split cuts
+/// one chunk per lazy function: a generic route would be one function for all pages.
+macro_rules! lazy_pages {
+    ($($route:ident => $page:ident,)*) => {$(
+        struct $route;
 
-#[lazy_route]
-impl LazyRoute for OrdersRoute {
-    fn data() -> Self {
-        OrdersRoute
-    }
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
 
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <OrdersPage/> }.into_any()
-    }
+            fn view(this: Self) -> AnyView {
+                let _ = this;
+                view! { <$page/> }.into_any()
+            }
+        }
+    )*};
 }
 
-struct SessionsRoute;
-
-#[lazy_route]
-impl LazyRoute for SessionsRoute {
-    fn data() -> Self {
-        SessionsRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <SessionsPage/> }.into_any()
-    }
-}
-
-struct AccessHistoryRoute;
-
-#[lazy_route]
-impl LazyRoute for AccessHistoryRoute {
-    fn data() -> Self {
-        AccessHistoryRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <AccessHistoryPage/> }.into_any()
-    }
-}
-
-struct OnBehalfRoute;
-
-#[lazy_route]
-impl LazyRoute for OnBehalfRoute {
-    fn data() -> Self {
-        OnBehalfRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <OnBehalfPage/> }.into_any()
-    }
-}
-
-struct MembersRoute;
-
-#[lazy_route]
-impl LazyRoute for MembersRoute {
-    fn data() -> Self {
-        MembersRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <MembersPage/> }.into_any()
-    }
-}
-
-struct MemberBladeRouteLazy;
-
-#[lazy_route]
-impl LazyRoute for MemberBladeRouteLazy {
-    fn data() -> Self {
-        MemberBladeRouteLazy
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <MemberBladeRoute/> }.into_any()
-    }
-}
-
-struct AuditRoute;
-
-#[lazy_route]
-impl LazyRoute for AuditRoute {
-    fn data() -> Self {
-        AuditRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <AuditPage/> }.into_any()
-    }
-}
-
-struct TimelineRoute;
-
-#[lazy_route]
-impl LazyRoute for TimelineRoute {
-    fn data() -> Self {
-        TimelineRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <SessionTimelinePage/> }.into_any()
-    }
-}
-
-struct ImpersonationsRoute;
-
-#[lazy_route]
-impl LazyRoute for ImpersonationsRoute {
-    fn data() -> Self {
-        ImpersonationsRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <ImpersonationsPage/> }.into_any()
-    }
-}
-
-struct GroupsRoute;
-
-#[lazy_route]
-impl LazyRoute for GroupsRoute {
-    fn data() -> Self {
-        GroupsRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <GroupsPage/> }.into_any()
-    }
-}
-
-struct GroupDetailRoute;
-
-#[lazy_route]
-impl LazyRoute for GroupDetailRoute {
-    fn data() -> Self {
-        GroupDetailRoute
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <GroupDetailPage/> }.into_any()
-    }
-}
-
-struct GroupBladeRouteLazy;
-
-#[lazy_route]
-impl LazyRoute for GroupBladeRouteLazy {
-    fn data() -> Self {
-        GroupBladeRouteLazy
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! { <GroupBladeRoute/> }.into_any()
-    }
+lazy_pages! {
+    OrdersRoute => OrdersPage,
+    SessionsRoute => SessionsPage,
+    AccessHistoryRoute => AccessHistoryPage,
+    OnBehalfRoute => OnBehalfPage,
+    MembersRoute => MembersPage,
+    MemberBladeRouteLazy => MemberBladeRoute,
+    AuditRoute => AuditPage,
+    TimelineRoute => SessionTimelinePage,
+    ImpersonationsRoute => ImpersonationsPage,
+    GroupsRoute => GroupsPage,
+    GroupDetailRoute => GroupDetailPage,
+    GroupBladeRouteLazy => GroupBladeRoute,
 }
 
 /// The HTML document around the app.

@@ -11,7 +11,10 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::{clock::Millis, db::Db, with_db};
+use crate::{
+    clock::Millis,
+    db::{with_db, Db},
+};
 
 /// The name of the generated key in `server_secrets`.
 const LINK_KEY_NAME: &str = "one_click_link_key";

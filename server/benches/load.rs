@@ -10,17 +10,18 @@ use std::time::Instant;
 
 use app::{
     audit::verify::{verify, Verdict},
+    audit_action::AuditAction,
     audit_writer::{AuditTx, NewEvent},
     clock::Clock,
+    context::RequestContext,
     db::{BeginWrite, Db},
     members::directory::{create_member, NewMember},
     orders::service::ensure_catalogue,
     password::{hasher::PasswordHasher, Password},
     role::Role,
     state::AppState,
-    with_db,
 };
-use support::{bench_settings, on_each_database, summary};
+use support::{bench_settings, on_each_database, summary, with_db};
 
 const PASSWORD: &str = "benchmark password";
 
@@ -154,12 +155,12 @@ async fn run(db: Db, label: &'static str) {
     // Grow the chain to `chain` records (transactions of 5,000 appends), then verify it.
     let mut have = scalar(&db, "SELECT COUNT(*) FROM audit_events").await;
     let t = Instant::now();
-    let event = NewEvent {
-        action: "bench_filler",
-        details: serde_json::json!({ "note": "benchmark filler" }),
+    let filler = RequestContext {
         ip: Some("127.0.0.1".into()),
-        ..NewEvent::default()
+        ..RequestContext::default()
     };
+    let event = NewEvent::new(AuditAction::MembersSeeded, &filler)
+        .details(serde_json::json!({ "note": "benchmark filler" }));
     while have < chain {
         let batch = (chain - have).min(5_000);
         with_db!(&db, pool => {

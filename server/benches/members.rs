@@ -19,7 +19,7 @@ use app::{
     state::AppState,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use support::{bench_settings, on_each_database, summary};
+use support::{bench_settings, on_each_database, summary, with_db};
 
 const PREFIXES: &[&str] = &[
     "an",
@@ -154,7 +154,7 @@ async fn queries(db: &Db, count: i64) -> Vec<ListQuery> {
 
 async fn run(db: Db, label: &str, count: u64) {
     db.migrate().await.unwrap();
-    let (present,): (i64,) = app::with_db!(&db, pool => {
+    let (present,): (i64,) = with_db!(&db, pool => {
         sqlx::query_as("SELECT COUNT(*) FROM members").fetch_one(pool).await.unwrap()
     });
     if present >= count as i64 {
@@ -169,7 +169,7 @@ async fn run(db: Db, label: &str, count: u64) {
             started.elapsed().as_secs_f64()
         );
     }
-    app::with_db!(&db, pool => {
+    with_db!(&db, pool => {
         sqlx::query(if label == "SQLite" { "ANALYZE" } else { "ANALYZE members" }).execute(pool).await.unwrap();
     });
     let queries = queries(&db, count as i64).await;

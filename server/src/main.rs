@@ -16,22 +16,24 @@ async fn main() {
         server::set_audit_key_file(path);
     }
     let outcome = match cli.command {
-        Command::Serve(args) => server::serve(&url, args).await,
+        Command::Serve(args) => server::cli::serve::serve(&url, args).await,
         Command::Migrate => server::open_database(&url).await.map(|db| {
             println!("Migrations applied ({}).", db.kind());
         }),
         Command::CreateMember(args) => {
             let email = args.email.clone();
             let role = args.role;
-            server::create_member_command(&url, args).await.map(|id| {
-                println!("Created member {id}: {} ({role}).", email.trim());
-            })
+            server::cli::members::create_member_command(&url, args)
+                .await
+                .map(|id| {
+                    println!("Created member {id}: {} ({role}).", email.trim());
+                })
         }
         Command::Seed(args) => server::seed::run(&url, args).await.map(|report| {
             println!("{report}");
         }),
         Command::InitAdmin(args) => {
-            server::init_admin_command(&url, args)
+            server::cli::members::init_admin_command(&url, args)
                 .await
                 .map(|created| match created {
                     Some((email, password)) => {
@@ -45,8 +47,10 @@ async fn main() {
         }
         Command::Audit { command } => {
             let outcome = match command {
-                AuditCommand::Verify { anchor } => server::audit_verify_command(&url, anchor).await,
-                AuditCommand::Anchor => server::audit_anchor_command(&url).await,
+                AuditCommand::Verify { anchor } => {
+                    server::cli::audit::audit_verify_command(&url, anchor).await
+                }
+                AuditCommand::Anchor => server::cli::audit::audit_anchor_command(&url).await,
             };
             match outcome {
                 Ok(Ok(message)) => {

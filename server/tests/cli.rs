@@ -1,6 +1,21 @@
 //! The `behalf` binary's commands, run as an operator would.
+//!
+//! A test binary of its own, not a module of `tests/it`: the audit key is installed
+//! once per process, and `the_keyed_chain_is_verified_against_an_anchor` installs the
+//! one `behalf` created, where every app of `tests/it` installs its fixed test key.
 
 use std::process::{Command, Output};
+
+/// Runs `$body` with `$pool` bound to the concrete pool, as `app`'s own `with_db!`
+/// (not exported from `app`; `tests/it/common` has the same).
+macro_rules! with_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            app::db::Db::Sqlite($pool) => $body,
+            app::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
 
 fn behalf(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_behalf"))
@@ -21,7 +36,7 @@ fn text(output: &Output) -> String {
 
 async fn count(url: &str, sql: &str) -> i64 {
     let db = app::db::Db::connect(url).await.unwrap();
-    let (n,): (i64,) = app::with_db!(&db, pool => sqlx::query_as(sql).fetch_one(pool).await.unwrap());
+    let (n,): (i64,) = with_db!(&db, pool => sqlx::query_as(sql).fetch_one(pool).await.unwrap());
     db.close().await;
     n
 }
@@ -174,9 +189,9 @@ async fn seed_is_deterministic_and_skips_existing_members() {
     let other = format!("sqlite:{}", dir.path().join("again.db").display());
     behalf(&other, &["seed", "--members", "300", "--seed", "42"]);
     let db = app::db::Db::connect(&url).await.unwrap();
-    let first: Vec<(String,)> = app::with_db!(&db, pool => sqlx::query_as("SELECT email FROM members ORDER BY id LIMIT 300").fetch_all(pool).await.unwrap());
+    let first: Vec<(String,)> = with_db!(&db, pool => sqlx::query_as("SELECT email FROM members ORDER BY id LIMIT 300").fetch_all(pool).await.unwrap());
     let db2 = app::db::Db::connect(&other).await.unwrap();
-    let second: Vec<(String,)> = app::with_db!(&db2, pool => sqlx::query_as("SELECT email FROM members ORDER BY id LIMIT 300").fetch_all(pool).await.unwrap());
+    let second: Vec<(String,)> = with_db!(&db2, pool => sqlx::query_as("SELECT email FROM members ORDER BY id LIMIT 300").fetch_all(pool).await.unwrap());
     assert_eq!(first, second, "same seed, same members");
 
     let out = behalf(&url, &["seed", "--members", "0"]);
@@ -226,7 +241,7 @@ async fn rehash_with(
     link: impl Fn(&[u8], &app::audit_writer::AuditRecord) -> Vec<u8>,
 ) {
     use app::audit_writer::AuditRecord;
-    app::with_db!(db, pool => {
+    with_db!(db, pool => {
         let records: Vec<AuditRecord> = sqlx::query_as(
             "SELECT id, at, actor_id, subject_id, session_id, action, object_type, object_id, details, ip, user_agent \
              FROM audit_events ORDER BY id",
@@ -293,9 +308,13 @@ async fn the_keyed_chain_is_verified_against_an_anchor() {
     let db = app::db::Db::connect(&url).await.unwrap();
     let request = app::context::RequestContext::default();
     for _ in 0..3 {
-        record(&db, 1, NewEvent::new("sign_in_failed", &request))
-            .await
-            .unwrap();
+        record(
+            &db,
+            1,
+            NewEvent::new(app::audit_action::AuditAction::SignInFailed, &request),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(
         count(&url, "SELECT COUNT(*) FROM server_secrets").await,
@@ -308,9 +327,13 @@ async fn the_keyed_chain_is_verified_against_an_anchor() {
     assert!(out.status.success(), "{}", text(&out));
     let anchor = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(anchor.starts_with("3:") && anchor.len() == 2 + 64, "{anchor}");
-    record(&db, 1, NewEvent::new("sign_in_failed", &request))
-        .await
-        .unwrap();
+    record(
+        &db,
+        1,
+        NewEvent::new(app::audit_action::AuditAction::SignInFailed, &request),
+    )
+    .await
+    .unwrap();
     let out = behalf(&url, &["audit", "verify", "--anchor", &anchor]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -321,7 +344,7 @@ async fn the_keyed_chain_is_verified_against_an_anchor() {
 
     // Someone with write access but not the key edits record 2 and recomputes the chain:
     // the keyed links give it away.
-    app::with_db!(&db, pool => sqlx::query("UPDATE audit_events SET details = '{\"edited\":true}' WHERE id = 2").execute(pool).await.unwrap().rows_affected());
+    with_db!(&db, pool => sqlx::query("UPDATE audit_events SET details = '{\"edited\":true}' WHERE id = 2").execute(pool).await.unwrap().rows_affected());
     rehash_from(&db, 2, &AuditKey::generate()).await;
     let out = behalf(&url, &["audit", "verify"]);
     assert!(!out.status.success());
@@ -330,7 +353,7 @@ async fn the_keyed_chain_is_verified_against_an_anchor() {
     // Nor can they pass the records off as older than the key: the first keyed record
     // is the key file's to say, not the database's.
     rehash_with(&db, 1, app::audit_writer::unkeyed_hash).await;
-    app::with_db!(&db, pool => sqlx::query("UPDATE audit_head SET keyed_from = 5").execute(pool).await.unwrap().rows_affected());
+    with_db!(&db, pool => sqlx::query("UPDATE audit_head SET keyed_from = 5").execute(pool).await.unwrap().rows_affected());
     let out = behalf(&url, &["audit", "verify"]);
     assert!(!out.status.success());
     assert!(
@@ -338,7 +361,7 @@ async fn the_keyed_chain_is_verified_against_an_anchor() {
         "{}",
         text(&out)
     );
-    app::with_db!(&db, pool => sqlx::query("UPDATE audit_head SET keyed_from = 1").execute(pool).await.unwrap().rows_affected());
+    with_db!(&db, pool => sqlx::query("UPDATE audit_head SET keyed_from = 1").execute(pool).await.unwrap().rows_affected());
 
     // Someone who also holds the key recomputes it so that it verifies: only the anchor,
     // kept elsewhere, shows that the history before it changed.

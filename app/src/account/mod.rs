@@ -4,7 +4,11 @@ use leptos::{prelude::*, server_fn::codec::PostUrl};
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
-use crate::{context::Viewer, error::AppError, ui::Protected};
+use crate::{
+    context::Viewer,
+    error::AppError,
+    ui::{Column, DataTable, ListOrEmpty, Protected},
+};
 
 #[cfg(feature = "ssr")]
 pub mod service;
@@ -168,53 +172,49 @@ pub fn SessionsPage() -> impl IntoView {
 #[component]
 fn SessionTable(rows: Vec<SessionView>, revoke: ServerAction<RevokeSession>) -> impl IntoView {
     view! {
-        <div class="table-wrap">
-            <table class="data-table" aria-label="Sessions">
-                <thead>
-                    <tr>
-                        <th scope="col">"Device"</th>
-                        <th scope="col">"IP"</th>
-                        <th scope="col">"Started"</th>
-                        <th scope="col">"Last seen"</th>
-                        <th scope="col">"Kind"</th>
-                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                    </tr>
-                </thead>
-                <tbody>
-                    {rows
-                        .into_iter()
-                        .map(|row| {
-                            let kind = match (&row.on_behalf_by, row.current, row.waiting) {
-                                (Some(by), _, _) => format!("on behalf, by {by}"),
-                                (None, true, _) => "this session".to_string(),
-                                (None, false, true) => "yours, waiting while you act on someone's behalf".to_string(),
-                                (None, false, false) => "yours".to_string(),
-                            };
-                            let id = row.id;
-                            view! {
-                                <tr>
-                                    <td>{row.device}</td>
-                                    <td>{row.ip}</td>
-                                    <td>{row.started}</td>
-                                    <td>{row.last_seen}</td>
-                                    <td>{kind}</td>
-                                    <td>
-                                        {(!row.current).then(|| view! {
-                                            <ActionForm action=revoke attr:class="inline-form">
-                                                <input type="hidden" name="id" value=id/>
-                                                <button type="submit" class="button" aria-label=format!("End session {id}")>"End"</button>
-                                            </ActionForm>
-                                        })}
-                                    </td>
-                                </tr>
-                            }
-                        })
-                        .collect_view()}
-                </tbody>
-            </table>
-        </div>
+        <DataTable label="Sessions" columns=SESSION_COLUMNS>
+            {rows
+                .into_iter()
+                .map(|row| {
+                    let kind = match (&row.on_behalf_by, row.current, row.waiting) {
+                        (Some(by), _, _) => format!("on behalf, by {by}"),
+                        (None, true, _) => "this session".to_string(),
+                        (None, false, true) => "yours, waiting while you act on someone's behalf".to_string(),
+                        (None, false, false) => "yours".to_string(),
+                    };
+                    let id = row.id;
+                    view! {
+                        <tr>
+                            <td>{row.device}</td>
+                            <td>{row.ip}</td>
+                            <td>{row.started}</td>
+                            <td>{row.last_seen}</td>
+                            <td>{kind}</td>
+                            <td>
+                                {(!row.current).then(|| view! {
+                                    <ActionForm action=revoke attr:class="inline-form">
+                                        <input type="hidden" name="id" value=id/>
+                                        <button type="submit" class="button" aria-label=format!("End session {id}")>"End"</button>
+                                    </ActionForm>
+                                })}
+                            </td>
+                        </tr>
+                    }
+                })
+                .collect_view()}
+        </DataTable>
     }
 }
+
+/// The headings of the member's sessions.
+const SESSION_COLUMNS: &[Column] = &[
+    Column::Text("Device"),
+    Column::Text("IP"),
+    Column::Text("Started"),
+    Column::Text("Last seen"),
+    Column::Text("Kind"),
+    Column::Actions,
+];
 
 #[component]
 fn AccountSummary(viewer: Viewer) -> impl IntoView {
@@ -251,18 +251,12 @@ pub fn AccessHistoryPage() -> impl IntoView {
             <section class="card">
                 <h1>"Access history"</h1>
                 <p class="muted">"Every time someone logged in on your behalf: who, when, for how long, why, and how many changes they made."</p>
-                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                    {move || Suspend::new(async move {
-                        match history.await {
-                            Ok(rows) if rows.is_empty() => view! {
-                                <p>"Nobody has logged in on your behalf."</p>
-                            }
-                            .into_any(),
-                            Ok(rows) => view! { <AccessTable rows/> }.into_any(),
-                            Err(error) => view! { <crate::ui::ErrorPanel error/> }.into_any(),
-                        }
-                    })}
-                </Suspense>
+                <ListOrEmpty
+                    resource=history
+                    is_empty=Vec::is_empty
+                    empty=|| view! { <p>"Nobody has logged in on your behalf."</p> }
+                    render={|rows: Vec<AccessRecord>| view! { <AccessTable rows/> }.into_any()}
+                />
             </section>
         }/>
     }
@@ -271,41 +265,37 @@ pub fn AccessHistoryPage() -> impl IntoView {
 #[component]
 fn AccessTable(rows: Vec<AccessRecord>) -> impl IntoView {
     view! {
-        <div class="table-wrap">
-            <table class="data-table" aria-label="Access history">
-                <thead>
-                    <tr>
-                        <th scope="col">"Who"</th>
-                        <th scope="col">"Started"</th>
-                        <th scope="col">"Ended"</th>
-                        <th scope="col">"Minutes"</th>
-                        <th scope="col">"Reason"</th>
-                        <th scope="col">"Changes"</th>
-                    </tr>
-                </thead>
-                <tbody>
-                    {rows
-                        .into_iter()
-                        .map(|row| {
-                            let ended = match (row.ended, row.end_reason) {
-                                (Some(at), Some(why)) => format!("{at} ({why})"),
-                                (Some(at), None) => at,
-                                (None, _) => "Still running".to_string(),
-                            };
-                            view! {
-                                <tr>
-                                    <td>{row.actor_name}</td>
-                                    <td>{row.started}</td>
-                                    <td>{ended}</td>
-                                    <td class="numeric">{row.minutes}</td>
-                                    <td class="wrap">{row.reason}</td>
-                                    <td class="numeric">{row.actions}</td>
-                                </tr>
-                            }
-                        })
-                        .collect_view()}
-                </tbody>
-            </table>
-        </div>
+        <DataTable label="Access history" columns=ACCESS_COLUMNS>
+            {rows
+                .into_iter()
+                .map(|row| {
+                    let ended = match (row.ended, row.end_reason) {
+                        (Some(at), Some(why)) => format!("{at} ({why})"),
+                        (Some(at), None) => at,
+                        (None, _) => "Still running".to_string(),
+                    };
+                    view! {
+                        <tr>
+                            <td>{row.actor_name}</td>
+                            <td>{row.started}</td>
+                            <td>{ended}</td>
+                            <td class="numeric">{row.minutes}</td>
+                            <td class="wrap">{row.reason}</td>
+                            <td class="numeric">{row.actions}</td>
+                        </tr>
+                    }
+                })
+                .collect_view()}
+        </DataTable>
     }
 }
+
+/// The headings of the access history.
+const ACCESS_COLUMNS: &[Column] = &[
+    Column::Text("Who"),
+    Column::Text("Started"),
+    Column::Text("Ended"),
+    Column::Text("Minutes"),
+    Column::Text("Reason"),
+    Column::Text("Changes"),
+];

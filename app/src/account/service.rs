@@ -2,14 +2,15 @@
 
 use crate::{
     account::{AccessRecord, SessionView},
+    audit_action::{AuditAction, ObjectKind},
     audit_writer::{AuditTx, NewEvent},
     clock::{format_utc, MINUTE},
     context::{CurrentSession, RequestContext},
+    db::with_db,
     db::BeginWrite,
     error::AppError,
     session::{device_of, store::end_row, EndReason},
     state::AppState,
-    with_db,
 };
 
 type Row = (i64, String, i64, Option<i64>, Option<String>, Option<String>, i64);
@@ -105,21 +106,21 @@ pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Resu
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some((actor,)) = found {
-            if end_row!(tx, now, id, EndReason::Revoked) {
-                let event = NewEvent::new("session_revoked", request)
+            if end_row(&mut tx, now, id, EndReason::Revoked).await? {
+                let event = NewEvent::new(AuditAction::SessionRevoked, request)
                     .by(session)
                     .subject(session.member.id)
-                    .object("session", id);
+                    .object(ObjectKind::Session, id);
                 tx.append_audit(now, event).await?;
                 // A session on behalf of the member: its end is recorded here, as every
                 // end is. (Its token stays until the actor's next request, which finds
                 // it over and gives the actor their own session back, with a notice.)
                 if let Some(actor) = actor {
-                    let event = NewEvent::new("on_behalf_end", request)
+                    let event = NewEvent::new(AuditAction::OnBehalfEnd, request)
                         .actor(actor)
                         .subject(session.member.id)
                         .on_behalf(id)
-                        .object("session", id)
+                        .object(ObjectKind::Session, id)
                         .details(serde_json::json!({ "reason": EndReason::Revoked.as_str(), "ended_at": now, "by": session.actor().id }));
                     tx.append_audit(now, event).await?;
                 }
@@ -129,10 +130,10 @@ pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Resu
         }
     });
     // Not theirs, or over already: nothing changes, and the refusal is recorded.
-    let event = NewEvent::new("session_revoke_refused", request)
+    let event = NewEvent::new(AuditAction::SessionRevokeRefused, request)
         .by(session)
         .subject(session.member.id)
-        .object("session", id);
+        .object(ObjectKind::Session, id);
     crate::audit_writer::record_folded(&state.db, &state.refusals, now, event).await?;
     Err(AppError::NotFound(
         "There is no such session of yours, or it has ended.".to_string(),

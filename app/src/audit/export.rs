@@ -9,6 +9,7 @@ use crate::{
         service::{csv_line, fetch, CSV_HEADER},
         AuditFilter, FilterParams,
     },
+    audit_action::AuditAction,
     audit_writer::{record, NewEvent},
     clock::format_utc,
     context::RequestContext,
@@ -50,7 +51,7 @@ pub async fn start(
     let session = require_auditor(request)?;
     let filter = AuditFilter::parse(params)?;
     let now = state.clock.now();
-    let event = NewEvent::new("audit_exported", request)
+    let event = NewEvent::new(AuditAction::AuditExported, request)
         .by(session)
         .subject(session.member.id)
         .details(json!({ "filter": filter.query_string() }));

@@ -6,11 +6,11 @@ use crate::{
     audit_writer::AuditRecord,
     clock::{format_utc_seconds, Millis, HOUR},
     context::RequestContext,
+    db::with_db,
     db::Db,
     error::AppError,
     guard::require_auditor,
     state::AppState,
-    with_db,
 };
 
 /// A record with the names of its actor and subject.
@@ -84,7 +84,7 @@ pub async fn fetch(
             query.push(" AND e.subject_id = ").push_bind(subject);
         }
         if let Some(action) = &filter.action {
-            query.push(" AND e.action = ").push_bind(action.clone());
+            query.push(" AND e.action = ").push_bind(action.as_str());
         }
         if let Some(session) = filter.session {
             query.push(" AND e.session_id = ").push_bind(session);

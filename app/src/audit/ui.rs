@@ -6,9 +6,10 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
-    audit::{list_audit, session_timeline, AuditFilter, AuditRow, FilterParams, ACTIONS},
+    audit::{list_audit, session_timeline, AuditFilter, AuditRow, FilterParams},
+    audit_action::AuditAction,
     context::Viewer,
-    ui::{ErrorPanel, Gate, Gated},
+    ui::{Column, DataTable, ErrorPanel, Gate, Gated},
 };
 
 #[component]
@@ -51,8 +52,9 @@ pub fn AuditPage() -> impl IntoView {
                             <label for="audit-action">"Action"</label>
                             <select id="audit-action" name="action">
                                 <option value="">"Any"</option>
-                                {ACTIONS
-                                    .into_iter()
+                                {AuditAction::ALL
+                                    .iter()
+                                    .map(|a| a.as_str())
                                     .map(|a| view! { <option value=a selected=action.as_deref() == Some(a)>{a}</option> })
                                     .collect_view()}
                             </select>
@@ -127,44 +129,40 @@ fn RecordTable(records: Vec<AuditRow>, label: &'static str) -> impl IntoView {
         None => view! { <span class="muted">"—"</span> }.into_any(),
     };
     view! {
-        <div class="table-wrap">
-            <table class="data-table audit-table" aria-label=label>
-                <thead>
+        <DataTable label columns=RECORD_COLUMNS class="data-table audit-table">
+            {records
+                .into_iter()
+                .map(|r| view! {
                     <tr>
-                        <th scope="col">"Time"</th>
-                        <th scope="col">"Actor"</th>
-                        <th scope="col">"Subject"</th>
-                        <th scope="col">"On behalf"</th>
-                        <th scope="col">"Action"</th>
-                        <th scope="col">"Object"</th>
-                        <th scope="col">"Details"</th>
-                        <th scope="col">"IP"</th>
+                        <td>{r.at}</td>
+                        <td>{who(r.actor)}</td>
+                        <td>{who(r.subject)}</td>
+                        <td>{r.session_id.map(|id| view! {
+                            <a href=format!("/admin/audit/sessions/{id}")>{format!("Session {id}")}</a>
+                        })}</td>
+                        <td><code>{r.action}</code></td>
+                        <td>{r.object}</td>
+                        <td class="wrap"><code>{r.details}</code></td>
+                        <td>{r.ip}</td>
                     </tr>
-                </thead>
-                <tbody>
-                    {records
-                        .into_iter()
-                        .map(|r| view! {
-                            <tr>
-                                <td>{r.at}</td>
-                                <td>{who(r.actor)}</td>
-                                <td>{who(r.subject)}</td>
-                                <td>{r.session_id.map(|id| view! {
-                                    <a href=format!("/admin/audit/sessions/{id}")>{format!("Session {id}")}</a>
-                                })}</td>
-                                <td><code>{r.action}</code></td>
-                                <td>{r.object}</td>
-                                <td class="wrap"><code>{r.details}</code></td>
-                                <td>{r.ip}</td>
-                            </tr>
-                        })
-                        .collect_view()}
-                </tbody>
-            </table>
-        </div>
+                })
+                .collect_view()}
+        </DataTable>
     }
     .into_any()
 }
+
+/// The headings of a list of audit records.
+const RECORD_COLUMNS: &[Column] = &[
+    Column::Text("Time"),
+    Column::Text("Actor"),
+    Column::Text("Subject"),
+    Column::Text("On behalf"),
+    Column::Text("Action"),
+    Column::Text("Object"),
+    Column::Text("Details"),
+    Column::Text("IP"),
+];
 
 #[component]
 pub fn SessionTimelinePage() -> impl IntoView {

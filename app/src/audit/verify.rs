@@ -2,9 +2,9 @@
 
 use crate::{
     audit_writer::{chain_hash, hex, installed_key, parse_hex32, unkeyed_hash, AuditRecord, GENESIS},
+    db::with_db,
     db::Db,
     error::AppError,
-    with_db,
 };
 
 /// What `verify` found.

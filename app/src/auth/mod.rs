@@ -6,8 +6,6 @@ use crate::{context::Viewer, error::AppError, password::Password};
 
 #[cfg(feature = "ssr")]
 pub mod service;
-#[cfg(feature = "ssr")]
-pub mod throttle;
 pub mod ui;
 
 /// Signs in with email and password. Sets a new session cookie and answers with

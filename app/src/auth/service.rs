@@ -3,18 +3,23 @@
 use serde_json::json;
 
 use crate::{
+    audit_action::{AuditAction, ObjectKind},
     audit_writer::{record, AuditTx, NewEvent},
-    auth::throttle,
     clock::{format_utc, SECOND},
     context::{CurrentSession, OnBehalfView, RequestContext, Viewer},
+    db::with_db,
     db::BeginWrite,
     email::require_email,
     error::{AppError, Refusal},
     guard::refuse,
+    one_click::store::revoke_member_links,
     password::{check_entered, validate_new_password, Password},
-    session::{end_on_behalf, end_session, start_own_session, token::Token, EndOnBehalf, EndReason},
+    session::{
+        end_member_sessions, end_on_behalf, end_session, start_own_session, token::Token, EndOnBehalf,
+        EndReason,
+    },
     state::AppState,
-    with_db,
+    throttle,
 };
 
 /// Checks the credentials and starts a new session. The browser's previous
@@ -36,14 +41,15 @@ pub async fn sign_in(
         tracing::info!(known = known_id.is_some(), "sign-in refused: bad credentials");
         // What was typed into an unknown email is not kept: people paste passwords there.
         let failed = match known_id {
-            Some(id) => NewEvent::new("sign_in_failed", request)
+            Some(id) => NewEvent::new(AuditAction::SignInFailed, request)
                 .subject(id)
                 .details(json!({ "reason": "wrong_password" })),
-            None => NewEvent::new("sign_in_failed", request).details(json!({ "reason": "unknown_email" })),
+            None => NewEvent::new(AuditAction::SignInFailed, request)
+                .details(json!({ "reason": "unknown_email" })),
         };
         record(&state.db, state.clock.now(), failed).await?;
         if let Some(lock) = checked.locks_for {
-            let mut locked = NewEvent::new("sign_in_locked", request).details(json!({
+            let mut locked = NewEvent::new(AuditAction::SignInLocked, request).details(json!({
                 "failures": checked.failures,
                 "locked_for_seconds": lock / SECOND,
             }));
@@ -57,7 +63,7 @@ pub async fn sign_in(
             member = credentials.id,
             "sign-in refused: not authorized to log in"
         );
-        let event = NewEvent::new("sign_in_refused", request)
+        let event = NewEvent::new(AuditAction::SignInRefused, request)
             .subject(credentials.id)
             .details(json!({ "reason": "not_authorized_to_log_in" }));
         record(&state.db, state.clock.now(), event).await?;
@@ -93,11 +99,11 @@ pub async fn change_password(
     current: Password,
     new: Password,
 ) -> Result<(), AppError> {
-    const REFUSED: &str = "password_change_refused";
+    const REFUSED: AuditAction = AuditAction::PasswordChangeRefused;
     let session = request.require_session()?;
     let member = session.member.id;
     if session.on_behalf.is_some() {
-        let object = ("member", member.to_string());
+        let object = (ObjectKind::Member, member.to_string());
         return Err(refuse(state, request, session, REFUSED, object, Refusal::NotOnBehalf).await);
     }
     check_entered(&current, "current_password", "Enter your current password.")?;
@@ -108,7 +114,7 @@ pub async fn change_password(
     throttle::check_address(state, request.ip.as_deref())?;
     let checked = throttle::check_password(state, &session.member.email, current).await?;
     if !checked.verified || checked.credentials.as_ref().map(|c| c.id) != Some(member) {
-        let event = NewEvent::new("password_change_failed", request)
+        let event = NewEvent::new(AuditAction::PasswordChangeFailed, request)
             .by(session)
             .subject(member)
             .details(json!({ "reason": "wrong_password" }));
@@ -131,12 +137,12 @@ pub async fn change_password(
             .bind(member)
             .execute(&mut *tx)
             .await?;
-        crate::revoke_member_links!(tx, now, member, "password_changed", Some(session), request);
+        revoke_member_links(&mut tx, now, member, "password_changed", Some(session), request).await?;
         // Whoever else holds a session of the member (on another device, on their
         // behalf, or the member's own sessions on behalf of others) is signed out:
         // a new password is how a member takes their account back.
-        let ended = crate::end_member_sessions!(tx, now, member, [session.id, session.id], "password_changed", request);
-        let event = NewEvent::new("password_changed", request)
+        let ended = end_member_sessions(&mut tx, now, member, [session.id, session.id], "password_changed", request).await?;
+        let event = NewEvent::new(AuditAction::PasswordChanged, request)
             .by(session)
             .subject(member)
             .details(json!({ "sessions_ended": ended }));
@@ -155,7 +161,11 @@ pub async fn sign_out(state: &AppState, request: &RequestContext) -> Result<(), 
         let actor = on_behalf.actor.id;
         let end = EndOnBehalf {
             parent_end: Some(EndReason::SignedOut),
-            parent_event: Some(NewEvent::new("sign_out", request).actor(actor).subject(actor)),
+            parent_event: Some(
+                NewEvent::new(AuditAction::SignOut, request)
+                    .actor(actor)
+                    .subject(actor),
+            ),
             ..EndOnBehalf::asked(current, on_behalf, EndReason::SignedOut, request)
         };
         end_on_behalf(state, end).await?;
@@ -163,7 +173,9 @@ pub async fn sign_out(state: &AppState, request: &RequestContext) -> Result<(), 
         return Ok(());
     }
     let member = current.member.id;
-    let event = NewEvent::new("sign_out", request).actor(member).subject(member);
+    let event = NewEvent::new(AuditAction::SignOut, request)
+        .actor(member)
+        .subject(member);
     end_session(state, current.id, EndReason::SignedOut, event).await?;
     tracing::info!(member, "signed out");
     Ok(())

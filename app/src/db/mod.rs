@@ -22,9 +22,10 @@ pub enum Db {
     Postgres(PgPool),
 }
 
+pub mod tx;
+
 /// Runs `$body` with `$pool` bound to the concrete pool. The body is compiled once
 /// per database, so it may use any sqlx API both support.
-#[macro_export]
 macro_rules! with_db {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
@@ -33,6 +34,7 @@ macro_rules! with_db {
         }
     };
 }
+pub(crate) use with_db;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -142,6 +144,11 @@ impl Db {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
+    }
+
+    /// One round trip to the database (the health check).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
     }
 
     pub async fn close(&self) {

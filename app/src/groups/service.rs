@@ -4,22 +4,26 @@
 use serde_json::json;
 
 use crate::{
+    audit_action::{AuditAction, ObjectKind},
     audit_writer::{AuditTx, NewEvent},
     context::RequestContext,
+    db::with_db,
     db::{is_unique_violation, stored_role, BeginWrite, Db},
     error::{AppError, Refusal},
     groups::{validate_group_name, GroupList, GroupPage, GroupSummary, GROUP_MAX_PAGE, GROUP_PAGE_SIZE},
     guard::{record_refusal, require_admin, require_editor},
-    members::directory::{set_group_membership, summaries, SummaryRow, SUMMARY_COLUMNS},
+    members::{
+        directory::{summaries, SummaryRow, SUMMARY_COLUMNS},
+        store::set_group_membership,
+    },
     policy::{may_edit, may_manage},
     state::AppState,
-    with_db,
 };
 
 /// The most groups listed on /admin/groups.
 pub const MAX_GROUPS_LISTED: i64 = 1_000;
 
-const REFUSED: &str = "group_change_refused";
+const REFUSED: AuditAction = AuditAction::GroupChangeRefused;
 
 fn no_such_group(id: i64) -> AppError {
     AppError::NotFound(format!("No group has the ID {id}."))
@@ -109,7 +113,7 @@ pub async fn create(
     request: &RequestContext,
     name: &str,
 ) -> Result<GroupSummary, AppError> {
-    let session = require_editor(state, request, REFUSED, ("group", "new".into())).await?;
+    let session = require_editor(state, request, REFUSED, (ObjectKind::Group, "new".into())).await?;
     let name = validate_group_name(name)?;
     let now = state.clock.now();
     let result: Result<i64, AppError> = with_db!(&state.db, pool => {
@@ -128,9 +132,9 @@ pub async fn create(
                 Err(error) if is_unique_violation(&error) => return Err(taken(&name)),
                 other => other?,
             };
-            let event = NewEvent::new("group_created", request)
+            let event = NewEvent::new(AuditAction::GroupCreated, request)
                 .by(session)
-                .object("group", id)
+                .object(ObjectKind::Group, id)
                 .details(json!({ "name": name }));
             tx.append_audit(now, event).await?;
             tx.commit().await?;
@@ -152,7 +156,7 @@ pub async fn rename(
     id: i64,
     name: &str,
 ) -> Result<GroupSummary, AppError> {
-    let session = require_editor(state, request, REFUSED, ("group", id.to_string())).await?;
+    let session = require_editor(state, request, REFUSED, (ObjectKind::Group, id.to_string())).await?;
     let name = validate_group_name(name)?;
     let now = state.clock.now();
     let result: Result<(), AppError> = with_db!(&state.db, pool => {
@@ -179,9 +183,9 @@ pub async fn rename(
                     other?;
                 }
             }
-            let event = NewEvent::new("group_renamed", request)
+            let event = NewEvent::new(AuditAction::GroupRenamed, request)
                 .by(session)
-                .object("group", id)
+                .object(ObjectKind::Group, id)
                 .details(json!({ "name": { "before": before, "after": name } }));
             tx.append_audit(now, event).await?;
             tx.commit().await?;
@@ -196,7 +200,7 @@ pub async fn rename(
 /// Deletes a group: refused (and recorded) when any member of it ranks above the
 /// editor, exactly as removing that member would be.
 pub async fn delete(state: &AppState, request: &RequestContext, id: i64) -> Result<(), AppError> {
-    let object = ("group", id.to_string());
+    let object = (ObjectKind::Group, id.to_string());
     let session = require_editor(state, request, REFUSED, object.clone()).await?;
     let editor = session.member.role;
     let now = state.clock.now();
@@ -223,9 +227,9 @@ pub async fn delete(state: &AppState, request: &RequestContext, id: i64) -> Resu
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM groups WHERE id = $1").bind(id).execute(&mut *tx).await?;
-            let event = NewEvent::new("group_deleted", request)
+            let event = NewEvent::new(AuditAction::GroupDeleted, request)
                 .by(session)
-                .object("group", id)
+                .object(ObjectKind::Group, id)
                 .details(json!({ "name": name, "member_count": member_count }));
             tx.append_audit(now, event).await?;
             tx.commit().await?;
@@ -245,7 +249,7 @@ pub async fn set_membership(
     member_id: i64,
     add: bool,
 ) -> Result<(), AppError> {
-    let object = ("group", group_id.to_string());
+    let object = (ObjectKind::Group, group_id.to_string());
     let session = require_editor(state, request, REFUSED, object.clone()).await?;
     let editor = session.member.role;
     let now = state.clock.now();
@@ -282,12 +286,13 @@ pub async fn set_membership(
                 (false, false) => {
                     return Err(AppError::Conflict(format!("{member_name} is not in {group_name}.")))
                 }
-                _ => set_group_membership!(tx, group_id, member_id, now, add),
+                _ => set_group_membership(&mut tx, group_id, member_id, now, add).await?,
             }
-            let event = NewEvent::new(if add { "group_member_added" } else { "group_member_removed" }, request)
+            let action = if add { AuditAction::GroupMemberAdded } else { AuditAction::GroupMemberRemoved };
+            let event = NewEvent::new(action, request)
                 .by(session)
                 .subject(member_id)
-                .object("group", group_id)
+                .object(ObjectKind::Group, group_id)
                 .details(json!({ "group": group_name, "member_id": member_id }));
             tx.append_audit(now, event).await?;
             tx.commit().await?;

@@ -16,8 +16,10 @@ use crate::{
         get_group, list_groups, AddGroupMember, CreateGroup, DeleteGroup, GroupList, GroupPage,
         RemoveGroupMember, RenameGroup, MAX_GROUP_NAME_CHARS,
     },
-    members::{blade::MemberBlade, ui::open_blade_on_row_click},
-    ui::{field_error, thousands, ErrorPanel, Gate, Gated, ListRefresh},
+    members::{blade::MemberBlade, ui::open_blade_on_row_click, MemberSummary},
+    ui::{
+        field_error, thousands, BoundField, Column, DataTable, ErrorPanel, Field, Gate, Gated, ListRefresh,
+    },
 };
 
 #[component]
@@ -29,6 +31,18 @@ pub fn GroupsPage() -> impl IntoView {
         <Gated gate=Gate::Admin render=move |_viewer: Viewer| view! { <GroupsList groups refresh/> }/>
     }
 }
+
+/// The headings of the list of groups.
+const GROUP_COLUMNS: &[Column] = &[Column::Text("Name"), Column::Numeric("Members")];
+
+/// The headings of a group's members; the last, of Remove buttons, for editors only.
+const MEMBER_COLUMNS: &[Column] = &[
+    Column::Text("ID"),
+    Column::Text("Name"),
+    Column::Text("Email"),
+    Column::Text("Role"),
+    Column::Actions,
+];
 
 #[component]
 fn GroupsList(groups: Resource<Result<GroupList, AppError>>, refresh: RwSignal<u32>) -> impl IntoView {
@@ -43,29 +57,19 @@ fn GroupsList(groups: Resource<Result<GroupList, AppError>>, refresh: RwSignal<u
                             let empty = list.groups.is_empty();
                             view! {
                                 {can_edit.then(|| view! { <CreateGroupForm refresh/> })}
-                                <div class="table-wrap">
-                                    <table class="data-table" aria-label="Groups">
-                                        <thead>
+                                <DataTable label="Groups" columns=GROUP_COLUMNS>
+                                    {list
+                                        .groups
+                                        .into_iter()
+                                        .map(|group| view! {
                                             <tr>
-                                                <th scope="col">"Name"</th>
-                                                <th scope="col" class="numeric">"Members"</th>
+                                                <td><a href=format!("/admin/groups/{}", group.id)>{group.name}</a></td>
+                                                <td class="numeric">{thousands(group.member_count)}</td>
                                             </tr>
-                                        </thead>
-                                        <tbody>
-                                            {list
-                                                .groups
-                                                .into_iter()
-                                                .map(|group| view! {
-                                                    <tr>
-                                                        <td><a href=format!("/admin/groups/{}", group.id)>{group.name}</a></td>
-                                                        <td class="numeric">{thousands(group.member_count)}</td>
-                                                    </tr>
-                                                })
-                                                .collect_view()}
-                                            {empty.then(|| view! { <tr><td colspan="2" class="empty">"There are no groups yet."</td></tr> })}
-                                        </tbody>
-                                    </table>
-                                </div>
+                                        })
+                                        .collect_view()}
+                                    {empty.then(|| view! { <tr><td colspan="2" class="empty">"There are no groups yet."</td></tr> })}
+                                </DataTable>
                             }
                             .into_any()
                         }
@@ -98,19 +102,14 @@ fn CreateGroupForm(refresh: RwSignal<u32>) -> impl IntoView {
     };
     view! {
         <form class="inline-form" on:submit=on_submit novalidate>
-            <div class="field">
-                <label for="new-group-name">"New group name"</label>
-                <input
-                    id="new-group-name"
-                    type="text"
-                    maxlength=MAX_GROUP_NAME_CHARS
-                    prop:value=move || name.get()
-                    on:input=move |ev| name.set(event_target_value(&ev))
-                    aria-invalid=move || error.get().is_some().then_some("true")
-                    aria-describedby="new-group-name-error"
-                />
-                <p id="new-group-name-error" class="field-error">{move || error.get().or_else(|| other.get())}</p>
-            </div>
+            <BoundField
+                id="new-group-name"
+                label="New group name"
+                value=name
+                maxlength=MAX_GROUP_NAME_CHARS
+                error
+                form_error=other
+            />
             <button type="submit" class="button primary" disabled=move || create.pending().get()>"Create group"</button>
         </form>
     }
@@ -191,35 +190,8 @@ fn GroupContent(page: GroupPage, refresh: RwSignal<u32>) -> impl IntoView {
         .members
         .into_iter()
         .map(|member| {
-            let mid = member.id;
-            let name = member.display_name.clone();
-            let href = format!("/admin/groups/{gid}/members/{mid}{keep}");
-            // A click anywhere on the row opens the blade too (not on Remove: it is a button).
-            let open = open_blade_on_row_click(href.clone());
-            view! {
-                <tr class="opens-blade" on:click=open>
-                    <td class="numeric">{mid}</td>
-                    <td>
-                        <a class="member-link" href=href data-member-id=mid>
-                            {member.display_name}
-                        </a>
-                    </td>
-                    <td class="email">{member.email}</td>
-                    <td>{member.role.label()}</td>
-                    {can_edit.then(|| view! {
-                        <td>
-                            <button
-                                type="button"
-                                class="button small"
-                                aria-label=format!("Remove {name} from the group")
-                                on:click=move |_| { remove.dispatch(RemoveGroupMember { group_id: gid, member_id: mid }); }
-                            >
-                                "Remove"
-                            </button>
-                        </td>
-                    })}
-                </tr>
-            }
+            let href = format!("/admin/groups/{gid}/members/{}{keep}", member.id);
+            view! { <MemberRow member gid href can_edit remove/> }
         })
         .collect_view();
     let pages = page.pages;
@@ -231,6 +203,11 @@ fn GroupContent(page: GroupPage, refresh: RwSignal<u32>) -> impl IntoView {
         n => format!("{} members", thousands(n)),
     };
     let name = page.group.name.clone();
+    let columns = if can_edit {
+        MEMBER_COLUMNS
+    } else {
+        &MEMBER_COLUMNS[..4]
+    };
     view! {
         <Title text=format!("Group {name}")/>
         <p class="breadcrumbs"><a href="/admin/groups">"Groups"</a>" / "</p>
@@ -241,23 +218,10 @@ fn GroupContent(page: GroupPage, refresh: RwSignal<u32>) -> impl IntoView {
         </p>
         {can_edit.then(|| view! { <GroupTools gid name=page.group.name.clone() refresh/> })}
         <p class="field-error" role="alert">{move || remove_error.get()}</p>
-        <div class="table-wrap">
-            <table class="data-table" aria-label="Group members">
-                <thead>
-                    <tr>
-                        <th scope="col">"ID"</th>
-                        <th scope="col">"Name"</th>
-                        <th scope="col">"Email"</th>
-                        <th scope="col">"Role"</th>
-                        {can_edit.then(|| view! { <th scope="col"><span class="visually-hidden">"Actions"</span></th> })}
-                    </tr>
-                </thead>
-                <tbody>
-                    {rows}
-                    {(count == 0).then(|| view! { <tr><td colspan="5" class="empty">"Nobody is in this group yet."</td></tr> })}
-                </tbody>
-            </table>
-        </div>
+        <DataTable label="Group members" columns=columns>
+            {rows}
+            {(count == 0).then(|| view! { <tr><td colspan="5" class="empty">"Nobody is in this group yet."</td></tr> })}
+        </DataTable>
         <nav class="pagination" aria-label="Pagination">
             {previous.map(|href| view! { <a href=href rel="prev">"← Previous"</a> })}
             <span>{format!("Page {} of {}", thousands(current), thousands(pages))}</span>
@@ -266,111 +230,165 @@ fn GroupContent(page: GroupPage, refresh: RwSignal<u32>) -> impl IntoView {
     }
 }
 
+/// A row of group `gid`'s members, opening the blade at `href`; with Remove for
+/// editors (`can_edit`).
+#[component]
+fn MemberRow(
+    member: MemberSummary,
+    gid: i64,
+    href: String,
+    can_edit: bool,
+    remove: ServerAction<RemoveGroupMember>,
+) -> impl IntoView {
+    let mid = member.id;
+    let name = member.display_name.clone();
+    // A click anywhere on the row opens the blade too (not on Remove: it is a button).
+    let open = open_blade_on_row_click(href.clone());
+    view! {
+        <tr class="opens-blade" on:click=open>
+            <td class="numeric">{mid}</td>
+            <td>
+                <a class="member-link" href=href data-member-id=mid>
+                    {member.display_name}
+                </a>
+            </td>
+            <td class="email">{member.email}</td>
+            <td>{member.role.label()}</td>
+            {can_edit.then(|| view! {
+                <td>
+                    <button
+                        type="button"
+                        class="button small"
+                        aria-label=format!("Remove {name} from the group")
+                        on:click=move |_| { remove.dispatch(RemoveGroupMember { group_id: gid, member_id: mid }); }
+                    >
+                        "Remove"
+                    </button>
+                </td>
+            })}
+        </tr>
+    }
+}
+
 /// Rename, delete, add a member: for editors and super users.
 #[component]
 fn GroupTools(gid: i64, name: String, refresh: RwSignal<u32>) -> impl IntoView {
+    view! {
+        <div class="group-tools">
+            <RenameForm gid name=name.clone() refresh/>
+            <AddMemberForm gid refresh/>
+            <DangerZone gid name/>
+        </div>
+    }
+}
+
+#[component]
+fn RenameForm(gid: i64, name: String, refresh: RwSignal<u32>) -> impl IntoView {
     let rename = ServerAction::<RenameGroup>::new();
-    let new_name = RwSignal::new(name.clone());
-    let rename_result = rename.value();
-    let rename_error = field_error(rename_result, "name");
-    let rename_other = field_error(rename_result, "");
+    let new_name = RwSignal::new(name);
+    let result = rename.value();
+    let error = field_error(result, "name");
+    let other = field_error(result, "");
     Effect::new(move |_| {
-        if let Some(Ok(_)) = rename_result.get() {
+        if let Some(Ok(_)) = result.get() {
             refresh.update(|n| *n += 1);
         }
     });
+    view! {
+        <form
+            class="inline-form"
+            novalidate
+            on:submit=move |event: ev::SubmitEvent| {
+                event.prevent_default();
+                rename.dispatch(RenameGroup { id: gid, name: new_name.get_untracked() });
+            }
+        >
+            <BoundField
+                id="group-name"
+                label="Group name"
+                value=new_name
+                maxlength=MAX_GROUP_NAME_CHARS
+                error
+                form_error=other
+            />
+            <button type="submit" class="button">"Rename"</button>
+        </form>
+    }
+}
+
+#[component]
+fn AddMemberForm(gid: i64, refresh: RwSignal<u32>) -> impl IntoView {
     let add = ServerAction::<AddGroupMember>::new();
     let member_id = RwSignal::new(String::new());
-    let add_result = add.value();
-    let add_error = field_error(add_result, "member_id");
-    let add_other = field_error(add_result, "");
-    let add_local_error = RwSignal::new(None::<String>);
+    let result = add.value();
+    let error = field_error(result, "member_id");
+    let other = field_error(result, "");
+    let local_error = RwSignal::new(None::<String>);
+    let message = Signal::derive(move || local_error.get().or_else(|| error.get()).or_else(|| other.get()));
     Effect::new(move |_| {
-        if let Some(Ok(())) = add_result.get() {
+        if let Some(Ok(())) = result.get() {
             member_id.set(String::new());
             refresh.update(|n| *n += 1);
         }
     });
+    view! {
+        <form
+            class="inline-form"
+            novalidate
+            on:submit=move |event: ev::SubmitEvent| {
+                event.prevent_default();
+                match member_id.get_untracked().trim().trim_start_matches('#').parse::<i64>() {
+                    Ok(id) if id > 0 => {
+                        local_error.set(None);
+                        add.dispatch(AddGroupMember { group_id: gid, member_id: id });
+                    }
+                    _ => local_error.set(Some("Enter a member ID (a whole number).".into())),
+                }
+            }
+        >
+            <Field id="add-member-id" label="Member ID" error=message>
+                <input
+                    id="add-member-id"
+                    type="text"
+                    inputmode="numeric"
+                    prop:value=move || member_id.get()
+                    on:input=move |ev| member_id.set(event_target_value(&ev))
+                    aria-describedby="add-member-id-error"
+                />
+            </Field>
+            <button type="submit" class="button">"Add member"</button>
+        </form>
+    }
+}
+
+/// Delete the group, after a confirmation; then back to the list of groups.
+#[component]
+fn DangerZone(gid: i64, name: String) -> impl IntoView {
     let delete = ServerAction::<DeleteGroup>::new();
-    let delete_result = delete.value();
-    let delete_error = field_error(delete_result, "");
+    let result = delete.value();
+    let error = field_error(result, "");
     let confirming = RwSignal::new(false);
     let navigate = use_navigate();
     Effect::new(move |_| {
-        if let Some(Ok(())) = delete_result.get() {
+        if let Some(Ok(())) = result.get() {
             navigate("/admin/groups", Default::default());
         }
     });
     view! {
-        <div class="group-tools">
-            <form
-                class="inline-form"
-                novalidate
-                on:submit=move |event: ev::SubmitEvent| {
-                    event.prevent_default();
-                    rename.dispatch(RenameGroup { id: gid, name: new_name.get_untracked() });
+        <div class="danger-zone">
+            <Show
+                when=move || confirming.get()
+                fallback=move || view! {
+                    <button type="button" class="button danger" on:click=move |_| confirming.set(true)>"Delete group"</button>
                 }
             >
-                <div class="field">
-                    <label for="group-name">"Group name"</label>
-                    <input
-                        id="group-name"
-                        type="text"
-                        maxlength=MAX_GROUP_NAME_CHARS
-                        prop:value=move || new_name.get()
-                        on:input=move |ev| new_name.set(event_target_value(&ev))
-                        aria-invalid=move || rename_error.get().is_some().then_some("true")
-                        aria-describedby="group-name-error"
-                    />
-                    <p id="group-name-error" class="field-error">{move || rename_error.get().or_else(|| rename_other.get())}</p>
-                </div>
-                <button type="submit" class="button">"Rename"</button>
-            </form>
-            <form
-                class="inline-form"
-                novalidate
-                on:submit=move |event: ev::SubmitEvent| {
-                    event.prevent_default();
-                    match member_id.get_untracked().trim().trim_start_matches('#').parse::<i64>() {
-                        Ok(id) if id > 0 => {
-                            add_local_error.set(None);
-                            add.dispatch(AddGroupMember { group_id: gid, member_id: id });
-                        }
-                        _ => add_local_error.set(Some("Enter a member ID (a whole number).".into())),
-                    }
-                }
-            >
-                <div class="field">
-                    <label for="add-member-id">"Member ID"</label>
-                    <input
-                        id="add-member-id"
-                        type="text"
-                        inputmode="numeric"
-                        prop:value=move || member_id.get()
-                        on:input=move |ev| member_id.set(event_target_value(&ev))
-                        aria-describedby="add-member-id-error"
-                    />
-                    <p id="add-member-id-error" class="field-error">
-                        {move || add_local_error.get().or_else(|| add_error.get()).or_else(|| add_other.get())}
-                    </p>
-                </div>
-                <button type="submit" class="button">"Add member"</button>
-            </form>
-            <div class="danger-zone">
-                <Show
-                    when=move || confirming.get()
-                    fallback=move || view! {
-                        <button type="button" class="button danger" on:click=move |_| confirming.set(true)>"Delete group"</button>
-                    }
-                >
-                    <p>{format!("Delete {name}? Its members stay; they leave the group.")}</p>
-                    <button type="button" class="button danger" on:click=move |_| { delete.dispatch(DeleteGroup { id: gid }); }>
-                        "Yes, delete the group"
-                    </button>
-                    <button type="button" class="button" on:click=move |_| confirming.set(false)>"Keep it"</button>
-                </Show>
-                <p class="field-error" role="alert">{move || delete_error.get()}</p>
-            </div>
+                <p>{format!("Delete {name}? Its members stay; they leave the group.")}</p>
+                <button type="button" class="button danger" on:click=move |_| { delete.dispatch(DeleteGroup { id: gid }); }>
+                    "Yes, delete the group"
+                </button>
+                <button type="button" class="button" on:click=move |_| confirming.set(false)>"Keep it"</button>
+            </Show>
+            <p class="field-error" role="alert">{move || error.get()}</p>
         </div>
     }
 }

@@ -8,11 +8,13 @@ use leptos_router::{hooks::use_navigate, NavigateOptions};
 use crate::{
     error::AppError,
     members::{
-        get_member, group_choices, lookup_members, parse_id_list, MemberDetail, MemberEdit, UpdateMember,
+        get_member, group_choices, lookup_members, parse_id_list, GroupRef, MemberDetail, MemberEdit,
+        UpdateMember,
     },
     one_click::ui::OneClickPanel,
     oversight::ui::MemberSessionsPanel,
-    ui::{BoundField, ErrorPanel, Field, ListRefresh},
+    role::Role,
+    ui::{BoundField, ErrorPanel, Field, ListOrEmpty, ListRefresh},
 };
 
 /// The blade's toolbar button: opens the on-behalf window in a new window. A form
@@ -204,37 +206,30 @@ fn PanelToggle(label: &'static str, open: RwSignal<bool>) -> impl IntoView {
     }
 }
 
+/// The `items` as an inline list, or `none` (muted) when there are none.
+fn inline_list(items: Vec<AnyView>, none: &'static str) -> AnyView {
+    if items.is_empty() {
+        view! { <span class="muted">{none}</span> }.into_any()
+    } else {
+        view! { <ul class="inline-list">{items}</ul> }.into_any()
+    }
+}
+
 #[component]
 fn MemberFacts(detail: MemberDetail) -> impl IntoView {
     let member = detail.member;
-    let groups = if member.groups.is_empty() {
-        view! { <span class="muted">"None"</span> }.into_any()
-    } else {
-        view! {
-            <ul class="inline-list">
-                {member
-                    .groups
-                    .into_iter()
-                    .map(|group| view! { <li><a href=format!("/admin/groups/{}", group.id)>{group.name}</a></li> })
-                    .collect_view()}
-            </ul>
-        }
-        .into_any()
-    };
-    let proxies = if detail.proxy_login_permission.is_empty() {
-        view! { <span class="muted">"Nobody (only the role rule applies)"</span> }.into_any()
-    } else {
-        view! {
-            <ul class="inline-list">
-                {detail
-                    .proxy_login_permission
-                    .into_iter()
-                    .map(|who| view! { <li>{format!("#{} {}", who.id, who.display_name)}</li> })
-                    .collect_view()}
-            </ul>
-        }
-        .into_any()
-    };
+    let groups = member
+        .groups
+        .into_iter()
+        .map(|group| {
+            view! { <li><a href=format!("/admin/groups/{}", group.id)>{group.name}</a></li> }.into_any()
+        })
+        .collect();
+    let proxies = detail
+        .proxy_login_permission
+        .into_iter()
+        .map(|who| view! { <li>{format!("#{} {}", who.id, who.display_name)}</li> }.into_any())
+        .collect();
     view! {
         <dl class="facts">
             <dt>"ID"</dt>
@@ -254,9 +249,9 @@ fn MemberFacts(detail: MemberDetail) -> impl IntoView {
             <dt>"Last sign-in"</dt>
             <dd>{member.last_sign_in.unwrap_or_else(|| "Never".into())}</dd>
             <dt>"Groups"</dt>
-            <dd>{groups}</dd>
+            <dd>{inline_list(groups, "None")}</dd>
             <dt>"Proxy login permission"</dt>
-            <dd>{proxies}</dd>
+            <dd>{inline_list(proxies, "Nobody (only the role rule applies)")}</dd>
         </dl>
     }
 }
@@ -277,22 +272,10 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
     let login = RwSignal::new(detail.member.login_enabled);
     let groups = RwSignal::new(detail.member.groups.iter().map(|g| g.id).collect::<Vec<i64>>());
     let proxies = RwSignal::new(ids_text(detail.proxy_login_permission.iter().map(|m| m.id)));
-    let all_groups = Resource::new(|| (), |_| group_choices());
-    // The names behind the typed IDs, shown back as they are typed.
-    let names = Resource::new(
-        move || proxies.get(),
-        |text| async move {
-            match parse_id_list(&text) {
-                Err(message) => Err(AppError::validation("proxy_login_permission", message)),
-                Ok(ids) if ids.is_empty() => Ok(Vec::new()),
-                Ok(_) => lookup_members(text).await,
-            }
-        },
-    );
     let save = ServerAction::<UpdateMember>::new();
     let result = save.value();
     let field_error = move |field: &'static str| crate::ui::field_error(result, field);
-    let general_error = crate::ui::field_error(result, "");
+    let general_error = field_error("");
     Effect::new(move |_| {
         if let Some(Ok(_)) = result.get() {
             saved.run(());
@@ -313,8 +296,6 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
             },
         });
     };
-    let roles = detail.assignable_roles.clone();
-    let current_role = detail.member.role;
     view! {
         <form class="editor" on:submit=on_submit novalidate>
             <p class="notice notice-error" role="alert" hidden=move || general_error.get().is_none()>
@@ -322,113 +303,11 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
             </p>
             <BoundField id="edit-name" label="Display name" value=name maxlength=100 error=field_error("display_name")/>
             <BoundField id="edit-email" label="Email" kind="email" value=email maxlength=254 error=field_error("email")/>
-            <Field id="edit-role" label="Role" error=field_error("role")>
-                <select
-                    id="edit-role"
-                    on:change=move |ev| role.set(event_target_value(&ev))
-                    aria-describedby="edit-role-error"
-                >
-                    {roles
-                        .into_iter()
-                        .map(|r| view! { <option value=r.as_str() selected=r == current_role>{r.label()}</option> })
-                        .collect_view()}
-                </select>
-            </Field>
-            <div class="field checkbox-field">
-                <input
-                    id="edit-admin"
-                    type="checkbox"
-                    prop:checked=move || admin.get()
-                    on:change=move |ev| admin.set(event_target_checked(&ev))
-                />
-                <label for="edit-admin">"Admin access"</label>
-            </div>
-            <div class="field checkbox-field">
-                <input
-                    id="edit-login"
-                    type="checkbox"
-                    prop:checked=move || login.get()
-                    on:change=move |ev| login.set(event_target_checked(&ev))
-                />
-                <label for="edit-login">"Authorized to log in"</label>
-            </div>
-            <fieldset class="field" aria-describedby="edit-groups-error">
-                <legend>"Groups"</legend>
-                <Transition fallback=|| view! { <p class="loading">"Loading groups…"</p> }>
-                    {move || Suspend::new(async move {
-                        match all_groups.await {
-                            Ok(list) if list.is_empty() => view! { <p class="muted">"There are no groups yet."</p> }.into_any(),
-                            Ok(list) => view! {
-                                <div class="checkbox-grid">
-                                    {list
-                                        .into_iter()
-                                        .map(|group| {
-                                            let gid = group.id;
-                                            let input_id = format!("edit-group-{gid}");
-                                            view! {
-                                                <label class="checkbox-option">
-                                                    <input
-                                                        id=input_id
-                                                        type="checkbox"
-                                                        prop:checked=move || groups.read().contains(&gid)
-                                                        on:change=move |ev| {
-                                                            let on = event_target_checked(&ev);
-                                                            groups.update(|g| {
-                                                                g.retain(|x| *x != gid);
-                                                                if on {
-                                                                    g.push(gid);
-                                                                }
-                                                            });
-                                                        }
-                                                    />
-                                                    {group.name}
-                                                </label>
-                                            }
-                                        })
-                                        .collect_view()}
-                                </div>
-                            }
-                            .into_any(),
-                            Err(error) => view! { <ErrorPanel error/> }.into_any(),
-                        }
-                    })}
-                </Transition>
-                <p id="edit-groups-error" class="field-error">{move || field_error("groups").get()}</p>
-            </fieldset>
-            <Field id="edit-proxies" label="Proxy login permission" error=field_error("proxy_login_permission")>
-                <input
-                    id="edit-proxies"
-                    type="text"
-                    inputmode="numeric"
-                    placeholder="Member IDs, e.g. 12, 40"
-                    prop:value=move || proxies.get()
-                    on:input=move |ev| proxies.set(event_target_value(&ev))
-                    aria-invalid=move || field_error("proxy_login_permission").get().is_some().then_some("true")
-                    aria-describedby="edit-proxies-help edit-proxies-error"
-                />
-                <p id="edit-proxies-help" class="help">
-                    "The IDs of the members who may log in on this member's behalf."
-                </p>
-                <Transition fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        match names.await {
-                            Ok(found) => view! {
-                                <ul class="id-names" aria-label="Members with proxy login permission">
-                                    {found
-                                        .into_iter()
-                                        .map(|entry| match entry.display_name {
-                                            Some(name) => view! { <li>{format!("#{} {name}", entry.id)}</li> }.into_any(),
-                                            None => view! { <li class="unknown">{format!("#{} — no such member", entry.id)}</li> }.into_any(),
-                                        })
-                                        .collect_view()}
-                                </ul>
-                            }
-                            .into_any(),
-                            Err(error) => view! { <p class="help unknown">{error.to_string()}</p> }.into_any(),
-                        }
-                    })}
-                </Transition>
-            </Field>
+            <RoleSelect roles=detail.assignable_roles current=detail.member.role role error=field_error("role")/>
+            <CheckboxField id="edit-admin" label="Admin access" checked=admin/>
+            <CheckboxField id="edit-login" label="Authorized to log in" checked=login/>
+            <GroupChoices groups error=field_error("groups")/>
+            <ProxiesField proxies error=field_error("proxy_login_permission")/>
             <div class="form-actions">
                 <button type="submit" class="button primary" disabled=move || save.pending().get()>
                     {move || if save.pending().get() { "Saving…" } else { "Save" }}
@@ -436,5 +315,141 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
                 <button type="button" class="button" on:click=move |_| editing.set(false)>"Cancel"</button>
             </div>
         </form>
+    }
+}
+
+/// The editor's role: one of the `roles` the viewer may give, `current` chosen first.
+#[component]
+fn RoleSelect(
+    roles: Vec<Role>,
+    current: Role,
+    role: RwSignal<String>,
+    error: Signal<Option<String>>,
+) -> impl IntoView {
+    view! {
+        <Field id="edit-role" label="Role" error>
+            <select
+                id="edit-role"
+                on:change=move |ev| role.set(event_target_value(&ev))
+                aria-describedby="edit-role-error"
+            >
+                {roles
+                    .into_iter()
+                    .map(|r| view! { <option value=r.as_str() selected=r == current>{r.label()}</option> })
+                    .collect_view()}
+            </select>
+        </Field>
+    }
+}
+
+/// A checkbox with its label after it, bound to `checked`.
+#[component]
+fn CheckboxField(id: &'static str, label: &'static str, checked: RwSignal<bool>) -> impl IntoView {
+    view! {
+        <div class="field checkbox-field">
+            <input
+                id=id
+                type="checkbox"
+                prop:checked=move || checked.get()
+                on:change=move |ev| checked.set(event_target_checked(&ev))
+            />
+            <label for=id>{label}</label>
+        </div>
+    }
+}
+
+/// The editor's groups: a checkbox for every group, ticked for those in `groups`.
+#[component]
+fn GroupChoices(groups: RwSignal<Vec<i64>>, error: Signal<Option<String>>) -> impl IntoView {
+    let all_groups = Resource::new(|| (), |_| group_choices());
+    let checkbox = move |group: GroupRef| {
+        let gid = group.id;
+        let input_id = format!("edit-group-{gid}");
+        view! {
+            <label class="checkbox-option">
+                <input
+                    id=input_id
+                    type="checkbox"
+                    prop:checked=move || groups.read().contains(&gid)
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        groups.update(|g| {
+                            g.retain(|x| *x != gid);
+                            if on {
+                                g.push(gid);
+                            }
+                        });
+                    }
+                />
+                {group.name}
+            </label>
+        }
+    };
+    view! {
+        <fieldset class="field" aria-describedby="edit-groups-error">
+            <legend>"Groups"</legend>
+            <ListOrEmpty
+                resource=all_groups
+                is_empty=Vec::is_empty
+                loading="Loading groups…"
+                empty=|| view! { <p class="muted">"There are no groups yet."</p> }
+                render={move |list: Vec<GroupRef>| {
+                    view! { <div class="checkbox-grid">{list.into_iter().map(checkbox).collect_view()}</div> }.into_any()
+                }}
+            />
+            <p id="edit-groups-error" class="field-error">{move || error.get()}</p>
+        </fieldset>
+    }
+}
+
+/// The editor's proxy login permission: member IDs as typed, with the names behind
+/// them shown back as they are typed.
+#[component]
+fn ProxiesField(proxies: RwSignal<String>, error: Signal<Option<String>>) -> impl IntoView {
+    let names = Resource::new(
+        move || proxies.get(),
+        |text| async move {
+            match parse_id_list(&text) {
+                Err(message) => Err(AppError::validation("proxy_login_permission", message)),
+                Ok(ids) if ids.is_empty() => Ok(Vec::new()),
+                Ok(_) => lookup_members(text).await,
+            }
+        },
+    );
+    view! {
+        <Field id="edit-proxies" label="Proxy login permission" error>
+            <input
+                id="edit-proxies"
+                type="text"
+                inputmode="numeric"
+                placeholder="Member IDs, e.g. 12, 40"
+                prop:value=move || proxies.get()
+                on:input=move |ev| proxies.set(event_target_value(&ev))
+                aria-invalid=move || error.get().is_some().then_some("true")
+                aria-describedby="edit-proxies-help edit-proxies-error"
+            />
+            <p id="edit-proxies-help" class="help">
+                "The IDs of the members who may log in on this member's behalf."
+            </p>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match names.await {
+                        Ok(found) => view! {
+                            <ul class="id-names" aria-label="Members with proxy login permission">
+                                {found
+                                    .into_iter()
+                                    .map(|entry| match entry.display_name {
+                                        Some(name) => view! { <li>{format!("#{} {name}", entry.id)}</li> }.into_any(),
+                                        None => view! { <li class="unknown">{format!("#{} — no such member", entry.id)}</li> }.into_any(),
+                                    })
+                                    .collect_view()}
+                            </ul>
+                        }
+                        .into_any(),
+                        Err(error) => view! { <p class="help unknown">{error.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </Field>
     }
 }

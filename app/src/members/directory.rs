@@ -8,17 +8,18 @@ use serde_json::json;
 use sqlx::QueryBuilder;
 
 use crate::{
+    audit_action::{AuditAction, ObjectKind},
     audit_writer::{AuditTx, NewEvent},
     clock::{format_utc, Millis},
     context::RequestContext,
+    db::with_db,
     db::{is_unique_violation, stored_role, BeginWrite, Db},
     email::{email_key, validate_email},
     error::AppError,
-    members::{GroupRef, MemberSummary},
+    members::{store::write_terms, GroupRef, MemberSummary},
     password::{hasher::PasswordHasher, validate_new_password, Password},
     role::Role,
     state::AppState,
-    with_db,
 };
 
 pub const MAX_NAME_CHARS: usize = 100;
@@ -50,41 +51,6 @@ pub fn search_terms(name_key: &str, email_key: &str) -> BTreeSet<String> {
         .chain(std::iter::once(email_key.to_string()))
         .filter(|term| !term.is_empty())
         .collect()
-}
-
-/// Rewrites member `id`'s search terms inside `tx` from the member's row as it now is
-/// (none for a deleted member). Call it after any change of name, email, role or
-/// last sign-in: the terms carry copies of those sort keys.
-macro_rules! write_terms {
-    ($tx:expr, $id:expr) => {{
-        sqlx::query("DELETE FROM member_terms WHERE member_id = $1")
-            .bind($id)
-            .execute(&mut *$tx)
-            .await?;
-        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT name_key, email_key, role_rank, sign_in_key FROM members \
-             WHERE id = $1 AND deleted_at IS NULL",
-        )
-        .bind($id)
-        .fetch_optional(&mut *$tx)
-        .await?;
-        if let Some((name_key, email_key, role_rank, sign_in_key)) = row {
-            for term in $crate::members::directory::search_terms(&name_key, &email_key) {
-                sqlx::query(
-                    "INSERT INTO member_terms (member_id, term, name_key, email_key, role_rank, sign_in_key) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind($id)
-                .bind(term)
-                .bind(&name_key)
-                .bind(&email_key)
-                .bind(role_rank)
-                .bind(sign_in_key)
-                .execute(&mut *$tx)
-                .await?;
-            }
-        }
-    }};
 }
 
 /// Checks a display name; runs of spaces become one space.
@@ -162,9 +128,9 @@ pub async fn create_member(
             }
             Err(error) => return Err(error.into()),
         };
-        write_terms!(tx, id);
+        write_terms(&mut tx, id).await?;
         if let Some(event) = record {
-            let mut event = event.subject(id).object("member", id);
+            let mut event = event.subject(id).object(ObjectKind::Member, id);
             if let Some(details) = event.details.as_object_mut() {
                 details.insert("email".into(), json!(email));
                 details.insert("role".into(), json!(new.role.as_str()));
@@ -188,8 +154,6 @@ pub async fn count_with_role(db: &Db, role: Role) -> Result<i64, AppError> {
     });
     Ok(count)
 }
-
-pub(crate) use write_terms;
 
 /// The columns of a member that every list shows.
 pub const SUMMARY_COLUMNS: &str =
@@ -284,35 +248,6 @@ pub async fn proxies_of(db: &Db, ids: &[i64]) -> Result<BTreeMap<i64, Vec<i64>>,
     Ok(out)
 }
 
-/// Puts member `member` in group `group` (or takes them out), keeping the group's
-/// member count, inside a transaction. Shared by the member editor and group pages.
-macro_rules! set_group_membership {
-    ($tx:expr, $group:expr, $member:expr, $now:expr, $add:expr) => {{
-        if $add {
-            sqlx::query("INSERT INTO group_members (group_id, member_id, added_at) VALUES ($1, $2, $3)")
-                .bind($group)
-                .bind($member)
-                .bind($now)
-                .execute(&mut *$tx)
-                .await?;
-        } else {
-            sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member_id = $2")
-                .bind($group)
-                .bind($member)
-                .execute(&mut *$tx)
-                .await?;
-        }
-        let change = if $add { 1_i64 } else { -1_i64 };
-        sqlx::query("UPDATE groups SET member_count = member_count + $2, updated_at = $3 WHERE id = $1")
-            .bind($group)
-            .bind(change)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
-    }};
-}
-pub(crate) use set_group_membership;
-
 /// The groups one can choose in the members list's filter and the editor: ID and
 /// name, by name (at most 1,000). Admin access.
 pub async fn group_choices(state: &AppState, request: &RequestContext) -> Result<Vec<GroupRef>, AppError> {
@@ -352,11 +287,11 @@ pub async fn update_own_name(
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        write_terms!(tx, id);
-        let event = NewEvent::new("profile_updated", request)
+        write_terms(&mut tx, id).await?;
+        let event = NewEvent::new(AuditAction::ProfileUpdated, request)
             .by(session)
             .subject(id)
-            .object("member", id)
+            .object(ObjectKind::Member, id)
             .details(json!({ "changes": { "display_name": { "before": before, "after": name } } }));
         tx.append_audit(now, event).await?;
         tx.commit().await?;

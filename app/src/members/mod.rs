@@ -21,6 +21,8 @@ pub mod directory;
 pub mod search;
 #[cfg(feature = "ssr")]
 pub mod service;
+#[cfg(feature = "ssr")]
+pub mod store;
 pub mod ui;
 
 /// A group named by ID, as a member's groups are shown.

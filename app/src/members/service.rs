@@ -7,24 +7,27 @@ use serde_json::{json, Value};
 use sqlx::QueryBuilder;
 
 use crate::{
+    audit_action::{AuditAction, ObjectKind},
     audit_writer::{AuditTx, NewEvent},
     clock::format_utc,
     context::{CurrentSession, RequestContext},
+    db::with_db,
     db::{is_unique_violation, stored_role, BeginWrite, Db},
     email::{email_key, validate_email},
     error::{AppError, Refusal},
     guard::{record_refusal, refuse, require_admin, require_editor},
     members::{
-        directory::{
-            groups_of, name_key, set_group_membership, validate_display_name, write_terms, SummaryRow,
-        },
-        parse_id_list, IdLookup, MemberDetail, MemberEdit, MemberRef,
+        directory::{groups_of, name_key, validate_display_name, SummaryRow},
+        parse_id_list,
+        store::{set_group_membership, write_terms},
+        IdLookup, MemberDetail, MemberEdit, MemberRef,
     },
+    one_click::store::revoke_member_links,
     policy::{assignable_roles, may_change_role, may_edit, may_grant},
     role::Role,
     rule,
+    session::end_member_sessions,
     state::AppState,
-    with_db,
 };
 
 #[derive(sqlx::FromRow)]
@@ -295,8 +298,8 @@ pub async fn change_member(
     id: i64,
     changes: MemberChanges,
 ) -> Result<MemberDetail, AppError> {
-    const REFUSED: &str = "member_update_refused";
-    let object = ("member", id.to_string());
+    const REFUSED: AuditAction = AuditAction::MemberUpdateRefused;
+    let object = (ObjectKind::Member, id.to_string());
     let session = require_editor(state, request, REFUSED, object.clone()).await?;
     let editor = session.member.role;
     let changes = check_changes(id, changes)?;
@@ -452,12 +455,12 @@ pub async fn change_member(
                     other?;
                 }
             }
-            write_terms!(tx, id);
+            write_terms(&mut tx, id).await?;
             for group in edit.groups.difference(&groups_before) {
-                set_group_membership!(tx, *group, id, now, true);
+                set_group_membership(&mut tx, *group, id, now, true).await?;
             }
             for group in groups_before.difference(&edit.groups) {
-                set_group_membership!(tx, *group, id, now, false);
+                set_group_membership(&mut tx, *group, id, now, false).await?;
             }
             for actor in edit.proxies.difference(&proxies_before) {
                 sqlx::query(
@@ -489,16 +492,16 @@ pub async fn change_member(
                 None
             };
             if let Some(reason) = revoke_reason {
-                crate::revoke_member_links!(tx, now, id, reason, Some(session), request);
+                revoke_member_links(&mut tx, now, id, reason, Some(session), request).await?;
                 // What they may do changed: every session of theirs ends (but the one
                 // this change comes from), and so does any session on their behalf.
                 let keep = [session.id, session.on_behalf.as_ref().map_or(session.id, |o| o.parent_id)];
-                crate::end_member_sessions!(tx, now, id, keep, reason, request);
+                end_member_sessions(&mut tx, now, id, keep, reason, request).await?;
             }
-            let event = NewEvent::new("member_updated", request)
+            let event = NewEvent::new(AuditAction::MemberUpdated, request)
                 .by(session)
                 .subject(id)
-                .object("member", id)
+                .object(ObjectKind::Member, id)
                 .details(json!({ "changes": changes }));
             tx.append_audit(now, event).await?;
             tx.commit().await?;

@@ -8,6 +8,8 @@ use leptos_meta::Title;
 use leptos_router::{
     components::Outlet,
     hooks::{use_location, use_navigate, use_params_map, use_query_map},
+    location::Location,
+    params::ParamsMap,
     NavigateOptions,
 };
 
@@ -140,90 +142,122 @@ pub fn MemberBladeRoute() -> impl IntoView {
     }
 }
 
-#[component]
-fn MembersList(members: MembersResource, groups: GroupsResource) -> impl IntoView {
-    let params = use_query_map();
+/// How long search-as-you-type waits after the last keystroke.
+const SEARCH_DELAY: Duration = Duration::from_millis(250);
 
-    let navigate = use_navigate();
-    let search_input = NodeRef::<html::Input>::new();
-    let pending = StoredValue::new(None::<TimeoutHandle>);
-    let go = {
-        let navigate = navigate.clone();
-        move |q: String, role: Option<String>, group: Option<String>| {
-            let p = params.read_untracked();
-            let url = members_href(
-                q.trim(),
-                role.as_deref(),
-                group.as_deref(),
-                p.get("sort").as_deref(),
-                p.get("dir").as_deref() == Some("desc"),
-                1,
-                None,
-            );
-            navigate(
-                &url,
-                NavigateOptions {
-                    replace: true,
-                    scroll: false,
-                    ..Default::default()
-                },
-            );
+/// The list's search form: its controls, and the navigations they start. What the form
+/// asks for is always read from the controls themselves (a person may have typed or
+/// chosen before the page hydrated), never from a copy kept on the side.
+#[derive(Clone, Copy)]
+struct SearchForm {
+    input: NodeRef<html::Input>,
+    role: NodeRef<html::Select>,
+    group: NodeRef<html::Select>,
+    params: Memo<ParamsMap>,
+    /// Where the app is: the router's address, which changes as a navigation starts
+    /// (before the address bar does).
+    here: Memo<String>,
+    navigate: Callback<String>,
+    /// The search waiting for typing to pause, and the address it was scheduled at.
+    pending: StoredValue<Option<(TimeoutHandle, String)>>,
+}
+
+impl SearchForm {
+    fn new() -> Self {
+        let Location { pathname, search, .. } = use_location();
+        let navigate = use_navigate();
+        let navigate = Callback::new(move |url: String| {
+            let options = NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            };
+            navigate(&url, options);
+        });
+        SearchForm {
+            input: NodeRef::new(),
+            role: NodeRef::new(),
+            group: NodeRef::new(),
+            params: use_query_map(),
+            here: Memo::new(move |_| format!("{}?{}", pathname.get(), search.get())),
+            navigate,
+            pending: StoredValue::new(None),
         }
-    };
-    // Search as you type, 250 ms after the last keystroke.
-    let on_input = {
-        let go = go.clone();
-        move |ev| {
-            let value = event_target_value(&ev);
-            if let Some(handle) = pending.get_value() {
-                handle.clear();
-            }
-            let go = go.clone();
-            let p = params.read_untracked();
-            let (role, group) = (p.get("role"), p.get("group"));
-            let handle =
-                set_timeout_with_handle(move || go(value, role, group), Duration::from_millis(250)).ok();
-            pending.set_value(handle);
+    }
+
+    /// The list's address for what the form asks for now: page 1, the sort kept.
+    fn href(self) -> String {
+        let p = self.params.read_untracked();
+        // A control not on the page (yet) asks for what the address does.
+        let value = |control: Option<String>, key: &str| control.or_else(|| p.get(key)).unwrap_or_default();
+        let q = value(self.input.get_untracked().map(|input| input.value()), "q");
+        let role = value(self.role.get_untracked().map(|select| select.value()), "role");
+        let group = value(self.group.get_untracked().map(|select| select.value()), "group");
+        members_href(
+            q.trim(),
+            Some(&role),
+            Some(&group),
+            p.get("sort").as_deref(),
+            p.get("dir").as_deref() == Some("desc"),
+            1,
+            None,
+        )
+    }
+
+    /// Searches now (a pending search is superseded).
+    fn go(self) {
+        self.cancel();
+        self.navigate.run(self.href());
+    }
+
+    /// Searches once typing pauses, unless the app has gone somewhere else by then.
+    fn schedule(self) {
+        self.cancel();
+        let at = self.here.get_untracked();
+        let handle = set_timeout_with_handle(move || self.fire(), SEARCH_DELAY).ok();
+        self.pending.set_value(handle.map(|handle| (handle, at)));
+    }
+
+    fn fire(self) {
+        let scheduled = self.pending.try_update_value(Option::take).flatten();
+        if scheduled.is_some_and(|(_, at)| at == self.here.get_untracked()) {
+            self.go();
         }
-    };
-    let on_role = {
-        let go = go.clone();
-        move |ev| {
-            let q = search_input
-                .get_untracked()
-                .map(|input| input.value())
-                .unwrap_or_default();
-            let role = event_target_value(&ev);
-            go(q, Some(role), params.read_untracked().get("group"));
-        }
-    };
-    let on_group = {
-        let go = go.clone();
-        move |ev| {
-            let q = search_input
-                .get_untracked()
-                .map(|input| input.value())
-                .unwrap_or_default();
-            let group = event_target_value(&ev);
-            go(q, params.read_untracked().get("role"), Some(group));
-        }
-    };
-    let on_submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        if let Some(handle) = pending.get_value() {
+    }
+
+    fn cancel(self) {
+        if let Some(Some((handle, _))) = self.pending.try_update_value(Option::take) {
             handle.clear();
         }
-        let q = search_input
-            .get_untracked()
-            .map(|input| input.value())
-            .unwrap_or_default();
-        let p = params.read_untracked();
-        go(q, p.get("role"), p.get("group"));
-    };
-    // Back and forward change the URL: show its search text, unless someone is typing.
-    Effect::new(move |_| {
-        let q = params.read().get("q").unwrap_or_default();
-        if let Some(input) = search_input.get() {
+    }
+
+    /// Keeps the form and the address in step: a navigation that starts elsewhere (a
+    /// member's name opening the blade, Back, a link) cancels the pending search; what was
+    /// typed or chosen before the page hydrated is searched for as soon as it has; Back and
+    /// Forward show their search text in the box, unless someone is typing there.
+    fn keep_in_step(self) {
+        on_cleanup(move || self.cancel());
+        Effect::new(move |_| {
+            let here = self.here.get();
+            let moved = self
+                .pending
+                .try_with_value(|p| p.as_ref().is_some_and(|(_, at)| *at != here));
+            if moved == Some(true) {
+                self.cancel();
+            }
+        });
+        Effect::new(move |caught_up: Option<bool>| {
+            let q = self.params.read().get("q").unwrap_or_default();
+            let Some(input) = self.input.get() else {
+                return false;
+            };
+            if caught_up != Some(true) {
+                let typed = input.value() != input.default_value();
+                if typed || changed_since_render(self.role) || changed_since_render(self.group) {
+                    self.go();
+                }
+                return true;
+            }
             let typing = document().active_element().is_some_and(|active| {
                 let active: &leptos::web_sys::Element = &active;
                 let input: &leptos::web_sys::Element = &input;
@@ -232,67 +266,33 @@ fn MembersList(members: MembersResource, groups: GroupsResource) -> impl IntoVie
             if !typing && input.value() != q {
                 input.set_value(&q);
             }
-        }
-    });
+            true
+        });
+    }
+}
 
-    let initial_q = params.read_untracked().get("q").unwrap_or_default();
-    let initial_role = params.read_untracked().get("role").unwrap_or_default();
-    let initial_group = params.read_untracked().get("group").unwrap_or_default();
+/// Whether a person chose another option than the one the page was rendered with (before
+/// it hydrated: afterwards each change searches at once).
+fn changed_since_render(select: NodeRef<html::Select>) -> bool {
+    select.get_untracked().is_some_and(|select| {
+        let rendered = select
+            .query_selector("option[selected]")
+            .ok()
+            .flatten()
+            .and_then(|option| option.get_attribute("value"))
+            .unwrap_or_default();
+        select.value() != rendered
+    })
+}
+
+#[component]
+fn MembersList(members: MembersResource, groups: GroupsResource) -> impl IntoView {
+    let form = SearchForm::new();
+    form.keep_in_step();
     view! {
         <section class="card">
             <h1>"Members"</h1>
-            <form class="toolbar" method="get" action="/admin/members" role="search" on:submit=on_submit>
-                <input
-                    node_ref=search_input
-                    type="search"
-                    name="q"
-                    class="search"
-                    aria-label="Search members"
-                    placeholder="Search by ID, name or email"
-                    maxlength=MAX_SEARCH_CHARS
-                    value=initial_q
-                    on:input=on_input
-                />
-                <label class="inline-label" for="role-filter">"Role"</label>
-                <select id="role-filter" name="role" on:change=on_role>
-                    <option value="" selected=initial_role.is_empty()>"All roles"</option>
-                    {Role::ALL
-                        .into_iter()
-                        .map(|role| {
-                            let selected = initial_role == role.as_str();
-                            view! { <option value=role.as_str() selected=selected>{role.label()}</option> }
-                        })
-                        .collect_view()}
-                </select>
-                <Transition fallback=|| ()>
-                    {
-                        let initial_group = initial_group.clone();
-                        let on_group = on_group.clone();
-                        move || {
-                            let initial_group = initial_group.clone();
-                            let on_group = on_group.clone();
-                            Suspend::new(async move {
-                                let list = groups.await.unwrap_or_default();
-                                view! {
-                                    <label class="inline-label" for="group-filter">"Group"</label>
-                                    <select id="group-filter" name="group" on:change=on_group>
-                                        <option value="" selected=initial_group.is_empty()>"All groups"</option>
-                                        {list
-                                            .into_iter()
-                                            .map(|group| {
-                                                let value = group.id.to_string();
-                                                let selected = value == initial_group;
-                                                view! { <option value=value selected=selected>{group.name}</option> }
-                                            })
-                                            .collect_view()}
-                                    </select>
-                                }
-                            })
-                        }
-                    }
-                </Transition>
-                <button type="submit" class="button">"Search"</button>
-            </form>
+            <SearchToolbar form groups/>
             <Transition fallback=|| view! { <p class="loading">"Loading members…"</p> }>
                 {move || Suspend::new(async move {
                     match members.await {
@@ -302,6 +302,83 @@ fn MembersList(members: MembersResource, groups: GroupsResource) -> impl IntoVie
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// The search box and the filters: a plain GET form, so that before the page has
+/// hydrated (or without JavaScript) Enter and Search still search; hydrated, the app
+/// handles them, and typing searches by itself once it pauses.
+#[component]
+fn SearchToolbar(form: SearchForm, groups: GroupsResource) -> impl IntoView {
+    let on_submit = move |ev: ev::SubmitEvent| {
+        ev.prevent_default();
+        form.go();
+    };
+    let p = form.params.read_untracked();
+    let (initial_q, initial_role) = (p.get("q").unwrap_or_default(), p.get("role").unwrap_or_default());
+    let initial_group = p.get("group").unwrap_or_default();
+    // The sort goes with the form too when the browser submits it.
+    let sort = p.get("sort").filter(|sort| !sort.is_empty());
+    let descending = p.get("dir").as_deref() == Some("desc");
+    drop(p);
+    view! {
+        <form class="toolbar" method="get" action="/admin/members" role="search" on:submit=on_submit>
+            <input
+                node_ref=form.input
+                type="search"
+                name="q"
+                class="search"
+                aria-label="Search members"
+                placeholder="Search by ID, name or email"
+                maxlength=MAX_SEARCH_CHARS
+                value=initial_q
+                on:input=move |_| form.schedule()
+            />
+            {sort.map(|sort| view! { <input type="hidden" name="sort" value=sort/> })}
+            {descending.then(|| view! { <input type="hidden" name="dir" value="desc"/> })}
+            <label class="inline-label" for="role-filter">"Role"</label>
+            <select id="role-filter" name="role" node_ref=form.role on:change=move |_| form.go()>
+                <option value="" selected=initial_role.is_empty()>"All roles"</option>
+                {Role::ALL
+                    .into_iter()
+                    .map(|role| {
+                        let selected = initial_role == role.as_str();
+                        view! { <option value=role.as_str() selected=selected>{role.label()}</option> }
+                    })
+                    .collect_view()}
+            </select>
+            <Transition fallback=|| ()>
+                {
+                    let initial_group = initial_group.clone();
+                    move || {
+                        let initial_group = initial_group.clone();
+                        Suspend::new(async move {
+                            let list = groups.await.unwrap_or_default();
+                            view! { <GroupFilter form list initial_group/> }
+                        })
+                    }
+                }
+            </Transition>
+            <button type="submit" class="button">"Search"</button>
+        </form>
+    }
+}
+
+#[component]
+fn GroupFilter(form: SearchForm, list: Vec<GroupRef>, initial_group: String) -> impl IntoView {
+    view! {
+        <label class="inline-label" for="group-filter">"Group"</label>
+        <select id="group-filter" name="group" node_ref=form.group on:change=move |_| form.go()>
+            <option value="" selected=initial_group.is_empty()>"All groups"</option>
+            {list
+                .into_iter()
+                .map(|group| {
+                    let value = group.id.to_string();
+                    let selected = value == initial_group;
+                    view! { <option value=value selected=selected>{group.name}</option> }
+                })
+                .collect_view()}
+        </select>
     }
 }
 

@@ -3,9 +3,11 @@
 use serde_json::json;
 
 use crate::{
+    audit_action::{AuditAction, ObjectKind},
     audit_writer::{clip_user_agent, record, AuditTx, NewEvent},
     clock::{Millis, MINUTE, SECOND},
     context::{CurrentSession, RequestContext},
+    db::with_db,
     db::{is_unique_violation, stored_role, BeginWrite},
     error::AppError,
     members::directory::groups_of,
@@ -15,7 +17,6 @@ use crate::{
     rule::{self, Denial, Grant},
     session::{end_on_behalf, next_idle_expiry, token::Token, EndOnBehalf, EndOutcome, EndReason},
     state::AppState,
-    with_db,
 };
 
 /// Failed re-authentications that lock login on behalf…
@@ -144,10 +145,10 @@ async fn refuse(
         code = error.code(),
         "login on behalf refused"
     );
-    let event = NewEvent::new("on_behalf_denied", request)
+    let event = NewEvent::new(AuditAction::OnBehalfDenied, request)
         .by(session)
         .subject(member_id)
-        .object("member", member_id)
+        .object(ObjectKind::Member, member_id)
         .details(json!({ "code": error.code() }));
     match crate::audit_writer::record_folded(&state.db, &state.refusals, state.clock.now(), event).await {
         Ok(_) => error,
@@ -312,10 +313,10 @@ pub async fn start(
     };
     if !verified {
         tracing::info!(actor = actor.id, "login on behalf refused: wrong password");
-        let event = NewEvent::new("on_behalf_reauth_failed", request)
+        let event = NewEvent::new(AuditAction::OnBehalfReauthFailed, request)
             .by(session)
             .subject(member_id)
-            .object("member", member_id)
+            .object(ObjectKind::Member, member_id)
             .details(json!({ "code": "wrong_password" }));
         record(&state.db, state.clock.now(), event).await?;
         return Err(AppError::WrongPassword);
@@ -364,11 +365,11 @@ pub async fn start(
             Err(error) if is_unique_violation(&error) => return Err(already_switched()),
             Err(error) => return Err(error.into()),
         };
-        let event = NewEvent::new("on_behalf_start", request)
+        let event = NewEvent::new(AuditAction::OnBehalfStart, request)
             .actor(actor.id)
             .subject(target.id)
             .on_behalf(id)
-            .object("session", id)
+            .object(ObjectKind::Session, id)
             .details(json!({
                 "reason": reason,
                 "grant": grant.as_str(),

@@ -5,10 +5,11 @@
 
 use crate::{
     context::RequestContext,
+    db::with_db,
     error::AppError,
     on_behalf::service::{rule_actor, TargetRow, TARGET_COLUMNS},
     role::Role,
-    rule, with_db,
+    rule,
 };
 
 /// The longest page of targets one request returns.

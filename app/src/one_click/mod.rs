@@ -14,6 +14,8 @@ use crate::error::AppError;
 
 #[cfg(feature = "ssr")]
 pub mod service;
+#[cfg(feature = "ssr")]
+pub mod store;
 pub mod ui;
 
 /// Where one-click links live: `/one-click/{member_id}/{token}`.
@@ -73,40 +75,4 @@ pub async fn create_one_click_link(
 pub async fn revoke_one_click_link(id: i64) -> Result<(), AppError> {
     let (state, request) = crate::server::server_context()?;
     service::revoke(&state, &request, id).await
-}
-
-/// Revokes, inside transaction `$tx`, every outstanding link for member `$member`
-/// and every one they created, recording each as `one_click_revoked` with
-/// `$reason` (what changed about the member) and the revoking session `$session`.
-/// For a change to a member (their login, role, admin access or password) in that
-/// change's own transaction.
-#[cfg(feature = "ssr")]
-#[macro_export]
-macro_rules! revoke_member_links {
-    ($tx:expr, $now:expr, $member:expr, $reason:expr, $session:expr, $request:expr) => {{
-        let now: $crate::clock::Millis = $now;
-        let member: i64 = $member;
-        let session: Option<&$crate::context::CurrentSession> = $session;
-        let revoked: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE one_click_links SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
-             WHERE (member_id = $4 OR created_by = $4) AND used_at IS NULL AND revoked_at IS NULL \
-             AND expires_at > $1 RETURNING id, member_id",
-        )
-        .bind(now)
-        .bind(session.map(|s| s.actor().id))
-        .bind($reason)
-        .bind(member)
-        .fetch_all(&mut *$tx)
-        .await?;
-        for (link, link_member) in revoked {
-            let mut event = $crate::audit_writer::NewEvent::new("one_click_revoked", $request)
-                .subject(link_member)
-                .object("one_click_link", link)
-                .details(serde_json::json!({ "reason": $reason }));
-            if let Some(session) = session {
-                event = event.by(session);
-            }
-            $crate::audit_writer::AuditTx::append_audit(&mut $tx, now, event).await?;
-        }
-    }};
 }

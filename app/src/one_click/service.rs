@@ -5,10 +5,11 @@
 use serde_json::json;
 
 use crate::{
+    audit_action::{AuditAction, ObjectKind},
     audit_writer::{record, AuditTx, NewEvent},
-    auth::throttle,
     clock::{format_utc, Millis, MINUTE},
     context::{CurrentSession, RequestContext},
+    db::with_db,
     db::{stored_role, BeginWrite},
     error::{AppError, Refusal},
     guard::{record_refusal, refuse, require_admin},
@@ -16,12 +17,12 @@ use crate::{
     policy::{may_create_link, may_manage_links, may_use_admin, LinkParty},
     role::Role,
     session::{
-        end_on_behalf,
+        end_on_behalf, open_own_session,
         token::{is_well_formed, Token},
-        EndOnBehalf, EndReason,
+        EndOnBehalf, EndReason, OwnSession,
     },
     state::AppState,
-    with_db,
+    throttle,
 };
 
 fn no_such_member(id: i64) -> AppError {
@@ -56,8 +57,8 @@ pub async fn create(
     member_id: i64,
     minutes: Option<i64>,
 ) -> Result<CreatedLink, AppError> {
-    const REFUSED: &str = "one_click_create_refused";
-    let object = ("member", member_id.to_string());
+    const REFUSED: AuditAction = AuditAction::OneClickCreateRefused;
+    let object = (ObjectKind::Member, member_id.to_string());
     let session = request.require_session()?;
     // Never on behalf: a link is a way into an account, for the real person only.
     if session.on_behalf.is_some() {
@@ -135,10 +136,10 @@ pub async fn create(
             .bind(expires_at)
             .fetch_one(&mut *tx)
             .await?;
-            let event = NewEvent::new("one_click_created", request)
+            let event = NewEvent::new(AuditAction::OneClickCreated, request)
                 .by(session)
                 .subject(member_id)
-                .object("one_click_link", id)
+                .object(ObjectKind::OneClickLink, id)
                 .details(json!({ "expires_at": expires_at, "expires_in_minutes": minutes }));
             tx.append_audit(now, event).await?;
             tx.commit().await?;
@@ -234,8 +235,8 @@ pub async fn list(state: &AppState, request: &RequestContext, member_id: i64) ->
 
 /// Revokes outstanding link `id`, with its `one_click_revoked` record.
 pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Result<(), AppError> {
-    const REFUSED: &str = "one_click_revoke_refused";
-    let object = ("one_click_link", id.to_string());
+    const REFUSED: AuditAction = AuditAction::OneClickRevokeRefused;
+    let object = (ObjectKind::OneClickLink, id.to_string());
     let session = request.require_session()?;
     if session.on_behalf.is_some() {
         return Err(refuse(state, request, session, REFUSED, object, Refusal::NotOnBehalf).await);
@@ -290,10 +291,10 @@ pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Resu
             if revoked == 0 {
                 return Err(gone());
             }
-            let event = NewEvent::new("one_click_revoked", request)
+            let event = NewEvent::new(AuditAction::OneClickRevoked, request)
                 .by(session)
                 .subject(member_id)
-                .object("one_click_link", id)
+                .object(ObjectKind::OneClickLink, id)
                 .details(json!({ "reason": "revoked" }));
             tx.append_audit(now, event).await?;
             tx.commit().await?;
@@ -412,12 +413,12 @@ async fn failed(
     reason: &'static str,
 ) -> AppError {
     tracing::info!(step, reason, "one-click link refused");
-    let mut event = NewEvent::new("one_click_failed", request)
+    let mut event = NewEvent::new(AuditAction::OneClickFailed, request)
         .details(json!({ "reason": reason, "step": step, "member_in_address": address_member }));
     if let Some(found) = found {
         event = event
             .subject(found.member_id)
-            .object("one_click_link", found.link);
+            .object(ObjectKind::OneClickLink, found.link);
     }
     match record(&state.db, state.clock.now(), event).await {
         Ok(_) => AppError::LinkUnusable,
@@ -473,9 +474,9 @@ pub async fn preview(
 ) -> Result<Preview, AppError> {
     let (_, _, found) = check_address(state, request, "open", member_id, token).await?;
     let found = found?;
-    let event = NewEvent::new("one_click_opened", request)
+    let event = NewEvent::new(AuditAction::OneClickOpened, request)
         .subject(found.member_id)
-        .object("one_click_link", found.link);
+        .object(ObjectKind::OneClickLink, found.link);
     record(&state.db, state.clock.now(), event).await?;
     Ok(Preview {
         member_id: found.member_id,
@@ -538,25 +539,22 @@ pub async fn continue_with(
                 None
             }
             Some((link, created_by)) => {
-                let session_id = crate::open_own_session!(
-                    tx,
-                    now,
-                    &state.settings,
-                    session,
+                let own = OwnSession {
                     member_id,
                     replacing,
-                    request,
-                    json!({ "method": "one_click", "one_click_link": link })
-                );
+                    context: request,
+                    details: json!({ "method": "one_click", "one_click_link": link }),
+                };
+                let session_id = open_own_session(&mut tx, now, &state.settings, &session, own).await?;
                 sqlx::query("UPDATE one_click_links SET used_session = $1 WHERE id = $2")
                     .bind(session_id)
                     .bind(link)
                     .execute(&mut *tx)
                     .await?;
-                let event = NewEvent::new("one_click_used", request)
+                let event = NewEvent::new(AuditAction::OneClickUsed, request)
                     .actor(member_id)
                     .subject(member_id)
-                    .object("one_click_link", link)
+                    .object(ObjectKind::OneClickLink, link)
                     .details(json!({ "created_by": created_by, "session": session_id }));
                 tx.append_audit(now, event).await?;
                 tx.commit().await?;

@@ -4,8 +4,11 @@
 use leptos::{ev, prelude::*};
 
 use crate::{
-    one_click::{one_click_links, CreateOneClickLink, CreatedLink, RevokeOneClickLink},
-    ui::{field_error, ErrorPanel},
+    error::AppError,
+    one_click::{
+        one_click_links, CreateOneClickLink, CreatedLink, LinkList, OneClickLink, RevokeOneClickLink,
+    },
+    ui::{field_error, Column, DataTable, Field, ListOrEmpty},
 };
 
 /// Copies `text` to the clipboard; says whether the browser accepted it.
@@ -45,6 +48,24 @@ fn absolute(path: &str) -> String {
     path.to_string()
 }
 
+/// What the minutes field holds, as the server function takes it: `None` (the default
+/// lifetime) when it is empty, and 0 when it is not a number, which is sent as it cannot
+/// be: the server's message says what is allowed.
+fn typed_minutes(typed: &str) -> Option<i64> {
+    match typed.trim() {
+        "" => None,
+        text => Some(text.parse::<i64>().unwrap_or(0)),
+    }
+}
+
+/// The headings of the outstanding links.
+const LINK_COLUMNS: &[Column] = &[
+    Column::Text("Created by"),
+    Column::Text("Created"),
+    Column::Text("Expires"),
+    Column::Actions,
+];
+
 /// The panel for member `member_id` (`name` is whom the link signs in as).
 #[component]
 pub fn OneClickPanel(member_id: i64, name: String) -> impl IntoView {
@@ -54,69 +75,14 @@ pub fn OneClickPanel(member_id: i64, name: String) -> impl IntoView {
         move || (create.version().get(), revoke.version().get()),
         move |_| one_click_links(member_id),
     );
-    let minutes = RwSignal::new(String::new());
     let created = create.value();
-    let minutes_error = field_error(created, "expires_in_minutes");
     let create_error = field_error(created, "");
     let revoke_error = field_error(revoke.value(), "");
     let copied = RwSignal::new(None::<bool>);
-    let on_create = move |event: ev::SubmitEvent| {
-        event.prevent_default();
-        copied.set(None);
-        let typed = minutes.get_untracked();
-        let expires_in_minutes = match typed.trim() {
-            "" => None,
-            text => match text.parse::<i64>() {
-                Ok(n) => Some(n),
-                // Sent as it cannot be: the server's message says what is allowed.
-                Err(_) => Some(0),
-            },
-        };
-        create.dispatch(CreateOneClickLink {
-            member_id,
-            expires_in_minutes,
-        });
-    };
     let shown_link = move || match created.get() {
-        Some(Ok(CreatedLink { link, path })) => {
-            let url = absolute(&path);
-            let copy_url = url.clone();
-            let copy = move |_| {
-                let text = copy_url.clone();
-                leptos::task::spawn_local(async move { copied.set(Some(copy_to_clipboard(text).await)) });
-            };
-            Some(view! {
-                <div class="notice notice-success one-click-created" role="status">
-                    <label for="one-click-url">"Login link (shown only now)"</label>
-                    <div class="copy-row">
-                        <input
-                            id="one-click-url"
-                            type="text"
-                            readonly
-                            value=url
-                            on:focus=move |ev| {
-                                use leptos::wasm_bindgen::JsCast;
-                                if let Some(input) = ev
-                                    .target()
-                                    .and_then(|t| t.dyn_into::<leptos::web_sys::HtmlInputElement>().ok())
-                                {
-                                    input.select();
-                                }
-                            }
-                        />
-                        <button type="button" class="button" on:click=copy>"Copy"</button>
-                    </div>
-                    <p class="muted">
-                        {format!("Expires {}. ", link.expires_at_text)}
-                        {move || match copied.get() {
-                            Some(true) => "Copied to the clipboard.",
-                            Some(false) => "The browser refused to copy: select the link and copy it yourself.",
-                            None => "",
-                        }}
-                    </p>
-                </div>
-            })
-        }
+        Some(Ok(CreatedLink { link, path })) => Some(view! {
+            <CreatedLinkNotice url=absolute(&path) expires=link.expires_at_text copied/>
+        }),
         _ => None,
     };
     view! {
@@ -127,32 +93,7 @@ pub fn OneClickPanel(member_id: i64, name: String) -> impl IntoView {
                     "A link signs {name} in as themselves, once, without a password. Whoever holds it can use it: give it to {name} only.",
                 )}
             </p>
-            <form class="one-click-form" on:submit=on_create novalidate>
-                <div class="field">
-                    <label for="one-click-minutes">"Valid for (minutes)"</label>
-                    <input
-                        id="one-click-minutes"
-                        type="number"
-                        inputmode="numeric"
-                        min="1"
-                        placeholder=move || {
-                            links
-                                .get()
-                                .and_then(Result::ok)
-                                .map(|list| format!("{} (default)", list.default_minutes))
-                                .unwrap_or_default()
-                        }
-                        prop:value=move || minutes.get()
-                        on:input=move |ev| minutes.set(event_target_value(&ev))
-                        aria-invalid=move || minutes_error.get().is_some().then_some("true")
-                        aria-describedby="one-click-minutes-error"
-                    />
-                    <p id="one-click-minutes-error" class="field-error">{move || minutes_error.get()}</p>
-                </div>
-                <button type="submit" class="button primary" disabled=move || create.pending().get()>
-                    "Create link"
-                </button>
-            </form>
+            <CreateLinkForm member_id create links copied/>
             <p class="notice notice-error" role="alert" hidden=move || create_error.get().is_none()>
                 {create_error}
             </p>
@@ -160,62 +101,137 @@ pub fn OneClickPanel(member_id: i64, name: String) -> impl IntoView {
             <p class="notice notice-error" role="alert" hidden=move || revoke_error.get().is_none()>
                 {revoke_error}
             </p>
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match links.await {
-                        Err(error) => view! { <ErrorPanel error/> }.into_any(),
-                        Ok(list) if list.links.is_empty() => {
-                            view! { <p class="muted">"No outstanding links."</p> }.into_any()
-                        }
-                        Ok(list) => {
-                            view! {
-                                <div class="table-wrap">
-                                    <table class="data-table" aria-label="Outstanding one-click links">
-                                        <thead>
-                                            <tr>
-                                                <th scope="col">"Created by"</th>
-                                                <th scope="col">"Created"</th>
-                                                <th scope="col">"Expires"</th>
-                                                <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                                            </tr>
-                                        </thead>
-                                        <tbody>
-                                            {list
-                                                .links
-                                                .into_iter()
-                                                .map(|link| {
-                                                    let id = link.id;
-                                                    view! {
-                                                        <tr>
-                                                            <td>{link.created_by_name}</td>
-                                                            <td>{link.created_at_text}</td>
-                                                            <td>{link.expires_at_text}</td>
-                                                            <td>
-                                                                <button
-                                                                    type="button"
-                                                                    class="button danger small"
-                                                                    aria-label=format!("Revoke link {id}")
-                                                                    on:click=move |_| {
-                                                                        revoke.dispatch(RevokeOneClickLink { id });
-                                                                    }
-                                                                >
-                                                                    "Revoke"
-                                                                </button>
-                                                            </td>
-                                                        </tr>
-                                                    }
-                                                })
-                                                .collect_view()}
-                                        </tbody>
-                                    </table>
-                                </div>
-                            }
-                                .into_any()
-                        }
-                    }
-                })}
-            </Transition>
+            <ListOrEmpty
+                resource=links
+                is_empty=|list: &LinkList| list.links.is_empty()
+                empty=|| view! { <p class="muted">"No outstanding links."</p> }
+                render=move |list: LinkList| view! { <LinkTable links=list.links revoke/> }.into_any()
+            />
         </section>
     }
     .into_any()
+}
+
+/// The form that creates a link, valid for the minutes typed (the default when none).
+/// `copied` is reset: a new link has not been copied yet.
+#[component]
+fn CreateLinkForm(
+    member_id: i64,
+    create: ServerAction<CreateOneClickLink>,
+    links: Resource<Result<LinkList, AppError>>,
+    copied: RwSignal<Option<bool>>,
+) -> impl IntoView {
+    let minutes = RwSignal::new(String::new());
+    let minutes_error = field_error(create.value(), "expires_in_minutes");
+    let on_create = move |event: ev::SubmitEvent| {
+        event.prevent_default();
+        copied.set(None);
+        create.dispatch(CreateOneClickLink {
+            member_id,
+            expires_in_minutes: typed_minutes(&minutes.get_untracked()),
+        });
+    };
+    let default_minutes = move || {
+        links
+            .get()
+            .and_then(Result::ok)
+            .map(|list| format!("{} (default)", list.default_minutes))
+            .unwrap_or_default()
+    };
+    view! {
+        <form class="one-click-form" on:submit=on_create novalidate>
+            <Field id="one-click-minutes" label="Valid for (minutes)" error=minutes_error>
+                <input
+                    id="one-click-minutes"
+                    type="number"
+                    inputmode="numeric"
+                    min="1"
+                    placeholder=default_minutes
+                    prop:value=move || minutes.get()
+                    on:input=move |ev| minutes.set(event_target_value(&ev))
+                    aria-invalid=move || minutes_error.get().is_some().then_some("true")
+                    aria-describedby="one-click-minutes-error"
+                />
+            </Field>
+            <button type="submit" class="button primary" disabled=move || create.pending().get()>
+                "Create link"
+            </button>
+        </form>
+    }
+}
+
+/// The link just created (`url`, valid until `expires`), shown only now, with Copy;
+/// `copied` says whether the browser took it.
+#[component]
+fn CreatedLinkNotice(url: String, expires: String, copied: RwSignal<Option<bool>>) -> impl IntoView {
+    let copy_url = url.clone();
+    let copy = move |_| {
+        let text = copy_url.clone();
+        leptos::task::spawn_local(async move { copied.set(Some(copy_to_clipboard(text).await)) });
+    };
+    view! {
+        <div class="notice notice-success one-click-created" role="status">
+            <label for="one-click-url">"Login link (shown only now)"</label>
+            <div class="copy-row">
+                <input
+                    id="one-click-url"
+                    type="text"
+                    readonly
+                    value=url
+                    on:focus=move |ev| {
+                        use leptos::wasm_bindgen::JsCast;
+                        if let Some(input) = ev
+                            .target()
+                            .and_then(|t| t.dyn_into::<leptos::web_sys::HtmlInputElement>().ok())
+                        {
+                            input.select();
+                        }
+                    }
+                />
+                <button type="button" class="button" on:click=copy>"Copy"</button>
+            </div>
+            <p class="muted">
+                {format!("Expires {expires}. ")}
+                {move || match copied.get() {
+                    Some(true) => "Copied to the clipboard.",
+                    Some(false) => "The browser refused to copy: select the link and copy it yourself.",
+                    None => "",
+                }}
+            </p>
+        </div>
+    }
+}
+
+/// The member's outstanding links, each with Revoke.
+#[component]
+fn LinkTable(links: Vec<OneClickLink>, revoke: ServerAction<RevokeOneClickLink>) -> impl IntoView {
+    view! {
+        <DataTable label="Outstanding one-click links" columns=LINK_COLUMNS>
+            {links
+                .into_iter()
+                .map(|link| {
+                    let id = link.id;
+                    view! {
+                        <tr>
+                            <td>{link.created_by_name}</td>
+                            <td>{link.created_at_text}</td>
+                            <td>{link.expires_at_text}</td>
+                            <td>
+                                <button
+                                    type="button"
+                                    class="button danger small"
+                                    aria-label=format!("Revoke link {id}")
+                                    on:click=move |_| {
+                                        revoke.dispatch(RevokeOneClickLink { id });
+                                    }
+                                >
+                                    "Revoke"
+                                </button>
+                            </td>
+                        </tr>
+                    }
+                })
+                .collect_view()}
+        </DataTable>
+    }
 }

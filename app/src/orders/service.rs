@@ -3,14 +3,15 @@
 use serde_json::json;
 
 use crate::{
+    audit_action::{AuditAction, ObjectKind},
     audit_writer::{AuditTx, NewEvent},
     clock::{format_utc, Millis},
     context::RequestContext,
+    db::with_db,
     db::{BeginWrite, Db},
     error::AppError,
     orders::{check_quantity, Order, OrdersView, Product},
     state::AppState,
-    with_db,
 };
 
 /// The small catalogue `behalf seed` creates: name and price in cents.
@@ -124,10 +125,10 @@ pub async fn place(
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let event = NewEvent::new("order_placed", request)
+        let event = NewEvent::new(AuditAction::OrderPlaced, request)
             .by(session)
             .subject(member)
-            .object("order", id)
+            .object(ObjectKind::Order, id)
             .details(json!({ "product_id": product_id, "quantity": quantity }));
         tx.append_audit(now, event).await?;
         tx.commit().await?;

@@ -7,7 +7,7 @@ use crate::{
     account::AccountNav,
     context::Viewer,
     orders::{format_money, list_orders, Order, PlaceOrder, Product},
-    ui::{field_error, ErrorPanel, Protected},
+    ui::{field_error, Column, DataTable, ErrorPanel, Protected},
 };
 
 #[component]
@@ -94,38 +94,34 @@ fn OrderTable(orders: Vec<Order>) -> impl IntoView {
         return view! { <p>"No orders yet."</p> }.into_any();
     }
     view! {
-        <div class="table-wrap">
-            <table class="data-table" aria-label="Orders">
-                <thead>
+        <DataTable label="Orders" columns=ORDER_COLUMNS>
+            {orders
+                .into_iter()
+                .map(|o| view! {
                     <tr>
-                        <th scope="col">"Order"</th>
-                        <th scope="col">"Product"</th>
-                        <th scope="col">"Quantity"</th>
-                        <th scope="col">"Total"</th>
-                        <th scope="col">"Placed"</th>
+                        <td class="numeric">{format!("#{}", o.id)}</td>
+                        <td>{o.product}</td>
+                        <td class="numeric">{o.quantity}</td>
+                        <td class="numeric">{format_money(o.total_cents)}</td>
+                        <td>
+                            {o.placed}
+                            {o.placed_on_behalf_by.map(|by| view! {
+                                <span class="badge on-behalf-badge">{format!("placed by {by} on your behalf")}</span>
+                            })}
+                        </td>
                     </tr>
-                </thead>
-                <tbody>
-                    {orders
-                        .into_iter()
-                        .map(|o| view! {
-                            <tr>
-                                <td class="numeric">{format!("#{}", o.id)}</td>
-                                <td>{o.product}</td>
-                                <td class="numeric">{o.quantity}</td>
-                                <td class="numeric">{format_money(o.total_cents)}</td>
-                                <td>
-                                    {o.placed}
-                                    {o.placed_on_behalf_by.map(|by| view! {
-                                        <span class="badge on-behalf-badge">{format!("placed by {by} on your behalf")}</span>
-                                    })}
-                                </td>
-                            </tr>
-                        })
-                        .collect_view()}
-                </tbody>
-            </table>
-        </div>
+                })
+                .collect_view()}
+        </DataTable>
     }
     .into_any()
 }
+
+/// The headings of the member's orders.
+const ORDER_COLUMNS: &[Column] = &[
+    Column::Text("Order"),
+    Column::Text("Product"),
+    Column::Text("Quantity"),
+    Column::Text("Total"),
+    Column::Text("Placed"),
+];

@@ -4,9 +4,11 @@
 use serde_json::json;
 
 use crate::{
+    audit_action::{AuditAction, ObjectKind},
     audit_writer::{AuditTx, NewEvent},
     clock::{format_utc, Millis, SECOND},
     context::{CurrentSession, RequestContext},
+    db::with_db,
     db::{stored_role, BeginWrite},
     error::{AppError, Refusal},
     guard::refuse,
@@ -18,7 +20,6 @@ use crate::{
         EndReason,
     },
     state::AppState,
-    with_db,
 };
 
 /// The most rows a list shows.
@@ -29,8 +30,8 @@ const LIMIT: i64 = 200;
 async fn overseer<'a>(
     state: &AppState,
     request: &'a RequestContext,
-    action: &'static str,
-    object: (&'static str, String),
+    action: AuditAction,
+    object: (ObjectKind, String),
 ) -> Result<&'a CurrentSession, AppError> {
     let session = request.require_session()?;
     let member = &session.member;
@@ -69,8 +70,8 @@ pub async fn list(
     let session = overseer(
         state,
         request,
-        "impersonations_refused",
-        ("sessions", "on_behalf".into()),
+        AuditAction::ImpersonationsRefused,
+        (ObjectKind::Sessions, "on_behalf".into()),
     )
     .await?;
     let viewer = session.member.role;
@@ -142,19 +143,25 @@ pub async fn list(
 /// The record of a session on behalf ended by an overseer: its actor is the person
 /// who was acting (as for every end), and `by` names the overseer.
 fn ended_by(request: &RequestContext, by: i64, id: i64, actor: i64, member: i64, now: Millis) -> NewEvent {
-    NewEvent::new("on_behalf_end", request)
+    NewEvent::new(AuditAction::OnBehalfEnd, request)
         .actor(actor)
         .subject(member)
         .on_behalf(id)
-        .object("session", id)
+        .object(ObjectKind::Session, id)
         .details(json!({ "reason": EndReason::Revoked.as_str(), "ended_at": now, "by": by }))
 }
 
 /// Ends one live session on behalf. Its token stays, so that the actor's next request
 /// finds it over and gets their own session back, with a notice.
 pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<(), AppError> {
-    let object = ("session", id.to_string());
-    let session = overseer(state, request, "impersonation_end_refused", object.clone()).await?;
+    let object = (ObjectKind::Session, id.to_string());
+    let session = overseer(
+        state,
+        request,
+        AuditAction::ImpersonationEndRefused,
+        object.clone(),
+    )
+    .await?;
     let viewer = session.member.role;
     let now = state.clock.now();
     let lock = state.db.locking(" FOR SHARE OF a");
@@ -175,13 +182,13 @@ pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<
             Some((actor, member, role)) => match policy::may_end_session(viewer, stored_role(actor, &role)?) {
                 Err(refusal) => Err(AppError::Refused(refusal)),
                 Ok(()) => {
-                    if end_row!(tx, now, id, EndReason::Revoked) {
+                    if end_row(&mut tx, now, id, EndReason::Revoked).await? {
                         tx.append_audit(now, ended_by(request, session.member.id, id, actor, member, now)).await?;
                         // And the overseer's own record, found under their name.
-                        let event = NewEvent::new("impersonation_ended", request)
+                        let event = NewEvent::new(AuditAction::ImpersonationEnded, request)
                             .by(session)
                             .subject(member)
-                            .object("session", id)
+                            .object(ObjectKind::Session, id)
                             .details(json!({ "actor": actor }));
                         tx.append_audit(now, event).await?;
                         tx.commit().await?;
@@ -197,7 +204,7 @@ pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<
         state,
         request,
         session,
-        "impersonation_end_refused",
+        AuditAction::ImpersonationEndRefused,
         object,
         outcome,
     )
@@ -208,14 +215,20 @@ pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<
 /// it runs is either ended by it or started after it), each end recorded, and then
 /// one record of the whole by the super user.
 pub async fn end_all(state: &AppState, request: &RequestContext) -> Result<usize, AppError> {
-    let object = ("sessions", "on_behalf".to_string());
-    let session = overseer(state, request, "impersonation_end_all_refused", object.clone()).await?;
+    let object = (ObjectKind::Sessions, "on_behalf".to_string());
+    let session = overseer(
+        state,
+        request,
+        AuditAction::ImpersonationEndAllRefused,
+        object.clone(),
+    )
+    .await?;
     if let Err(refusal) = policy::may_end_all(session.member.role) {
         return Err(refuse(
             state,
             request,
             session,
-            "impersonation_end_all_refused",
+            AuditAction::ImpersonationEndAllRefused,
             object,
             refusal,
         )
@@ -236,9 +249,9 @@ pub async fn end_all(state: &AppState, request: &RequestContext) -> Result<usize
         for (id, actor, member) in &ended {
             tx.append_audit(now, ended_by(request, by, *id, *actor, *member, now)).await?;
         }
-        let event = NewEvent::new("impersonations_ended_all", request)
+        let event = NewEvent::new(AuditAction::ImpersonationsEndedAll, request)
             .by(session)
-            .object("sessions", "on_behalf")
+            .object(ObjectKind::Sessions, "on_behalf")
             .details(json!({ "count": ended.len() }));
         tx.append_audit(now, event).await?;
         tx.commit().await?;
@@ -265,9 +278,9 @@ async fn member_overseer<'a>(
     state: &AppState,
     request: &'a RequestContext,
     member_id: i64,
-    action: &'static str,
+    action: AuditAction,
 ) -> Result<&'a CurrentSession, AppError> {
-    let object = ("member", member_id.to_string());
+    let object = (ObjectKind::Member, member_id.to_string());
     let session = overseer(state, request, action, object.clone()).await?;
     let role = member_role(state, member_id).await?;
     if let Err(refusal) = policy::may_end_session(session.member.role, role) {
@@ -329,7 +342,7 @@ pub async fn member_sessions(
     request: &RequestContext,
     member_id: i64,
 ) -> Result<Vec<MemberSession>, AppError> {
-    let session = member_overseer(state, request, member_id, "member_sessions_refused").await?;
+    let session = member_overseer(state, request, member_id, AuditAction::MemberSessionsRefused).await?;
     let viewer = session.member.role;
     let now = state.clock.now();
     let rows: Vec<LiveRow> = with_db!(&state.db, pool => live_rows!(pool, member_id, now, session.id, false));
@@ -362,7 +375,7 @@ pub async fn revoke_member_sessions(
     member_id: i64,
     only: Option<i64>,
 ) -> Result<usize, AppError> {
-    let action = "member_sessions_revoke_refused";
+    let action = AuditAction::MemberSessionsRevokeRefused;
     let session = member_overseer(state, request, member_id, action).await?;
     let viewer = session.member.role;
     let now = state.clock.now();
@@ -387,22 +400,22 @@ pub async fn revoke_member_sessions(
         }
         let mut ended = 0;
         for row in &chosen {
-            if !end_row!(tx, now, row.id, EndReason::Revoked) {
+            if !end_row(&mut tx, now, row.id, EndReason::Revoked).await? {
                 continue;
             }
             ended += 1;
             let event = match row.actor_id {
                 Some(actor) => ended_by(request, by, row.id, actor, row.member_id, now),
                 None => session_ended(row.member_id, request)
-                    .object("session", row.id)
+                    .object(ObjectKind::Session, row.id)
                     .details(json!({ "reason": EndReason::Revoked.as_str(), "by": by })),
             };
             tx.append_audit(now, event).await?;
         }
-        let event = NewEvent::new("member_sessions_revoked", request)
+        let event = NewEvent::new(AuditAction::MemberSessionsRevoked, request)
             .by(session)
             .subject(member_id)
-            .object("member", member_id)
+            .object(ObjectKind::Member, member_id)
             .details(json!({ "count": ended, "session": only }));
         tx.append_audit(now, event).await?;
         tx.commit().await?;
@@ -413,7 +426,7 @@ pub async fn revoke_member_sessions(
         request,
         session,
         action,
-        ("member", member_id.to_string()),
+        (ObjectKind::Member, member_id.to_string()),
         outcome,
     )
     .await

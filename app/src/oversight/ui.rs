@@ -10,9 +10,9 @@ use crate::{
     context::Viewer,
     oversight::{
         impersonations, member_sessions, EndAllImpersonations, EndImpersonation, Impersonation,
-        RevokeMemberSessions,
+        MemberSession, RevokeMemberSessions,
     },
-    ui::{ErrorPanel, Gate, Gated},
+    ui::{Column, DataTable, ErrorPanel, Gate, Gated, ListOrEmpty},
 };
 
 /// How often the live list asks again (polling costs one small request; a push
@@ -129,63 +129,81 @@ fn ImpersonationTable(
         };
         return view! { <p class="muted empty">{text}</p> }.into_any();
     }
+    let (label, columns) = if live {
+        ("Live sessions on behalf", LIVE_COLUMNS)
+    } else {
+        ("Ended sessions on behalf", ENDED_COLUMNS)
+    };
     view! {
-        <div class="table-wrap">
-            <table class="data-table" aria-label=if live { "Live sessions on behalf" } else { "Ended sessions on behalf" }>
-                <thead>
-                    <tr>
-                        <th scope="col">"Actor"</th>
-                        <th scope="col">"Member"</th>
-                        <th scope="col">"Reason"</th>
-                        <th scope="col">"Started"</th>
-                        <th scope="col">{if live { "Time left" } else { "Ended" }}</th>
-                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                    </tr>
-                </thead>
-                <tbody>
-                    {rows
-                        .into_iter()
-                        .map(|row| {
-                            let id = row.id;
-                            let when = if live {
-                                time_left(row.seconds_left)
-                            } else {
-                                format!(
-                                    "{} ({})",
-                                    row.ended.clone().unwrap_or_default(),
-                                    row.end_reason.clone().unwrap_or_default()
-                                )
-                            };
-                            view! {
-                                <tr>
-                                    <td>
-                                        <a href=format!("/admin/members/{}", row.actor_id)>{row.actor_name}</a>
-                                        " "
-                                        <span class="badge">{row.actor_role.label()}</span>
-                                    </td>
-                                    <td><a href=format!("/admin/members/{}", row.member_id)>{row.member_name}</a></td>
-                                    <td>{row.reason}</td>
-                                    <td>{row.started}</td>
-                                    <td>{when}</td>
-                                    <td>
-                                        <a class="button small" href=format!("/admin/audit/sessions/{id}")>"Timeline"</a>
-                                        {row.can_end.then(|| view! {
-                                            <ActionForm action=end attr:class="inline-form">
-                                                <input type="hidden" name="id" value=id/>
-                                                <button type="submit" class="button danger small" aria-label=format!("End session on behalf {id}")>"End"</button>
-                                            </ActionForm>
-                                        })}
-                                    </td>
-                                </tr>
-                            }
-                        })
-                        .collect_view()}
-                </tbody>
-            </table>
-        </div>
+        <DataTable label columns>
+            {rows
+                .into_iter()
+                .map(|row| {
+                    let id = row.id;
+                    let when = if live {
+                        time_left(row.seconds_left)
+                    } else {
+                        format!(
+                            "{} ({})",
+                            row.ended.clone().unwrap_or_default(),
+                            row.end_reason.clone().unwrap_or_default()
+                        )
+                    };
+                    view! {
+                        <tr>
+                            <td>
+                                <a href=format!("/admin/members/{}", row.actor_id)>{row.actor_name}</a>
+                                " "
+                                <span class="badge">{row.actor_role.label()}</span>
+                            </td>
+                            <td><a href=format!("/admin/members/{}", row.member_id)>{row.member_name}</a></td>
+                            <td>{row.reason}</td>
+                            <td>{row.started}</td>
+                            <td>{when}</td>
+                            <td>
+                                <a class="button small" href=format!("/admin/audit/sessions/{id}")>"Timeline"</a>
+                                {row.can_end.then(|| view! {
+                                    <ActionForm action=end attr:class="inline-form">
+                                        <input type="hidden" name="id" value=id/>
+                                        <button type="submit" class="button danger small" aria-label=format!("End session on behalf {id}")>"End"</button>
+                                    </ActionForm>
+                                })}
+                            </td>
+                        </tr>
+                    }
+                })
+                .collect_view()}
+        </DataTable>
     }
     .into_any()
 }
+
+/// The headings of the live sessions on behalf, and of the ended ones.
+const LIVE_COLUMNS: &[Column] = &[
+    Column::Text("Actor"),
+    Column::Text("Member"),
+    Column::Text("Reason"),
+    Column::Text("Started"),
+    Column::Text("Time left"),
+    Column::Actions,
+];
+const ENDED_COLUMNS: &[Column] = &[
+    Column::Text("Actor"),
+    Column::Text("Member"),
+    Column::Text("Reason"),
+    Column::Text("Started"),
+    Column::Text("Ended"),
+    Column::Actions,
+];
+
+/// The headings of a member's sessions.
+const SESSION_COLUMNS: &[Column] = &[
+    Column::Text("Device"),
+    Column::Text("IP"),
+    Column::Text("Last seen"),
+    Column::Text("Kind"),
+    Column::Actions,
+];
 
 /// The blade's Sessions panel for member `member_id`: their live sessions, End for
 /// one, End all.
@@ -201,65 +219,59 @@ pub fn MemberSessionsPanel(member_id: i64) -> impl IntoView {
             <h3 id="member-sessions-title">"Sessions"</h3>
             <p class="muted">"Where this member is signed in, and who is acting on their behalf. Ending all also ends the sessions on behalf on this account."</p>
             {move || revoke.value().get().and_then(Result::err).map(|error| view! { <ErrorPanel error/> })}
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match sessions.await {
-                        Err(error) => view! { <ErrorPanel error/> }.into_any(),
-                        Ok(rows) if rows.is_empty() => view! { <p class="muted">"No live sessions."</p> }.into_any(),
-                        Ok(rows) => view! {
-                            <div class="table-wrap">
-                                <table class="data-table" aria-label="The member's sessions">
-                                    <thead>
-                                        <tr>
-                                            <th scope="col">"Device"</th>
-                                            <th scope="col">"IP"</th>
-                                            <th scope="col">"Last seen"</th>
-                                            <th scope="col">"Kind"</th>
-                                            <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                                        </tr>
-                                    </thead>
-                                    <tbody>
-                                        {rows.into_iter().map(|row| {
-                                            let id = row.id;
-                                            let kind = match (&row.on_behalf_by, row.waiting) {
-                                                (Some(by), _) => format!("on behalf, by {by}"),
-                                                (None, true) => "own, waiting while they act on someone's behalf".to_string(),
-                                                (None, false) => "own".to_string(),
-                                            };
-                                            view! {
-                                                <tr>
-                                                    <td>{row.device}</td>
-                                                    <td>{row.ip}</td>
-                                                    <td>{row.last_seen}</td>
-                                                    <td>{kind}</td>
-                                                    <td>
-                                                        <button
-                                                            type="button"
-                                                            class="button danger small"
-                                                            aria-label=format!("End session {id}")
-                                                            on:click=move |_| { revoke.dispatch(RevokeMemberSessions { member_id, session_id: id }); }
-                                                        >
-                                                            "End"
-                                                        </button>
-                                                    </td>
-                                                </tr>
-                                            }
-                                        }).collect_view()}
-                                    </tbody>
-                                </table>
-                            </div>
+            <ListOrEmpty
+                resource=sessions
+                is_empty=Vec::is_empty
+                empty=|| view! { <p class="muted">"No live sessions."</p> }
+                render={move |rows: Vec<MemberSession>| view! { <SessionTable rows member_id revoke/> }.into_any()}
+            />
+        </section>
+    }
+}
+
+/// A member's live sessions, each with End, and End all under them.
+#[component]
+fn SessionTable(
+    rows: Vec<MemberSession>,
+    member_id: i64,
+    revoke: ServerAction<RevokeMemberSessions>,
+) -> impl IntoView {
+    view! {
+        <DataTable label="The member's sessions" columns=SESSION_COLUMNS>
+            {rows.into_iter().map(|row| {
+                let id = row.id;
+                let kind = match (&row.on_behalf_by, row.waiting) {
+                    (Some(by), _) => format!("on behalf, by {by}"),
+                    (None, true) => "own, waiting while they act on someone's behalf".to_string(),
+                    (None, false) => "own".to_string(),
+                };
+                view! {
+                    <tr>
+                        <td>{row.device}</td>
+                        <td>{row.ip}</td>
+                        <td>{row.last_seen}</td>
+                        <td>{kind}</td>
+                        <td>
                             <button
                                 type="button"
-                                class="button danger"
-                                on:click=move |_| { revoke.dispatch(RevokeMemberSessions { member_id, session_id: 0 }); }
+                                class="button danger small"
+                                aria-label=format!("End session {id}")
+                                on:click=move |_| { revoke.dispatch(RevokeMemberSessions { member_id, session_id: id }); }
                             >
-                                "End all sessions"
+                                "End"
                             </button>
-                        }.into_any(),
-                    }
-                })}
-            </Transition>
-        </section>
+                        </td>
+                    </tr>
+                }
+            }).collect_view()}
+        </DataTable>
+        <button
+            type="button"
+            class="button danger"
+            on:click=move |_| { revoke.dispatch(RevokeMemberSessions { member_id, session_id: 0 }); }
+        >
+            "End all sessions"
+        </button>
     }
 }
 

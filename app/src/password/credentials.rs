@@ -2,11 +2,11 @@
 //! sign-in and for re-authentication before a session on behalf.
 
 use crate::{
+    db::with_db,
     db::Db,
     email::email_key,
     error::AppError,
     password::{hasher::PasswordHasher, Password},
-    with_db,
 };
 
 #[derive(sqlx::FromRow)]

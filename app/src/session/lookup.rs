@@ -7,6 +7,7 @@ use crate::{
     clock::Millis,
     context::{CurrentSession, MemberRow, Notice, OnBehalf, RequestContext},
     db::stored_role,
+    db::with_db,
     error::AppError,
     rule,
     session::{
@@ -16,7 +17,6 @@ use crate::{
         EndReason, Liveness,
     },
     state::AppState,
-    with_db,
 };
 
 #[derive(sqlx::FromRow)]

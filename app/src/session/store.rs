@@ -2,35 +2,44 @@
 //! same transaction.
 
 use crate::{
-    audit_writer::{AuditTx, NewEvent},
+    audit_action::{AuditAction, ObjectKind},
+    audit_writer::{clip_user_agent, AuditTx, NewEvent},
+    clock::Millis,
     context::{CurrentSession, OnBehalf, RequestContext},
-    db::BeginWrite,
+    db::with_db,
+    db::{
+        tx::{with_tx, Tx},
+        BeginWrite,
+    },
     error::AppError,
     session::{next_idle_expiry, token::Token, EndReason},
-    state::AppState,
-    with_db,
+    state::{AppState, Settings},
 };
 
-/// Ends session row `$id` inside `$tx` if it is still open, and says whether it was:
+/// Ends session row `id` inside `tx` if it is still open, and says whether it was:
 /// the one statement that ends a session.
-macro_rules! end_row {
-    ($tx:expr, $now:expr, $id:expr, $reason:expr) => {
+pub async fn end_row<'a>(
+    tx: impl Into<Tx<'a>>,
+    now: Millis,
+    id: i64,
+    reason: EndReason,
+) -> Result<bool, sqlx::Error> {
+    let ended = with_tx!(tx.into(), tx => {
         sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
-            .bind($now)
-            .bind($reason.as_str())
-            .bind($id)
-            .execute(&mut *$tx)
+            .bind(now)
+            .bind(reason.as_str())
+            .bind(id)
+            .execute(&mut **tx)
             .await?
             .rows_affected()
-            == 1
-    };
+    });
+    Ok(ended == 1)
 }
-pub(crate) use end_row;
 
 /// The record of a member's own session ending without a more telling action of its
 /// own (expired, revoked, replaced, or ended with the session on behalf it waited for).
 pub(crate) fn session_ended(member_id: i64, request: &RequestContext) -> NewEvent {
-    NewEvent::new("session_ended", request)
+    NewEvent::new(AuditAction::SessionEnded, request)
         .actor(member_id)
         .subject(member_id)
 }
@@ -108,12 +117,12 @@ pub async fn end_on_behalf(state: &AppState, end: EndOnBehalf) -> Result<EndOutc
         if taken == 0 {
             return Ok(EndOutcome::AlreadyTaken);
         }
-        if end_row!(tx, now, end.session_id, end.reason) {
-            let event = NewEvent::new("on_behalf_end", &context)
+        if end_row(&mut tx, now, end.session_id, end.reason).await? {
+            let event = NewEvent::new(AuditAction::OnBehalfEnd, &context)
                 .actor(end.actor_id)
                 .subject(end.member_id)
                 .on_behalf(end.session_id)
-                .object("session", end.session_id)
+                .object(ObjectKind::Session, end.session_id)
                 .details(serde_json::json!({ "reason": end.reason.as_str(), "ended_at": now }));
             tx.append_audit(now, event).await?;
         }
@@ -134,12 +143,12 @@ pub async fn end_on_behalf(state: &AppState, end: EndOnBehalf) -> Result<EndOutc
                 == 1;
         }
         if let Some(reason) = end.parent_end {
-            if end_row!(tx, now, end.parent_id, reason) {
+            if end_row(&mut tx, now, end.parent_id, reason).await? {
                 let event = end
                     .parent_event
                     .clone()
                     .unwrap_or_else(|| session_ended(end.actor_id, &context))
-                    .object("session", end.parent_id)
+                    .object(ObjectKind::Session, end.parent_id)
                     .details(serde_json::json!({ "reason": reason.as_str() }));
                 tx.append_audit(now, event).await?;
             }
@@ -161,13 +170,13 @@ pub async fn end_session(
     event: NewEvent,
 ) -> Result<bool, AppError> {
     let now = state.clock.now();
-    let mut event = event.object("session", session_id);
+    let mut event = event.object(ObjectKind::Session, session_id);
     if let Some(details) = event.details.as_object_mut() {
         details.insert("reason".into(), reason.as_str().into());
     }
     let ended = with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
-        let ended = end_row!(tx, now, session_id, reason);
+        let ended = end_row(&mut tx, now, session_id, reason).await?;
         if ended {
             tx.append_audit(now, event).await?;
         }
@@ -177,63 +186,80 @@ pub async fn end_session(
     Ok(ended)
 }
 
-/// Inside transaction `$tx`, at `$now`: ends `$replacing` (the browser's previous
-/// session and its member, if any), inserts a new own session for `$member_id` with
-/// token `$token`, records the sign-in time on the member and appends the `sign_in`
-/// record with `$details`. Evaluates to the new session's ID. (A macro, like
-/// `end_row!`, so that another area's transaction can open a session too.)
-#[macro_export]
-macro_rules! open_own_session {
-    ($tx:expr, $now:expr, $settings:expr, $token:expr, $member_id:expr, $replacing:expr, $context:expr, $details:expr) => {{
-        let now: $crate::clock::Millis = $now;
-        let settings: &$crate::state::Settings = $settings;
-        let context: &$crate::context::RequestContext = $context;
-        let member_id: i64 = $member_id;
-        let absolute = now.saturating_add(settings.session_lifetime);
-        let idle = $crate::session::next_idle_expiry(now, settings.session_idle_timeout, absolute);
-        let user_agent = context.user_agent.as_deref().map($crate::audit_writer::clip_user_agent);
-        let replacing: Option<(i64, i64)> = $replacing;
-        if let Some((old, old_member)) = replacing {
-            let reason = $crate::session::EndReason::Replaced;
-            if $crate::session::store::end_row!($tx, now, old, reason) {
-                let event = $crate::session::store::session_ended(old_member, context)
-                    .object("session", old)
-                    .details(serde_json::json!({ "reason": reason.as_str() }));
-                $crate::audit_writer::AuditTx::append_audit(&mut $tx, now, event).await?;
-            }
+/// Who signs in, and from where, when a session of their own is opened.
+pub struct OwnSession<'a> {
+    pub member_id: i64,
+    /// The browser's previous session and its member, if any: ended (replaced) first.
+    pub replacing: Option<(i64, i64)>,
+    pub context: &'a RequestContext,
+    /// The details of the `sign_in` record.
+    pub details: serde_json::Value,
+}
+
+/// Inside `tx`, at `now`: ends the session `own` replaces, inserts a new own session
+/// for the member with `token`, records the sign-in time on the member and appends the
+/// `sign_in` record. Returns the new session's ID. Any area's transaction may open a
+/// session this way (a one-click link's does).
+pub async fn open_own_session<'a>(
+    tx: impl Into<Tx<'a>>,
+    now: Millis,
+    settings: &Settings,
+    token: &Token,
+    own: OwnSession<'_>,
+) -> Result<i64, AppError> {
+    let OwnSession {
+        member_id,
+        replacing,
+        context,
+        details,
+    } = own;
+    let absolute = now.saturating_add(settings.session_lifetime);
+    let idle = next_idle_expiry(now, settings.session_idle_timeout, absolute);
+    let user_agent = context.user_agent.as_deref().map(clip_user_agent);
+    let mut tx = tx.into();
+    if let Some((old, old_member)) = replacing {
+        let reason = EndReason::Replaced;
+        if end_row(&mut tx, now, old, reason).await? {
+            let event = session_ended(old_member, context)
+                .object(ObjectKind::Session, old)
+                .details(serde_json::json!({ "reason": reason.as_str() }));
+            tx.append_audit(now, event).await?;
         }
+    }
+    let session_id = with_tx!(&mut tx, tx => {
         let (session_id,): (i64,) = sqlx::query_as(
             "INSERT INTO sessions (token_hash, member_id, created_at, last_seen_at, idle_expires_at, \
              absolute_expires_at, user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6, $7) RETURNING id",
         )
-        .bind($token.hash())
+        .bind(token.hash())
         .bind(member_id)
         .bind(now)
         .bind(idle)
         .bind(absolute)
         .bind(user_agent)
         .bind(context.ip.as_deref())
-        .fetch_one(&mut *$tx)
+        .fetch_one(&mut ***tx)
         .await?;
         sqlx::query("UPDATE members SET last_sign_in_at = $1, sign_in_key = $1 WHERE id = $2")
             .bind(now)
             .bind(member_id)
-            .execute(&mut *$tx)
+            .execute(&mut ***tx)
             .await?;
         // The search terms carry the members list's sort keys.
         sqlx::query("UPDATE member_terms SET sign_in_key = $1 WHERE member_id = $2")
             .bind(now)
             .bind(member_id)
-            .execute(&mut *$tx)
+            .execute(&mut ***tx)
             .await?;
-        let event = $crate::audit_writer::NewEvent::new("sign_in", context)
-            .actor(member_id)
-            .subject(member_id)
-            .object("session", session_id)
-            .details($details);
-        $crate::audit_writer::AuditTx::append_audit(&mut $tx, now, event).await?;
         session_id
-    }};
+    });
+    let event = NewEvent::new(AuditAction::SignIn, context)
+        .actor(member_id)
+        .subject(member_id)
+        .object(ObjectKind::Session, session_id)
+        .details(details);
+    tx.append_audit(now, event).await?;
+    Ok(session_id)
 }
 
 /// A new session for `member_id` signing in as themselves. In one transaction it
@@ -249,51 +275,64 @@ pub async fn start_own_session(
     let token = Token::generate();
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
-        crate::open_own_session!(
-            tx, now, &state.settings, token, member_id, replacing, context, serde_json::json!({})
-        );
+        let own = OwnSession {
+            member_id,
+            replacing,
+            context,
+            details: serde_json::json!({}),
+        };
+        open_own_session(&mut tx, now, &state.settings, &token, own).await?;
         tx.commit().await?;
     });
     Ok(token)
 }
 
-/// Ends, inside transaction `$tx`, every open session of member `$member` — their own,
-/// those on their behalf, and their own sessions on behalf of others — except those in
-/// `$keep` (the request's own), recording each (reason `revoked`, `because` `$because`).
-/// For a change to what the member may do, in that change's own transaction.
-#[macro_export]
-macro_rules! end_member_sessions {
-    ($tx:expr, $now:expr, $member:expr, $keep:expr, $because:expr, $request:expr) => {{
-        let now: $crate::clock::Millis = $now;
-        let member: i64 = $member;
-        let keep: [i64; 2] = $keep;
-        let ended: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+/// Ends, inside `tx`, every open session of `member` — their own, those on their
+/// behalf, and their own sessions on behalf of others — except those in `keep` (the
+/// request's own), recording each (reason `revoked`, `because` what changed). For a
+/// change to what the member may do, in that change's own transaction. Returns how
+/// many ended.
+pub async fn end_member_sessions<'a>(
+    tx: impl Into<Tx<'a>>,
+    now: Millis,
+    member: i64,
+    keep: [i64; 2],
+    because: &str,
+    request: &RequestContext,
+) -> Result<usize, AppError> {
+    let mut tx = tx.into();
+    let ended: Vec<(i64, i64, Option<i64>)> = with_tx!(&mut tx, tx => {
+        sqlx::query_as(
             "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE ended_at IS NULL \
              AND id <> $3 AND id <> $4 AND (member_id = $5 OR actor_id = $5) RETURNING id, member_id, actor_id",
         )
         .bind(now)
-        .bind($crate::session::EndReason::Revoked.as_str())
+        .bind(EndReason::Revoked.as_str())
         .bind(keep[0])
         .bind(keep[1])
         .bind(member)
-        .fetch_all(&mut *$tx)
-        .await?;
-        for (ended_id, ended_member, actor) in &ended {
-            let action = if actor.is_some() { "on_behalf_end" } else { "session_ended" };
-            let mut event = $crate::audit_writer::NewEvent::new(action, $request)
-                .actor(actor.unwrap_or(*ended_member))
-                .subject(*ended_member)
-                .object("session", *ended_id)
-                .details(serde_json::json!({
-                    "reason": $crate::session::EndReason::Revoked.as_str(),
-                    "because": $because,
-                    "ended_at": now,
-                }));
-            if actor.is_some() {
-                event = event.on_behalf(*ended_id);
-            }
-            $crate::audit_writer::AuditTx::append_audit(&mut $tx, now, event).await?;
+        .fetch_all(&mut ***tx)
+        .await?
+    });
+    for (ended_id, ended_member, actor) in &ended {
+        let action = if actor.is_some() {
+            AuditAction::OnBehalfEnd
+        } else {
+            AuditAction::SessionEnded
+        };
+        let mut event = NewEvent::new(action, request)
+            .actor(actor.unwrap_or(*ended_member))
+            .subject(*ended_member)
+            .object(ObjectKind::Session, *ended_id)
+            .details(serde_json::json!({
+                "reason": EndReason::Revoked.as_str(),
+                "because": because,
+                "ended_at": now,
+            }));
+        if actor.is_some() {
+            event = event.on_behalf(*ended_id);
         }
-        ended.len()
-    }};
+        tx.append_audit(now, event).await?;
+    }
+    Ok(ended.len())
 }

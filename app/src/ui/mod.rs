@@ -7,6 +7,12 @@ use leptos_router::{components::Redirect, hooks::use_location};
 
 use crate::{context::Viewer, error::AppError, policy, urls::login_url};
 
+mod list;
+mod table;
+
+pub use list::ListOrEmpty;
+pub use table::{Column, DataTable};
+
 /// 1234567 → "1,234,567".
 pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
@@ -126,27 +132,39 @@ pub fn ErrorPanel(error: AppError) -> impl IntoView {
 /// The page for a signed-in member who may not see this one (HTTP 403).
 #[component]
 pub fn Forbidden() -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    crate::server::set_status(403);
     view! {
-        <Title text="Not allowed"/>
-        <section class="card narrow">
-            <h1>"Not allowed"</h1>
-            <p>"You do not have access to the management screens. If you need it, ask an editor or a super user."</p>
-            <p><a href="/">"Go to My account"</a></p>
-        </section>
+        <StatusPage
+            status=403
+            title="Not allowed"
+            message="You do not have access to the management screens. If you need it, ask an editor or a super user."
+        />
     }
 }
 
 #[component]
 pub fn NotFound() -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    crate::server::set_status(404);
     view! {
-        <Title text="Page not found"/>
+        <StatusPage
+            status=404
+            title="Page not found"
+            message="There is nothing at this address. It may have moved, or the link may be mistyped."
+        />
+    }
+}
+
+/// A page that only says why there is nothing to show, with the HTTP status `status`
+/// (set when the server renders it) and a way back to My account.
+#[component]
+fn StatusPage(status: u16, title: &'static str, message: &'static str) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::server::set_status(status);
+    #[cfg(not(feature = "ssr"))]
+    let _ = status;
+    view! {
+        <Title text=title/>
         <section class="card narrow">
-            <h1>"Page not found"</h1>
-            <p>"There is nothing at this address. It may have moved, or the link may be mistyped."</p>
+            <h1>{title}</h1>
+            <p>{message}</p>
             <p><a href="/">"Go to My account"</a></p>
         </section>
     }
@@ -261,7 +279,8 @@ pub fn TextField(
 }
 
 /// `TextField` bound to a signal, for forms whose fields live in signals (the blade's
-/// member editor).
+/// member editor, the group forms). `form_error`, an error of the whole form, shows
+/// under the field too, but only the field's own `error` marks it invalid.
 #[component]
 pub fn BoundField(
     id: &'static str,
@@ -270,9 +289,14 @@ pub fn BoundField(
     #[prop(default = "text")] kind: &'static str,
     #[prop(optional)] maxlength: Option<usize>,
     #[prop(into)] error: Signal<Option<String>>,
+    #[prop(optional, into)] form_error: Option<Signal<Option<String>>>,
 ) -> impl IntoView {
+    let message = match form_error {
+        Some(other) => Signal::derive(move || error.get().or_else(|| other.get())),
+        None => error,
+    };
     view! {
-        <Field id label error>
+        <Field id label error=message>
             <input
                 id=id
                 type=kind

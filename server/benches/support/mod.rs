@@ -74,3 +74,17 @@ pub fn bench_settings() -> app::state::Settings {
         ..app::state::Settings::default()
     }
 }
+
+/// Runs `$body` with `$pool` bound to the concrete pool (the benchmarks' own setup
+/// statements); the body is compiled once per database.
+#[allow(unused_macros)]
+macro_rules! with_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            app::db::Db::Sqlite($pool) => $body,
+            app::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use with_db;

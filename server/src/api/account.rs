@@ -4,6 +4,7 @@
 use app::{
     account::service as account,
     audit::{service as audit, FilterParams},
+    audit_action::AuditAction,
     error::AppError,
     orders::service as orders,
 };
@@ -12,11 +13,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{
-    extract::{positive, ApiJson, ApiPath, ApiQuery, ApiResult, Caller},
+    extract::{positive, ApiJson, ApiPath, ApiQuery, ApiResult},
     types::*,
     Errors,
 };
-use crate::http::ServerState;
+use crate::{session::Caller, state::ServerState};
 
 /// The catalogue.
 #[utoipa::path(get, path = "/api/v1/products", tag = "orders",
@@ -115,6 +116,15 @@ pub async fn access_history(
     Ok(Json(list.into_iter().map(AccessItem::from).collect()))
 }
 
+/// The audit actions, as an OpenAPI enum built from the same list the viewer's filter
+/// offers (`AuditAction::ALL`), so the two cannot drift.
+fn audit_action_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(AuditAction::ALL.iter().map(|action| action.as_str())))
+        .build()
+}
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -125,8 +135,8 @@ pub struct AuditQuery {
     /// The member concerned.
     #[param(max_length = 20)]
     pub subject: Option<String>,
-    /// An action, e.g. `on_behalf_start`.
-    #[param(max_length = 64)]
+    /// An action, e.g. `on_behalf_start` (one of the names the audit trail writes).
+    #[param(schema_with = audit_action_schema)]
     pub action: Option<String>,
     /// First day, `YYYY-MM-DD` (UTC).
     #[param(max_length = 10)]

@@ -19,11 +19,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{
-    extract::{with_cookie, ApiError, ApiJson, ApiQuery, ApiResult, Caller},
+    extract::{with_cookie, ApiError, ApiJson, ApiQuery, ApiResult},
     types::*,
     Errors,
 };
-use crate::http::ServerState;
+use crate::{session::Caller, state::ServerState};
 
 /// Whom a brand-new token acts as (read back exactly as the next request will), and
 /// the session cookie that carries it for `lifetime`.

@@ -1,27 +1,18 @@
-//! What every API handler starts from: the caller (bearer token or cookie, resolved
-//! exactly as for pages and server functions), and bodies, queries and paths that
-//! answer bad input with the one error shape and the right status.
+//! What every API handler starts from besides the caller (which the request pipeline
+//! resolved, `crate::session::Caller`): bodies, queries and paths that answer bad
+//! input with the one error shape and the right status.
 
-use std::net::SocketAddr;
-
-use app::{context::RequestContext, error::AppError, session::Lookup};
+use app::error::AppError;
 use axum::{
     body::{to_bytes, Body},
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request},
-    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    extract::{FromRequest, FromRequestParts, Path, Query, Request},
+    http::{header, request::Parts, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
 use serde::de::DeserializeOwned;
 
-use crate::http::{json_error, request_context, session_cookies, ServerState};
-
-/// Request bodies of the JSON API are at most this long.
-pub const BODY_LIMIT: usize = 16 * 1024;
-
-/// The response header that hands a bearer client its actor's new token, when the
-/// session on behalf its token belonged to has ended (a cookie client gets a cookie).
-pub const TOKEN_HEADER: &str = "behalf-token";
+use crate::{errors::json_error, state::API_BODY_LIMIT as BODY_LIMIT};
 
 /// An error answered in the one shape, with the cookies or headers that go with it.
 pub struct ApiError {
@@ -49,74 +40,6 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
-
-/// The `Authorization: Bearer <token>` value, if the request has one.
-pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
-}
-
-/// Who is calling, as the services see it. A bearer token wins over a cookie; a
-/// request whose session on behalf has ended acts as no one (409 `on_behalf_ended`),
-/// and its client is given the actor's own session back.
-pub struct Caller {
-    pub context: RequestContext,
-}
-
-impl FromRequestParts<ServerState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ServerState) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let bearer = bearer_token(&parts.headers);
-        let is_bearer = parts.headers.contains_key(header::AUTHORIZATION);
-        let token = match &bearer {
-            Some(token) => Some(token.clone()),
-            // An Authorization header that is not a bearer token is not a cookie
-            // request either: it names no session.
-            None if is_bearer => Some(String::new()),
-            None => None,
-        };
-        let (mut context, lookup, _) = request_context(state, &parts.headers, peer, token).await?;
-        if is_bearer {
-            // A bearer client has no cookie to clear.
-            context.stale_cookie = false;
-        }
-        if lookup.ended_on_behalf {
-            return Err(ended(state, &context, &lookup, is_bearer));
-        }
-        Ok(Caller { context })
-    }
-}
-
-fn ended(state: &ServerState, context: &RequestContext, lookup: &Lookup, bearer: bool) -> ApiError {
-    let mut headers = Vec::new();
-    match (&lookup.reissued, bearer) {
-        (Some(token), true) => {
-            if let Ok(value) = HeaderValue::from_str(token.expose()) {
-                headers.push((header::HeaderName::from_static(TOKEN_HEADER), value));
-            }
-        }
-        _ => {
-            for cookie in session_cookies(context, lookup, &state.app.settings) {
-                if let Ok(value) = HeaderValue::from_str(&cookie) {
-                    headers.push((header::SET_COOKIE, value));
-                }
-            }
-        }
-    }
-    ApiError {
-        error: AppError::OnBehalfEnded,
-        headers,
-    }
-}
 
 /// A JSON answer with a new session cookie (the browser uses it; a bearer client
 /// ignores it), or one that clears it.
@@ -249,14 +172,5 @@ mod tests {
         );
         assert_eq!(named_field("invalid type: integer `1`, expected a string"), None);
         assert_eq!(named_field("trailing characters"), None);
-    }
-
-    #[test]
-    fn only_bearer_authorization_names_a_token() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
-        assert_eq!(bearer_token(&headers).as_deref(), Some("abc"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer_token(&headers), None);
     }
 }

@@ -17,11 +17,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{
-    extract::{positive, ApiJson, ApiPath, ApiQuery, ApiResult, Caller},
+    extract::{positive, ApiJson, ApiPath, ApiQuery, ApiResult},
     types::*,
     Errors,
 };
-use crate::http::ServerState;
+use crate::{session::Caller, state::ServerState};
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

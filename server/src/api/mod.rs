@@ -11,7 +11,10 @@ pub mod one_click;
 pub mod oversight;
 pub mod types;
 
-use app::{error::AppError, urls::optional_id};
+use app::{
+    error::{AppError, WireError as ErrorBody},
+    urls::optional_id,
+};
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::Response,
@@ -28,8 +31,11 @@ use utoipa::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use self::{extract::ApiError, types::ErrorBody};
-use crate::http::{json_error, json_error_as, ServerState};
+use self::extract::ApiError;
+use crate::{
+    errors::{json_error, json_error_as},
+    state::ServerState,
+};
 
 /// Every error status an operation can answer with, each in the one error shape.
 #[allow(dead_code)]
@@ -96,7 +102,7 @@ impl Modify for Security {
                        the app's own origin. Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}`."
     ),
     modifiers(&Security),
-    components(schemas(types::ErrorBody, types::ErrorDetail)),
+    components(schemas(app::error::WireError, app::error::WireBody)),
     tags(
         (name = "authentication", description = "Sign in, profile and login on behalf"),
         (name = "members", description = "Members (admin access; editors and super users for changes)"),

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    extract::{positive, ApiJson, ApiPath, ApiResult, Caller},
+    extract::{positive, ApiJson, ApiPath, ApiResult},
     types::rfc3339,
     Errors,
 };
-use crate::http::ServerState;
+use crate::{session::Caller, state::ServerState};
 
 /// An outstanding link (its token is never shown again).
 #[derive(Serialize, ToSchema)]

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    extract::{positive, ApiPath, ApiQuery, ApiResult, Caller},
+    extract::{positive, ApiPath, ApiQuery, ApiResult},
     types::rfc3339,
     Errors,
 };
-use crate::http::ServerState;
+use crate::{session::Caller, state::ServerState};
 
 /// A session on behalf.
 #[derive(Serialize, ToSchema)]

@@ -51,28 +51,6 @@ pub fn rfc3339(at: Millis) -> String {
         .unwrap_or_default()
 }
 
-// ---- errors -------------------------------------------------------------------------
-
-/// Every error: `{"error": {"code", "message", "field"?, "retry_after"?}}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable snake_case code, e.g. `invalid_credentials`, `rank_not_lower`.
-    pub code: String,
-    /// A sentence for people.
-    pub message: String,
-    /// The request field the error is about, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// Seconds to wait (with a 429; also in `Retry-After`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_after: Option<u64>,
-}
-
 // ---- authentication and login on behalf ----------------------------------------------
 
 #[derive(Deserialize, ToSchema)]

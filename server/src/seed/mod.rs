@@ -5,21 +5,36 @@
 use std::fmt;
 
 use app::{
+    audit_action::AuditAction,
     audit_writer::record,
     db::{BeginWrite, Db},
     password::{hasher::hash_password_blocking, validate_new_password, Password},
     role::Role,
-    with_db,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use sqlx::QueryBuilder;
 
-use crate::{config::SeedArgs, describe, open_database, CliResult};
+use crate::{
+    cli::command_record,
+    config::SeedArgs,
+    startup::{describe, open_database, CliResult},
+};
 
 mod names;
 
 use names::{FIRST_NAMES, LAST_NAMES};
+
+/// Runs `$body` with `$pool` bound to the concrete pool (the seed's bulk statements
+/// are its own, not the app's write steps); the body is compiled once per database.
+macro_rules! with_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
 
 /// The seeded groups (companies and teams a member can belong to).
 pub const GROUPS: &[&str] = &[
@@ -195,7 +210,7 @@ pub async fn run(database_url: &str, args: SeedArgs) -> CliResult<SeedReport> {
     progress.finish_and_clear();
     app::orders::service::ensure_catalogue(&db, EPOCH_2024).await?;
     // One record for the whole run (a million member records would say less).
-    let mut event = crate::command_record("members_seeded", "seed");
+    let mut event = command_record(AuditAction::MembersSeeded, "seed");
     if let Some(details) = event.details.as_object_mut() {
         details.insert("requested".into(), args.members.into());
         details.insert("inserted".into(), inserted.into());

@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 
 use crate::{
     context::RequestContext,
+    db::with_db,
     db::Db,
     error::AppError,
     guard::require_admin,
@@ -25,7 +26,6 @@ use crate::{
     },
     role::Role,
     state::AppState,
-    with_db,
 };
 
 mod sql;

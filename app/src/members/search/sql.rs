@@ -2,10 +2,10 @@
 //! rows they read, and each sort's columns and indexes.
 
 use crate::{
+    db::with_db,
     db::Db,
     error::AppError,
     members::{directory::SummaryRow, SortKey},
-    with_db,
 };
 
 /// The exclusive upper bound of the keys starting with `prefix` (keys compare

@@ -1,0 +1,29 @@
+//! The integration tests, one test binary (as zero2prod's `tests/api/`): each module is
+//! an area of the product, run against the real application on a random port with its
+//! own database (see `common`). One binary links once instead of once per file; run an
+//! area with `cargo test -p server --test it <area>::`, e.g. `--test it matrix::`.
+//!
+//! `cli.rs` stays a test binary of its own: it installs the audit key that the
+//! `behalf` binary created (process-wide, once), where every app here installs
+//! `common::TEST_AUDIT_KEY`.
+
+// First: its macros (`on_both_databases!`, `with_db!`) are then in scope in every
+// module declared after it.
+#[macro_use]
+mod common;
+
+mod api;
+mod api_admin;
+mod audit;
+mod auth;
+mod editing;
+mod flood;
+mod fuzz_parsers;
+mod hardening;
+mod injection;
+mod matrix;
+mod members;
+mod on_behalf;
+mod one_click;
+mod orders;
+mod oversight;
