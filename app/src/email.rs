@@ -24,29 +24,58 @@ pub fn require_email(email: &str) -> Result<&str, AppError> {
     Ok(email)
 }
 
-/// Checks an email address for sign-up or editing. Deliberately modest: one `@`,
-/// something on each side, a dot in the domain, no spaces or control characters.
-pub fn validate_email(email: &str) -> Result<String, AppError> {
-    let email = require_email(email)?;
-    let valid = match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+/// An email address that has passed the checks of sign-up and editing (trimmed). The
+/// only way to make one is `parse`, so whoever takes an `Email` need not check it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Checks an email address for sign-up or editing. Deliberately modest: one `@`,
+    /// something on each side, a dot in the domain, no spaces or control characters.
+    /// Errors name the field `email`.
+    pub fn parse(email: &str) -> Result<Email, AppError> {
+        let email = require_email(email)?;
+        let valid = match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
+            None => false,
+        };
+        if !valid {
+            return Err(AppError::validation(
+                "email",
+                "Enter an email address like name@example.com.",
+            ));
         }
-        None => false,
-    };
-    if !valid {
-        return Err(AppError::validation(
-            "email",
-            "Enter an email address like name@example.com.",
-        ));
+        Ok(Email(email.to_string()))
     }
-    Ok(email.to_string())
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Email {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Email> for String {
+    fn from(email: Email) -> String {
+        email.0
+    }
+}
+
+/// `Email::parse`, for callers that keep the address as text.
+pub fn validate_email(email: &str) -> Result<String, AppError> {
+    Email::parse(email).map(String::from)
 }
 
 #[cfg(test)]

@@ -37,9 +37,24 @@ pub async fn require_editor<'a>(
     action: AuditAction,
     object: (ObjectKind, String),
 ) -> Result<&'a CurrentSession, AppError> {
+    require(state, request, action, object, |session| {
+        policy::may_manage(session.member.role, session.member.admin_access)
+    })
+    .await
+}
+
+/// A signed-in session that `check` (a pure predicate of `policy`, or several) lets
+/// through. Anyone else signed in is refused, and the refusal is recorded as `action`
+/// (the change itself writes nothing).
+pub async fn require<'a>(
+    state: &AppState,
+    request: &'a RequestContext,
+    action: AuditAction,
+    object: (ObjectKind, String),
+    check: impl FnOnce(&CurrentSession) -> Result<(), Refusal>,
+) -> Result<&'a CurrentSession, AppError> {
     let session = request.require_session()?;
-    let member = &session.member;
-    if let Err(refusal) = policy::may_manage(member.role, member.admin_access) {
+    if let Err(refusal) = check(session) {
         return Err(refuse(state, request, session, action, object, refusal).await);
     }
     Ok(session)

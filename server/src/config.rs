@@ -186,6 +186,12 @@ mod tests {
 
     use super::*;
 
+    /// `behalf create-member --email a@b.co --password p`, then `rest`.
+    fn create_member(rest: &[&str]) -> Result<Cli, clap::Error> {
+        let head = ["behalf", "create-member", "--email", "a@b.co", "--password", "p"];
+        Cli::try_parse_from(head.iter().chain(rest))
+    }
+
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
@@ -210,19 +216,7 @@ mod tests {
                 ..
             })
         ));
-        let cli = Cli::try_parse_from([
-            "behalf",
-            "create-member",
-            "--email",
-            "a@b.co",
-            "--password",
-            "p",
-            "--name",
-            "A",
-            "--role",
-            "super_user",
-        ])
-        .unwrap();
+        let cli = create_member(&["--name", "A", "--role", "super_user"]).unwrap();
         assert!(matches!(
             cli.command,
             Command::CreateMember(CreateMemberArgs {
@@ -280,18 +274,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_a_message() {
-        let error = Cli::try_parse_from([
-            "behalf",
-            "create-member",
-            "--email",
-            "a@b.co",
-            "--password",
-            "p",
-            "--role",
-            "god",
-        ])
-        .unwrap_err()
-        .to_string();
+        let error = create_member(&["--role", "god"]).unwrap_err().to_string();
         assert!(error.contains("unknown role"), "{error}");
         assert!(Cli::try_parse_from(["behalf", "serve", "--addr", "nowhere"]).is_err());
         assert!(Cli::try_parse_from(["behalf", "seed", "--members", "0"]).is_err());

@@ -13,8 +13,10 @@ use crate::{
 #[cfg(feature = "ssr")]
 pub mod service;
 
-/// One session on behalf of the member, as their access history shows it.
+/// One session on behalf of the member, as their access history shows it (the JSON
+/// API documents it as `AccessItem`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema), schema(as = AccessItem))]
 pub struct AccessRecord {
     pub session_id: i64,
     pub actor_name: String,
@@ -61,8 +63,7 @@ pub async fn my_sessions() -> Result<Vec<SessionView>, AppError> {
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    let session = request.require_session()?;
-    service::sessions(&state, session).await
+    service::sessions(&state, &request).await
 }
 
 /// Ends one of the signed-in member's other sessions.
@@ -80,8 +81,7 @@ pub async fn access_history() -> Result<Vec<AccessRecord>, AppError> {
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    let session = request.require_session()?;
-    service::access_history(&state, session.member.id).await
+    service::access_history(&state, &request).await
 }
 
 /// The member area's links.

@@ -5,7 +5,7 @@ use crate::{
     audit_action::{AuditAction, ObjectKind},
     audit_writer::{AuditTx, NewEvent},
     clock::{format_utc, MINUTE},
-    context::{CurrentSession, RequestContext},
+    context::RequestContext,
     db::with_db,
     db::BeginWrite,
     error::AppError,
@@ -15,8 +15,12 @@ use crate::{
 
 type Row = (i64, String, i64, Option<i64>, Option<String>, Option<String>, i64);
 
-/// The sessions on behalf of `member_id`, newest first (at most 100).
-pub async fn access_history(state: &AppState, member_id: i64) -> Result<Vec<AccessRecord>, AppError> {
+/// The sessions on behalf of the signed-in member, newest first (at most 100).
+pub async fn access_history(
+    state: &AppState,
+    request: &RequestContext,
+) -> Result<Vec<AccessRecord>, AppError> {
+    let member_id = request.require_session()?.member.id;
     let rows: Vec<Row> = with_db!(&state.db, pool => {
         sqlx::query_as(
             "SELECT s.id, a.display_name, s.created_at, s.ended_at, s.end_reason, s.reason, \
@@ -57,8 +61,10 @@ type SessionRow = (
     bool,
 );
 
-/// The member's live sessions, newest first: their own, and those on their behalf.
-pub async fn sessions(state: &AppState, session: &CurrentSession) -> Result<Vec<SessionView>, AppError> {
+/// The signed-in member's live sessions, newest first: their own, and those on their
+/// behalf.
+pub async fn sessions(state: &AppState, request: &RequestContext) -> Result<Vec<SessionView>, AppError> {
+    let session = request.require_session()?;
     let now = state.clock.now();
     let rows: Vec<SessionRow> = with_db!(&state.db, pool => {
         sqlx::query_as(

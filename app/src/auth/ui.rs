@@ -7,7 +7,10 @@ use leptos_router::{components::Redirect, hooks::use_query_map};
 use crate::{
     auth::{Login, Logout},
     password::Password,
-    ui::{field_error, submitted_field, PostForm, TextField, ViewerResource},
+    ui::{
+        field_error, load_next_on_success, submitted_field, FormError, PasswordField, PostForm, TextField,
+        ViewerResource,
+    },
     urls::safe_next,
 };
 
@@ -33,13 +36,7 @@ pub fn LoginPage() -> impl IntoView {
 #[component]
 fn LoginForm(next: String) -> impl IntoView {
     let action = ServerAction::<Login>::new();
-    // On success, load the next page afresh so every part of it sees the new identity.
-    Effect::new(move |_| {
-        if let Some(Ok(next)) = action.value().get() {
-            let _ = window().location().set_href(&next);
-        }
-    });
-    let form_error = field_error(action.value(), "");
+    load_next_on_success(action.value());
     view! {
         <section class="card narrow">
             <h1>"Sign in"</h1>
@@ -57,9 +54,7 @@ fn LoginForm(next: String) -> impl IntoView {
                     }
                 }
             >
-                {move || form_error.get().map(|message| view! {
-                    <div class="notice notice-error" role="alert">{message}</div>
-                })}
+                <FormError error=field_error(action.value(), "")/>
                 <input type="hidden" name="next" value=next/>
                 <TextField
                     id="login-email"
@@ -71,14 +66,9 @@ fn LoginForm(next: String) -> impl IntoView {
                     required=true
                     error=field_error(action.value(), "email")
                 />
-                <TextField
+                <PasswordField
                     id="login-password"
                     label="Password"
-                    name="password"
-                    kind="password"
-                    autocomplete="current-password"
-                    maxlength=1024
-                    required=true
                     error=field_error(action.value(), "password")
                 />
                 <button type="submit" class="button primary" disabled=move || action.pending().get()>

@@ -88,20 +88,14 @@ fn CreateGroupForm(refresh: RwSignal<u32>) -> impl IntoView {
     let result = create.value();
     let error = field_error(result, "name");
     let other = field_error(result, "");
-    Effect::new(move |_| {
-        if let Some(Ok(_)) = result.get() {
-            name.set(String::new());
-            refresh.update(|n| *n += 1);
-        }
-    });
-    let on_submit = move |event: ev::SubmitEvent| {
-        event.prevent_default();
+    refresh_on_success(succeeded(result), refresh, Some(name));
+    let submit = move || {
         create.dispatch(CreateGroup {
             name: name.get_untracked(),
         });
     };
     view! {
-        <form class="inline-form" on:submit=on_submit novalidate>
+        <InlineForm submit>
             <BoundField
                 id="new-group-name"
                 label="New group name"
@@ -111,8 +105,46 @@ fn CreateGroupForm(refresh: RwSignal<u32>) -> impl IntoView {
                 form_error=other
             />
             <button type="submit" class="button primary" disabled=move || create.pending().get()>"Create group"</button>
+        </InlineForm>
+    }
+}
+
+/// The frame of the group pages' one-line forms: submitting runs `submit` instead of
+/// posting the page.
+#[component]
+fn InlineForm(#[prop(into)] submit: Callback<()>, children: Children) -> impl IntoView {
+    view! {
+        <form
+            class="inline-form"
+            novalidate
+            on:submit=move |event: ev::SubmitEvent| {
+                event.prevent_default();
+                submit.run(());
+            }
+        >
+            {children()}
         </form>
     }
+}
+
+/// Whether a form's last change went through.
+fn succeeded<T: 'static>(
+    result: impl With<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+) -> Signal<bool> {
+    Signal::derive(move || result.with(|result| matches!(result, Some(Ok(_)))))
+}
+
+/// After a change goes through: empties the field it was typed in (`clear`) and loads
+/// the list under the form again.
+fn refresh_on_success(done: Signal<bool>, refresh: RwSignal<u32>, clear: Option<RwSignal<String>>) {
+    Effect::new(move |_| {
+        if done.get() {
+            if let Some(field) = clear {
+                field.set(String::new());
+            }
+            refresh.update(|n| *n += 1);
+        }
+    });
 }
 
 /// `/admin/groups/{id}`: the group's members; the blade opens over it.
@@ -289,20 +321,15 @@ fn RenameForm(gid: i64, name: String, refresh: RwSignal<u32>) -> impl IntoView {
     let result = rename.value();
     let error = field_error(result, "name");
     let other = field_error(result, "");
-    Effect::new(move |_| {
-        if let Some(Ok(_)) = result.get() {
-            refresh.update(|n| *n += 1);
-        }
-    });
+    refresh_on_success(succeeded(result), refresh, None);
+    let submit = move || {
+        rename.dispatch(RenameGroup {
+            id: gid,
+            name: new_name.get_untracked(),
+        });
+    };
     view! {
-        <form
-            class="inline-form"
-            novalidate
-            on:submit=move |event: ev::SubmitEvent| {
-                event.prevent_default();
-                rename.dispatch(RenameGroup { id: gid, name: new_name.get_untracked() });
-            }
-        >
+        <InlineForm submit>
             <BoundField
                 id="group-name"
                 label="Group name"
@@ -312,7 +339,7 @@ fn RenameForm(gid: i64, name: String, refresh: RwSignal<u32>) -> impl IntoView {
                 form_error=other
             />
             <button type="submit" class="button">"Rename"</button>
-        </form>
+        </InlineForm>
     }
 }
 
@@ -325,27 +352,22 @@ fn AddMemberForm(gid: i64, refresh: RwSignal<u32>) -> impl IntoView {
     let other = field_error(result, "");
     let local_error = RwSignal::new(None::<String>);
     let message = Signal::derive(move || local_error.get().or_else(|| error.get()).or_else(|| other.get()));
-    Effect::new(move |_| {
-        if let Some(Ok(())) = result.get() {
-            member_id.set(String::new());
-            refresh.update(|n| *n += 1);
-        }
-    });
-    view! {
-        <form
-            class="inline-form"
-            novalidate
-            on:submit=move |event: ev::SubmitEvent| {
-                event.prevent_default();
-                match member_id.get_untracked().trim().trim_start_matches('#').parse::<i64>() {
-                    Ok(id) if id > 0 => {
-                        local_error.set(None);
-                        add.dispatch(AddGroupMember { group_id: gid, member_id: id });
-                    }
-                    _ => local_error.set(Some("Enter a member ID (a whole number).".into())),
-                }
+    refresh_on_success(succeeded(result), refresh, Some(member_id));
+    let submit = move || {
+        let typed = member_id.get_untracked();
+        match typed.trim().trim_start_matches('#').parse::<i64>() {
+            Ok(id) if id > 0 => {
+                local_error.set(None);
+                add.dispatch(AddGroupMember {
+                    group_id: gid,
+                    member_id: id,
+                });
             }
-        >
+            _ => local_error.set(Some("Enter a member ID (a whole number).".into())),
+        }
+    };
+    view! {
+        <InlineForm submit>
             <Field id="add-member-id" label="Member ID" error=message>
                 <input
                     id="add-member-id"
@@ -357,7 +379,7 @@ fn AddMemberForm(gid: i64, refresh: RwSignal<u32>) -> impl IntoView {
                 />
             </Field>
             <button type="submit" class="button">"Add member"</button>
-        </form>
+        </InlineForm>
     }
 }
 

@@ -8,7 +8,7 @@ use leptos_router::{hooks::use_navigate, NavigateOptions};
 use crate::{
     error::AppError,
     members::{
-        get_member, group_choices, lookup_members, parse_id_list, GroupRef, MemberDetail, MemberEdit,
+        get_member, group_choices, lookup_members, parse_id_list, GroupRef, MemberDetail, MemberForm,
         UpdateMember,
     },
     one_click::ui::OneClickPanel,
@@ -285,7 +285,7 @@ fn MemberEditor(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<(
         event.prevent_default();
         save.dispatch(UpdateMember {
             id,
-            edit: MemberEdit {
+            edit: MemberForm {
                 display_name: name.get_untracked(),
                 email: email.get_untracked(),
                 role: role.get_untracked(),

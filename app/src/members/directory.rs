@@ -16,13 +16,12 @@ use crate::{
     db::{is_unique_violation, stored_role, BeginWrite, Db},
     email::{email_key, validate_email},
     error::AppError,
-    members::{store::write_terms, GroupRef, MemberSummary},
+    members::{parse_id_list, store::write_terms, GroupRef, IdLookup, MemberSummary},
+    names::DisplayName,
     password::{hasher::PasswordHasher, validate_new_password, Password},
     role::Role,
     state::AppState,
 };
-
-pub const MAX_NAME_CHARS: usize = 100;
 
 /// The search and sort key for a display name.
 pub fn name_key(display_name: &str) -> String {
@@ -53,26 +52,9 @@ pub fn search_terms(name_key: &str, email_key: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Checks a display name; runs of spaces become one space.
+/// `DisplayName::parse`, for callers that keep the name as text.
 pub fn validate_display_name(name: &str) -> Result<String, AppError> {
-    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
-    let name = name.as_str();
-    if name.is_empty() {
-        return Err(AppError::validation("display_name", "Enter a name."));
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(AppError::validation(
-            "display_name",
-            format!("A name has at most {MAX_NAME_CHARS} characters."),
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(AppError::validation(
-            "display_name",
-            "A name cannot contain control characters.",
-        ));
-    }
-    Ok(name.to_string())
+    DisplayName::parse(name).map(String::from)
 }
 
 /// What is needed to create a member.
@@ -258,6 +240,42 @@ pub async fn group_choices(state: &AppState, request: &RequestContext) -> Result
             .await?
     });
     Ok(rows.into_iter().map(|(id, name)| GroupRef { id, name }).collect())
+}
+
+/// Names the members behind typed `ids` (deleted members count as unknown). Admin
+/// access.
+pub async fn lookup(
+    state: &AppState,
+    request: &RequestContext,
+    ids: &str,
+) -> Result<Vec<IdLookup>, AppError> {
+    crate::guard::require_admin(request)?;
+    let ids = parse_id_list(ids).map_err(|message| AppError::validation("ids", message))?;
+    let found = names_of(&state.db, &ids).await?;
+    Ok(ids
+        .iter()
+        .map(|id| IdLookup {
+            id: *id,
+            display_name: found.get(id).cloned(),
+        })
+        .collect())
+}
+
+async fn names_of(db: &Db, ids: &[i64]) -> Result<BTreeMap<i64, String>, AppError> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let rows: Vec<(i64, String)> = with_db!(db, pool => {
+        let mut query =
+            QueryBuilder::new("SELECT id, display_name FROM members WHERE deleted_at IS NULL AND id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        query.build_query_as().fetch_all(pool).await?
+    });
+    Ok(rows.into_iter().collect())
 }
 
 /// A member changes their own display name (in My account; on behalf, the actor does

@@ -5,12 +5,16 @@
 // them in code it generates.
 #![allow(clippy::too_many_arguments)]
 
+use std::collections::BTreeSet;
+
 use leptos::{prelude::*, server_fn::codec::PostUrl};
 use serde::{Deserialize, Serialize};
 
 pub use crate::role::Role;
 use crate::{
+    email::Email,
     error::AppError,
+    names::DisplayName,
     urls::{given, optional_id},
 };
 
@@ -227,10 +231,11 @@ pub struct MemberDetail {
     pub assignable_roles: Vec<Role>,
 }
 
-/// What the member editor sends. Lists of IDs come as text (comma or space
-/// separated) exactly as typed, so the server can say what is wrong with them.
+/// What the member editor sends, as typed (the wire type of `update_member`). Lists
+/// of IDs come as text (comma or space separated) exactly as typed, so the server can
+/// say what is wrong with them. `parse` turns it into a `MemberEdit`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct MemberEdit {
+pub struct MemberForm {
     pub display_name: String,
     pub email: String,
     pub role: String,
@@ -240,6 +245,45 @@ pub struct MemberEdit {
     pub groups: String,
     /// IDs of the members allowed to log in on this member's behalf.
     pub proxy_login_permission: String,
+}
+
+/// A member's details as the editor sets them, every field checked: what the
+/// service takes. Made by `MemberForm::parse` (the editor) or from the JSON API's
+/// typed request; never sent to the browser.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberEdit {
+    pub display_name: DisplayName,
+    pub email: Email,
+    pub role: Role,
+    pub admin_access: bool,
+    pub login_enabled: bool,
+    /// Group IDs.
+    pub groups: BTreeSet<i64>,
+    /// IDs of the members allowed to log in on this member's behalf.
+    pub proxy_login_permission: BTreeSet<i64>,
+}
+
+impl MemberForm {
+    /// Checks every field, in the order of the form; the first error names its field.
+    /// Whether the IDs name groups and members is for the service to say.
+    pub fn parse(self) -> Result<MemberEdit, AppError> {
+        let id_set = |field: &'static str, text: &str| {
+            parse_id_list(text)
+                .map(|ids| ids.into_iter().collect())
+                .map_err(|message| AppError::validation(field, message))
+        };
+        Ok(MemberEdit {
+            display_name: DisplayName::parse(&self.display_name)?,
+            email: Email::parse(&self.email)?,
+            role: Role::parse(self.role.trim()).ok_or_else(|| {
+                AppError::validation("role", "Choose a role: member, support, editor or super_user.")
+            })?,
+            admin_access: self.admin_access,
+            login_enabled: self.login_enabled,
+            groups: id_set("groups", &self.groups)?,
+            proxy_login_permission: id_set("proxy_login_permission", &self.proxy_login_permission)?,
+        })
+    }
 }
 
 /// One ID typed into the proxy login permission, and whose it is.
@@ -266,21 +310,41 @@ pub fn parse_id_list(text: &str) -> Result<Vec<i64>, String> {
             .parse::<i64>()
             .ok()
             .filter(|id| *id > 0)
-            .ok_or_else(|| {
-                format!(
-                    "\"{}\" is not a member ID (IDs are whole numbers).",
-                    part.chars().take(20).collect::<String>()
-                )
-            })?;
-        if ids.contains(&id) {
-            return Err(format!("ID {id} is listed twice."));
-        }
-        ids.push(id);
-        if ids.len() > MAX_IDS {
-            return Err(format!("List at most {MAX_IDS} IDs."));
-        }
+            .ok_or_else(|| not_an_id(part))?;
+        add_id(&mut ids, id)?;
     }
     Ok(ids)
+}
+
+/// Checks a list of IDs given as numbers (the JSON API's) as `parse_id_list` checks
+/// typed ones, with the same messages: each positive, none twice, at most `MAX_IDS`.
+pub fn check_id_list(given: &[i64]) -> Result<BTreeSet<i64>, String> {
+    let mut ids = Vec::new();
+    for id in given {
+        if *id <= 0 {
+            return Err(not_an_id(&id.to_string()));
+        }
+        add_id(&mut ids, *id)?;
+    }
+    Ok(ids.into_iter().collect())
+}
+
+fn not_an_id(part: &str) -> String {
+    format!(
+        "\"{}\" is not a member ID (IDs are whole numbers).",
+        part.chars().take(20).collect::<String>()
+    )
+}
+
+fn add_id(ids: &mut Vec<i64>, id: i64) -> Result<(), String> {
+    if ids.contains(&id) {
+        return Err(format!("ID {id} is listed twice."));
+    }
+    ids.push(id);
+    if ids.len() > MAX_IDS {
+        return Err(format!("List at most {MAX_IDS} IDs."));
+    }
+    Ok(())
 }
 
 /// One page of the members list.
@@ -348,13 +412,15 @@ pub async fn get_member(id: i64) -> Result<MemberDetail, AppError> {
 }
 
 /// Saves the member editor. Editors and super users only, for members whose rank is
-/// at most their own; writes one audit record with what changed.
+/// at most their own; writes one audit record with what changed. The form is parsed
+/// here, once the caller may edit (a refusal comes first, and is recorded).
 #[server(prefix = "/api", endpoint = "members/update", input = PostUrl)]
-pub async fn update_member(id: i64, edit: MemberEdit) -> Result<MemberDetail, AppError> {
+pub async fn update_member(id: i64, edit: MemberForm) -> Result<MemberDetail, AppError> {
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    service::update(&state, &request, id, edit).await
+    let permit = service::permit_edit(&state, &request, id).await?;
+    service::update(&state, permit, edit.parse()?).await
 }
 
 /// Names the members behind typed IDs (the editor shows them back). Admin access.
@@ -363,7 +429,7 @@ pub async fn lookup_members(ids: String) -> Result<Vec<IdLookup>, AppError> {
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    service::lookup(&state, &request, &ids).await
+    directory::lookup(&state, &request, &ids).await
 }
 
 /// The groups a member can be filtered by or put in (ID and name, by name, at most

@@ -274,7 +274,7 @@ pub async fn start(
     let session = request.require_session()?;
     let reason = check_reason(reason)?;
     check_entered(&password, "password", "Enter your own password.")?;
-    let actor = session.actor().clone();
+    let actor = session.actor();
     let (verdict, row) = check_rule(state, session, member_id).await?;
     let grant = match verdict {
         Ok(grant) => grant,
@@ -283,28 +283,7 @@ pub async fn start(
         }
     };
     let target = row.ok_or(AppError::Internal)?;
-    // Claimed, checked and settled in a task of its own, so that a client dropping the
-    // connection half-way can never leave the attempt pending.
-    let place = state.hasher.reserve()?;
-    let checked = {
-        let (state, email, actor_id) = (state.clone(), actor.email.clone(), actor.id);
-        tokio::spawn(async move {
-            let _place = place;
-            let attempt = claim_attempt(&state, actor_id).await?;
-            // The sign-in check itself: the same lookup and the same verifier.
-            let (credentials, verified) =
-                credentials::check(&state.db, &state.hasher, &email, password).await?;
-            let verified = verified && credentials.is_some_and(|c| c.id == actor_id);
-            settle_attempt(&state, actor_id, attempt, !verified).await?;
-            Ok::<bool, AppError>(verified)
-        })
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "the re-authentication check stopped");
-            AppError::Internal
-        })?
-    };
-    let verified = match checked {
+    let verified = match reauthenticate(state, actor.id, &actor.email, password).await {
         Ok(verified) => verified,
         Err(error @ (AppError::LockedOut { .. } | AppError::Conflict(_))) => {
             return Err(refuse(state, request, session, member_id, error).await)
@@ -312,21 +291,83 @@ pub async fn start(
         Err(error) => return Err(error),
     };
     if !verified {
-        tracing::info!(actor = actor.id, "login on behalf refused: wrong password");
-        let event = NewEvent::new(AuditAction::OnBehalfReauthFailed, request)
-            .by(session)
-            .subject(member_id)
-            .object(ObjectKind::Member, member_id)
-            .details(json!({ "code": "wrong_password" }));
-        record(&state.db, state.clock.now(), event).await?;
-        return Err(AppError::WrongPassword);
+        return Err(wrong_password(state, request, session, member_id).await);
     }
-    let now = state.clock.now();
     let token = Token::generate();
+    switch(state, request, session, target.id, grant, &reason, &token).await?;
+    tracing::info!(actor = actor.id, member = target.id, "session on behalf started");
+    Ok(token)
+}
+
+/// Whether `password` is actor `actor_id`'s own (`email`'s), checked exactly as at
+/// sign-in after the attempt is counted (`claim_attempt`), or the lockout's refusal.
+/// Claimed, checked and settled in a task of its own, so that a client dropping the
+/// connection half-way can never leave the attempt pending.
+async fn reauthenticate(
+    state: &AppState,
+    actor_id: i64,
+    email: &str,
+    password: Password,
+) -> Result<bool, AppError> {
+    let place = state.hasher.reserve()?;
+    let (state, email) = (state.clone(), email.to_string());
+    tokio::spawn(async move {
+        let _place = place;
+        let attempt = claim_attempt(&state, actor_id).await?;
+        // The sign-in check itself: the same lookup and the same verifier.
+        let (credentials, verified) = credentials::check(&state.db, &state.hasher, &email, password).await?;
+        let verified = verified && credentials.is_some_and(|c| c.id == actor_id);
+        settle_attempt(&state, actor_id, attempt, !verified).await?;
+        Ok::<bool, AppError>(verified)
+    })
+    .await
+    .map_err(|error| {
+        tracing::error!(%error, "the re-authentication check stopped");
+        AppError::Internal
+    })?
+}
+
+/// Records a wrong password given to start a session on behalf of `member_id` and
+/// returns the error.
+async fn wrong_password(
+    state: &AppState,
+    request: &RequestContext,
+    session: &CurrentSession,
+    member_id: i64,
+) -> AppError {
+    tracing::info!(
+        actor = session.actor().id,
+        "login on behalf refused: wrong password"
+    );
+    let event = NewEvent::new(AuditAction::OnBehalfReauthFailed, request)
+        .by(session)
+        .subject(member_id)
+        .object(ObjectKind::Member, member_id)
+        .details(json!({ "code": "wrong_password" }));
+    match record(&state.db, state.clock.now(), event).await {
+        Ok(_) => AppError::WrongPassword,
+        Err(error) => error,
+    }
+}
+
+/// In one transaction: the actor's token ends (the request that still finds it
+/// goes on), the session on behalf of `target` begins with `token`, and the start is
+/// recorded.
+async fn switch(
+    state: &AppState,
+    request: &RequestContext,
+    session: &CurrentSession,
+    target: i64,
+    grant: Grant,
+    reason: &str,
+    token: &Token,
+) -> Result<(), AppError> {
+    let actor = session.actor().id;
+    let now = state.clock.now();
     let absolute = now.saturating_add(state.settings.on_behalf_max_duration);
     let idle = next_idle_expiry(now, state.settings.session_idle_timeout, absolute);
     let user_agent = request.user_agent.as_deref().map(clip_user_agent);
-    let started: Result<(), AppError> = with_db!(&state.db, pool => { async {
+    with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
         // The actor's own session stays, without a token, until they come back. Only
         // the request that still finds its token parks it: of parallel starts from
@@ -348,10 +389,10 @@ pub async fn start(
              VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(token.hash())
-        .bind(target.id)
-        .bind(actor.id)
+        .bind(target)
+        .bind(actor)
         .bind(session.id)
-        .bind(&reason)
+        .bind(reason)
         .bind(now)
         .bind(idle)
         .bind(absolute)
@@ -366,8 +407,8 @@ pub async fn start(
             Err(error) => return Err(error.into()),
         };
         let event = NewEvent::new(AuditAction::OnBehalfStart, request)
-            .actor(actor.id)
-            .subject(target.id)
+            .actor(actor)
+            .subject(target)
             .on_behalf(id)
             .object(ObjectKind::Session, id)
             .details(json!({
@@ -379,10 +420,7 @@ pub async fn start(
         tx.append_audit(now, event).await?;
         tx.commit().await?;
         Ok(())
-    }.await });
-    started?;
-    tracing::info!(actor = actor.id, member = target.id, "session on behalf started");
-    Ok(token)
+    })
 }
 
 /// Another request from this session has already switched it to a session on behalf.

@@ -12,7 +12,10 @@ use crate::{
     context::{OnBehalfView, Viewer},
     error::AppError,
     on_behalf::{login_as_candidates, preview_on_behalf, LeaveOnBehalf, Preview, StartOnBehalf},
-    ui::{field_error, ErrorPanel, PostForm, Protected, TextField, ViewerResource},
+    ui::{
+        field_error, load_next_on_success, ErrorPanel, FormError, PasswordField, PostForm, Protected,
+        TextField, ViewerResource,
+    },
 };
 
 #[component]
@@ -59,12 +62,7 @@ pub fn OnBehalfPage() -> impl IntoView {
 fn StartForm(preview: Preview) -> impl IntoView {
     let action = ServerAction::<StartOnBehalf>::new();
     // On success the new identity applies to everything: load the member's home afresh.
-    Effect::new(move |_| {
-        if let Some(Ok(next)) = action.value().get() {
-            let _ = window().location().set_href(&next);
-        }
-    });
-    let form_error = field_error(action.value(), "");
+    load_next_on_success(action.value());
     view! {
         <section class="card narrow">
             <h1>"Login on behalf"</h1>
@@ -82,18 +80,11 @@ fn StartForm(preview: Preview) -> impl IntoView {
                 <li>"Everything you do is recorded in the audit trail under your name, with the reason you give."</li>
             </ul>
             <ActionForm action=action attr:class="form" attr:novalidate=true>
-                {move || form_error.get().map(|message| view! {
-                    <div class="notice notice-error" role="alert">{message}</div>
-                })}
+                <FormError error=field_error(action.value(), "")/>
                 <input type="hidden" name="member_id" value=preview.member_id/>
-                <TextField
+                <PasswordField
                     id="on-behalf-password"
                     label="Your password"
-                    name="password"
-                    kind="password"
-                    autocomplete="current-password"
-                    maxlength=1024
-                    required=true
                     error=field_error(action.value(), "password")
                 />
                 <TextField

@@ -65,8 +65,7 @@ pub async fn list_orders() -> Result<OrdersView, AppError> {
     use crate::server::server_context;
 
     let (state, request) = server_context()?;
-    let session = request.require_session()?;
-    service::list(&state.db, session.member.id).await
+    service::list(&state, &request).await
 }
 
 /// Places an order for the signed-in member (or, on behalf, for the member, placed by

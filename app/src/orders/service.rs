@@ -46,8 +46,11 @@ pub async fn ensure_catalogue(db: &Db, now: Millis) -> Result<u64, AppError> {
 
 type OrderRow = (i64, String, i64, i64, i64, i64, Option<String>);
 
-pub async fn list(db: &Db, member_id: i64) -> Result<OrdersView, AppError> {
-    let (products, rows): (Vec<(i64, String, i64)>, Vec<OrderRow>) = with_db!(db, pool => {
+/// The catalogue and the signed-in member's orders (on behalf: the member's), newest
+/// first (at most 100).
+pub async fn list(state: &AppState, request: &RequestContext) -> Result<OrdersView, AppError> {
+    let member_id = request.require_session()?.member.id;
+    let (products, rows): (Vec<(i64, String, i64)>, Vec<OrderRow>) = with_db!(&state.db, pool => {
         let products = sqlx::query_as("SELECT id, name, price_cents FROM products ORDER BY name")
             .fetch_all(pool)
             .await?;

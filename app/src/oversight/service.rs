@@ -11,7 +11,7 @@ use crate::{
     db::with_db,
     db::{stored_role, BeginWrite},
     error::{AppError, Refusal},
-    guard::refuse,
+    guard::{refuse, require},
     oversight::{Impersonation, ImpersonationList, MemberSession},
     policy,
     session::{
@@ -25,40 +25,44 @@ use crate::{
 /// The most rows a list shows.
 const LIMIT: i64 = 200;
 
-/// The overseer asking: signed in, an editor or super user with admin access, in
-/// their own session. A refusal is recorded as `action`.
+/// Whether the session may oversee: an editor or super user with admin access, in
+/// their own session.
+fn may_oversee(session: &CurrentSession) -> Result<(), Refusal> {
+    let member = &session.member;
+    policy::may_oversee(member.role, member.admin_access, session.on_behalf.is_some())
+}
+
+/// The overseer asking: signed in, and `may_oversee`. A refusal is recorded as `action`.
 async fn overseer<'a>(
     state: &AppState,
     request: &'a RequestContext,
     action: AuditAction,
     object: (ObjectKind, String),
 ) -> Result<&'a CurrentSession, AppError> {
-    let session = request.require_session()?;
-    let member = &session.member;
-    if let Err(refusal) = policy::may_oversee(member.role, member.admin_access, session.on_behalf.is_some()) {
-        return Err(refuse(state, request, session, action, object, refusal).await);
-    }
-    Ok(session)
+    require(state, request, action, object, may_oversee).await
 }
 
-type Row = (
-    i64,
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-);
+/// A session on behalf, with its actor and member.
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    actor_id: i64,
+    actor_name: String,
+    actor_role: String,
+    member_id: i64,
+    member_name: String,
+    reason: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    ended_at: Option<i64>,
+    end_reason: Option<String>,
+}
 
 const SELECT: &str =
-    "SELECT s.id, s.actor_id, a.display_name, a.role, s.member_id, m.display_name, s.reason, \
-     s.created_at, CASE WHEN s.idle_expires_at < s.absolute_expires_at THEN s.idle_expires_at \
-     ELSE s.absolute_expires_at END, s.ended_at, s.end_reason \
+    "SELECT s.id, s.actor_id, a.display_name AS actor_name, a.role AS actor_role, s.member_id, \
+     m.display_name AS member_name, s.reason, s.created_at, \
+     CASE WHEN s.idle_expires_at < s.absolute_expires_at THEN s.idle_expires_at \
+     ELSE s.absolute_expires_at END AS expires_at, s.ended_at, s.end_reason \
      FROM sessions s JOIN members a ON a.id = s.actor_id JOIN members m ON m.id = s.member_id";
 
 /// The live sessions on behalf, newest first, or (`history`) the latest that ended.
@@ -87,56 +91,51 @@ pub async fn list(
     });
     let rows = rows
         .into_iter()
-        .map(
-            |(
-                id,
-                actor_id,
-                actor_name,
-                actor_role,
-                member_id,
-                member_name,
-                reason,
-                started,
-                expires,
-                ended,
-                why,
-            )| {
-                let actor_role = stored_role(actor_id, &actor_role)?;
-                let live = !history;
-                Ok(Impersonation {
-                    id,
-                    actor_id,
-                    actor_name,
-                    actor_role,
-                    member_id,
-                    member_name,
-                    reason: reason.unwrap_or_default(),
-                    started: format_utc(started),
-                    started_at: started,
-                    seconds_left: if live {
-                        ((expires - now) / SECOND).max(0)
-                    } else {
-                        0
-                    },
-                    // One that expired without a request to notice is shown as expired.
-                    ended: match ended {
-                        Some(at) => Some(format_utc(at)),
-                        None if !live => Some(format_utc(expires.min(now))),
-                        None => None,
-                    },
-                    end_reason: match (ended, why) {
-                        (Some(_), Some(why)) => Some(why.replace('_', " ")),
-                        _ if !live => Some("expired".to_string()),
-                        _ => None,
-                    },
-                    can_end: live && policy::may_end_session(viewer, actor_role).is_ok(),
-                })
-            },
-        )
+        .map(|row| impersonation(row, viewer, now, !history))
         .collect::<Result<Vec<_>, AppError>>()?;
     Ok(ImpersonationList {
         rows,
         can_end_all: !history && policy::may_end_all(viewer).is_ok(),
+    })
+}
+
+/// A row of the list as an overseer of role `viewer` sees it at `now`: `live`, or
+/// over.
+fn impersonation(
+    row: Row,
+    viewer: crate::role::Role,
+    now: Millis,
+    live: bool,
+) -> Result<Impersonation, AppError> {
+    let actor_role = stored_role(row.actor_id, &row.actor_role)?;
+    let (started, expires) = (row.created_at, row.expires_at);
+    Ok(Impersonation {
+        id: row.id,
+        actor_id: row.actor_id,
+        actor_name: row.actor_name,
+        actor_role,
+        member_id: row.member_id,
+        member_name: row.member_name,
+        reason: row.reason.unwrap_or_default(),
+        started: format_utc(started),
+        started_at: started,
+        seconds_left: if live {
+            ((expires - now) / SECOND).max(0)
+        } else {
+            0
+        },
+        // One that expired without a request to notice is shown as expired.
+        ended: match row.ended_at {
+            Some(at) => Some(format_utc(at)),
+            None if !live => Some(format_utc(expires.min(now))),
+            None => None,
+        },
+        end_reason: match (row.ended_at, row.end_reason) {
+            (Some(_), Some(why)) => Some(why.replace('_', " ")),
+            _ if !live => Some("expired".to_string()),
+            _ => None,
+        },
+        can_end: live && policy::may_end_session(viewer, actor_role).is_ok(),
     })
 }
 
@@ -154,14 +153,9 @@ fn ended_by(request: &RequestContext, by: i64, id: i64, actor: i64, member: i64,
 /// Ends one live session on behalf. Its token stays, so that the actor's next request
 /// finds it over and gets their own session back, with a notice.
 pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<(), AppError> {
+    const REFUSED: AuditAction = AuditAction::ImpersonationEndRefused;
     let object = (ObjectKind::Session, id.to_string());
-    let session = overseer(
-        state,
-        request,
-        AuditAction::ImpersonationEndRefused,
-        object.clone(),
-    )
-    .await?;
+    let session = overseer(state, request, REFUSED, object.clone()).await?;
     let viewer = session.member.role;
     let now = state.clock.now();
     let lock = state.db.locking(" FOR SHARE OF a");
@@ -200,40 +194,21 @@ pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<
             },
         }
     });
-    crate::guard::record_refusal(
-        state,
-        request,
-        session,
-        AuditAction::ImpersonationEndRefused,
-        object,
-        outcome,
-    )
-    .await
+    crate::guard::record_refusal(state, request, session, REFUSED, object, outcome).await
 }
 
 /// Ends every live session on behalf, in one statement (so a session started while
 /// it runs is either ended by it or started after it), each end recorded, and then
 /// one record of the whole by the super user.
 pub async fn end_all(state: &AppState, request: &RequestContext) -> Result<usize, AppError> {
+    const REFUSED: AuditAction = AuditAction::ImpersonationEndAllRefused;
     let object = (ObjectKind::Sessions, "on_behalf".to_string());
-    let session = overseer(
-        state,
-        request,
-        AuditAction::ImpersonationEndAllRefused,
-        object.clone(),
-    )
+    // Overseers only, and of them super users only: either refusal is recorded alike.
+    let session = require(state, request, REFUSED, object, |session| {
+        may_oversee(session)?;
+        policy::may_end_all(session.member.role)
+    })
     .await?;
-    if let Err(refusal) = policy::may_end_all(session.member.role) {
-        return Err(refuse(
-            state,
-            request,
-            session,
-            AuditAction::ImpersonationEndAllRefused,
-            object,
-            refusal,
-        )
-        .await);
-    }
     let now = state.clock.now();
     let by = session.member.id;
     let count = with_db!(&state.db, pool => {

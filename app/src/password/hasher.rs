@@ -12,7 +12,7 @@ use argon2::{
     },
     Algorithm, Argon2, Block, Params, Version,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::AppError;
 
@@ -166,24 +166,37 @@ impl PasswordHasher {
         }
     }
 
-    pub async fn hash(&self, password: Password) -> Result<String, AppError> {
-        // The permit goes with the work: a caller that gives up does not free a core
-        // that argon2 is still using.
-        let permit = self
-            .permits
+    /// A core for one argon2 computation, once one is free.
+    async fn core(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        self.permits
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| AppError::Internal)?;
+            .map_err(|_| AppError::Internal)
+    }
+
+    /// Runs `work` (`what`: "hashing" or "verification", for the log) on the blocking
+    /// pool. The permit goes with the work: a caller that gives up does not free a
+    /// core that argon2 is still using.
+    async fn on_core<T: Send + 'static>(
+        core: OwnedSemaphorePermit,
+        what: &'static str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            hash_password_blocking(&password)
+            let _core = core;
+            work()
         })
         .await
         .map_err(|error| {
-            tracing::error!(%error, "password hashing task failed");
+            tracing::error!(%error, "password {what} task failed");
             AppError::Internal
         })
+    }
+
+    pub async fn hash(&self, password: Password) -> Result<String, AppError> {
+        let core = self.core().await?;
+        Self::on_core(core, "hashing", move || hash_password_blocking(&password)).await
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is
@@ -191,23 +204,14 @@ impl PasswordHasher {
     pub async fn verify(&self, stored: Option<String>, password: Password) -> Result<bool, AppError> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AppError::Internal)?;
+        let core = self.core().await?;
+        // Warm memory is taken once the core is ours: at most one block per permit.
         let mut memory = self.take_memory();
-        let (memory, matched) = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let (memory, matched) = Self::on_core(core, "verification", move || {
             let matched = verify_password_in(&stored, &password, &mut memory);
             (memory, matched)
         })
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "password verification task failed");
-            AppError::Internal
-        })?;
+        .await?;
         self.give_back_memory(memory);
         Ok(known && matched)
     }

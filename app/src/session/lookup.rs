@@ -154,7 +154,20 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Lookup, AppError
         end_session(state, row.id, EndReason::Revoked, ended_by_lookup(&member)).await?;
         return Ok(stale);
     }
-    let idle_expires_at = touch(state, now, &row, None).await?;
+    found_live(state, now, &row, member, None).await
+}
+
+/// The session found live: its activity written back (`touch`), and handed to the
+/// request.
+async fn found_live(
+    state: &AppState,
+    now: Millis,
+    row: &SessionLookup,
+    member: MemberRow,
+    on_behalf: Option<OnBehalf>,
+) -> Result<Lookup, AppError> {
+    let parent = on_behalf.as_ref().map(|on_behalf| on_behalf.parent_id);
+    let idle_expires_at = touch(state, now, row, parent).await?;
     Ok(Lookup {
         session: Some(CurrentSession {
             id: row.id,
@@ -162,7 +175,7 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Lookup, AppError
             idle_expires_at,
             absolute_expires_at: row.absolute_expires_at,
             member,
-            on_behalf: None,
+            on_behalf,
         }),
         ..Lookup::default()
     })
@@ -261,18 +274,7 @@ async fn find_live_on_behalf(
         Liveness::Live => None,
     };
     let Some((reason, notice)) = ending else {
-        let idle_expires_at = touch(state, now, row, Some(on_behalf.parent_id)).await?;
-        return Ok(Lookup {
-            session: Some(CurrentSession {
-                id: row.id,
-                created_at: row.created_at,
-                idle_expires_at,
-                absolute_expires_at: row.absolute_expires_at,
-                member,
-                on_behalf: Some(on_behalf),
-            }),
-            ..Lookup::default()
-        });
+        return found_live(state, now, row, member, Some(on_behalf)).await;
     };
     tracing::info!(
         session = row.id,

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{components::Redirect, hooks::use_location};
 
-use crate::{context::Viewer, error::AppError, policy, urls::login_url};
+use crate::{context::Viewer, error::AppError, password::MAX_PASSWORD_BYTES, policy, urls::login_url};
 
 mod list;
 mod table;
@@ -132,30 +132,25 @@ pub fn ErrorPanel(error: AppError) -> impl IntoView {
 /// The page for a signed-in member who may not see this one (HTTP 403).
 #[component]
 pub fn Forbidden() -> impl IntoView {
-    view! {
-        <StatusPage
-            status=403
-            title="Not allowed"
-            message="You do not have access to the management screens. If you need it, ask an editor or a super user."
-        />
-    }
+    status_page(
+        403,
+        "Not allowed",
+        "You do not have access to the management screens. If you need it, ask an editor or a super user.",
+    )
 }
 
 #[component]
 pub fn NotFound() -> impl IntoView {
-    view! {
-        <StatusPage
-            status=404
-            title="Page not found"
-            message="There is nothing at this address. It may have moved, or the link may be mistyped."
-        />
-    }
+    status_page(
+        404,
+        "Page not found",
+        "There is nothing at this address. It may have moved, or the link may be mistyped.",
+    )
 }
 
 /// A page that only says why there is nothing to show, with the HTTP status `status`
 /// (set when the server renders it) and a way back to My account.
-#[component]
-fn StatusPage(status: u16, title: &'static str, message: &'static str) -> impl IntoView {
+fn status_page(status: u16, title: &'static str, message: &'static str) -> impl IntoView {
     #[cfg(feature = "ssr")]
     crate::server::set_status(status);
     #[cfg(not(feature = "ssr"))]
@@ -182,6 +177,29 @@ pub fn field_error<T: Clone + Send + Sync + 'static>(
         }
         _ => None,
     })
+}
+
+/// For the actions that change who the member is (signing in, starting a login on
+/// behalf), which answer with the address to go on to: once `result` holds it, loads it
+/// afresh, so every part of the next page sees the new identity.
+pub fn load_next_on_success(
+    result: impl Get<Value = Option<Result<String, AppError>>> + Send + Sync + 'static,
+) {
+    Effect::new(move |_| {
+        if let Some(Ok(next)) = result.get() {
+            let _ = window().location().set_href(&next);
+        }
+    });
+}
+
+/// The error of a whole form (see `field_error` with `""`), above its fields.
+#[component]
+pub fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .map(|message| view! { <div class="notice notice-error" role="alert">{message}</div> })
+    }
 }
 
 /// A form for a server action, for the first page's forms (sign in, sign out, the
@@ -275,6 +293,27 @@ pub fn TextField(
                 aria-describedby=format!("{id}-error")
             />
         </Field>
+    }
+}
+
+/// The member's own current password, as sign-in and a login on behalf ask for it.
+#[component]
+pub fn PasswordField(
+    id: &'static str,
+    label: &'static str,
+    #[prop(into)] error: Signal<Option<String>>,
+) -> impl IntoView {
+    view! {
+        <TextField
+            id
+            label
+            name="password"
+            kind="password"
+            autocomplete="current-password"
+            maxlength=MAX_PASSWORD_BYTES
+            required=true
+            error
+        />
     }
 }
 

@@ -2,7 +2,7 @@
 //! trail: the services of the account pages and the audit viewer.
 
 use app::{
-    account::service as account,
+    account::{service as account, AccessRecord},
     audit::{service as audit, FilterParams},
     audit_action::AuditAction,
     error::AppError,
@@ -24,8 +24,7 @@ use crate::{session::Caller, state::ServerState};
     responses((status = 200, body = Vec<ProductView>), Errors),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn products(State(state): State<ServerState>, caller: Caller) -> ApiResult<Json<Vec<ProductView>>> {
-    let session = caller.context.require_session()?;
-    let view = orders::list(&state.app.db, session.member.id).await?;
+    let view = orders::list(&state.app, &caller.context).await?;
     Ok(Json(
         view.products
             .into_iter()
@@ -46,8 +45,7 @@ pub async fn list_orders(
     State(state): State<ServerState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<OrderView>>> {
-    let session = caller.context.require_session()?;
-    let view = orders::list(&state.app.db, session.member.id).await?;
+    let view = orders::list(&state.app, &caller.context).await?;
     Ok(Json(view.orders.into_iter().map(OrderView::from).collect()))
 }
 
@@ -68,8 +66,7 @@ pub async fn place_order(
         &body.quantity.to_string(),
     )
     .await?;
-    let session = caller.context.require_session()?;
-    let view = orders::list(&state.app.db, session.member.id).await?;
+    let view = orders::list(&state.app, &caller.context).await?;
     let order = view
         .orders
         .into_iter()
@@ -83,8 +80,7 @@ pub async fn place_order(
     responses((status = 200, body = Vec<SessionItem>), Errors),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn sessions(State(state): State<ServerState>, caller: Caller) -> ApiResult<Json<Vec<SessionItem>>> {
-    let session = caller.context.require_session()?;
-    let list = account::sessions(&state.app, session).await?;
+    let list = account::sessions(&state.app, &caller.context).await?;
     Ok(Json(list.into_iter().map(SessionItem::from).collect()))
 }
 
@@ -105,15 +101,13 @@ pub async fn revoke_session(
 
 /// Who logged in on the caller's behalf, when and why (newest first).
 #[utoipa::path(get, path = "/api/v1/access_history", tag = "account",
-    responses((status = 200, body = Vec<AccessItem>), Errors),
+    responses((status = 200, body = Vec<AccessRecord>), Errors),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn access_history(
     State(state): State<ServerState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<AccessItem>>> {
-    let session = caller.context.require_session()?;
-    let list = account::access_history(&state.app, session.member.id).await?;
-    Ok(Json(list.into_iter().map(AccessItem::from).collect()))
+) -> ApiResult<Json<Vec<AccessRecord>>> {
+    Ok(Json(account::access_history(&state.app, &caller.context).await?))
 }
 
 /// The audit actions, as an OpenAPI enum built from the same list the viewer's filter

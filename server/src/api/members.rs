@@ -4,13 +4,7 @@
 use app::{
     error::AppError,
     groups::service as groups,
-    members::{
-        directory::proxies_of,
-        search,
-        service::{self as members, MemberChanges},
-        ListParams, MemberSummary, PAGE_SIZE,
-    },
-    role::Role,
+    members::{directory::proxies_of, search, service as members, ListParams, MemberSummary, PAGE_SIZE},
 };
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 use serde::Deserialize;
@@ -126,15 +120,9 @@ pub async fn patch(
     ApiJson(body): ApiJson<MemberPatch>,
 ) -> ApiResult<Json<ApiMember>> {
     let id = positive(id, "member")?;
-    let changes = MemberChanges {
-        display_name: body.display_name,
-        email: body.email,
-        role: body.role.map(|role| Role::from(role).as_str().to_string()),
-        admin_access: body.admin_access,
-        login_enabled: body.login_enabled,
-        ..MemberChanges::default()
-    };
-    let saved = members::change_member(&state.app, &caller.context, id, changes).await?;
+    let permit = members::permit_edit(&state.app, &caller.context, id).await?;
+    let changes = body.into_changes()?;
+    let saved = members::change_member(&state.app, permit, changes).await?;
     Ok(Json(ApiMember::from_detail(saved)))
 }
 
@@ -152,18 +140,9 @@ pub async fn put_proxy_permission(
     ApiJson(body): ApiJson<ProxyPermission>,
 ) -> ApiResult<Json<ApiMember>> {
     let id = positive(id, "member")?;
-    // The list is checked as the editor's is (positive IDs, none twice, at most 100).
-    let changes = MemberChanges {
-        proxy_login_permission: Some(
-            body.member_ids
-                .iter()
-                .map(|id| id.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        ..MemberChanges::default()
-    };
-    let saved = members::change_member(&state.app, &caller.context, id, changes)
+    let permit = members::permit_edit(&state.app, &caller.context, id).await?;
+    let changes = body.into_changes()?;
+    let saved = members::change_member(&state.app, permit, changes)
         .await
         .map_err(|error| match error {
             // The editor's field is called proxy_login_permission; here it is member_ids.

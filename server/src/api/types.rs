@@ -5,7 +5,10 @@
 use app::{
     clock::Millis,
     context::{CurrentSession, MemberRow},
-    members::{MemberDetail, MemberSummary},
+    email::Email,
+    error::AppError,
+    members::{check_id_list, service::MemberChanges, MemberDetail, MemberSummary},
+    names::DisplayName,
     role::Role,
 };
 use serde::{Deserialize, Serialize};
@@ -265,12 +268,40 @@ pub struct MemberPatch {
     pub login_enabled: Option<bool>,
 }
 
+impl MemberPatch {
+    /// The changes the service takes, each text parsed as the editor's form parses it
+    /// (same fields, same messages).
+    pub fn into_changes(self) -> Result<MemberChanges, AppError> {
+        Ok(MemberChanges {
+            display_name: self.display_name.as_deref().map(DisplayName::parse).transpose()?,
+            email: self.email.as_deref().map(Email::parse).transpose()?,
+            role: self.role.map(Role::from),
+            admin_access: self.admin_access,
+            login_enabled: self.login_enabled,
+            ..MemberChanges::default()
+        })
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyPermission {
     /// The whole permission: IDs of the members who may log in on this member's behalf.
     #[schema(max_items = 100)]
     pub member_ids: Vec<i64>,
+}
+
+impl ProxyPermission {
+    /// The whole permission as the service takes it, checked as the editor's list is
+    /// (positive IDs, none twice, at most 100).
+    pub fn into_changes(self) -> Result<MemberChanges, AppError> {
+        let ids =
+            check_id_list(&self.member_ids).map_err(|message| AppError::validation("member_ids", message))?;
+        Ok(MemberChanges {
+            proxy_login_permission: Some(ids),
+            ..MemberChanges::default()
+        })
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -379,35 +410,6 @@ impl From<app::account::SessionView> for SessionItem {
             current: s.current,
             on_behalf_by: s.on_behalf_by,
             waiting: s.waiting,
-        }
-    }
-}
-
-/// A session someone had on the member's behalf.
-#[derive(Serialize, ToSchema)]
-pub struct AccessItem {
-    pub session_id: i64,
-    pub actor_name: String,
-    pub started: String,
-    pub ended: Option<String>,
-    pub end_reason: Option<String>,
-    pub minutes: i64,
-    pub reason: String,
-    /// Changes recorded during it.
-    pub actions: i64,
-}
-
-impl From<app::account::AccessRecord> for AccessItem {
-    fn from(r: app::account::AccessRecord) -> Self {
-        AccessItem {
-            session_id: r.session_id,
-            actor_name: r.actor_name,
-            started: r.started,
-            ended: r.ended,
-            end_reason: r.end_reason,
-            minutes: r.minutes,
-            reason: r.reason,
-            actions: r.actions,
         }
     }
 }

@@ -29,10 +29,13 @@ use crate::{
 };
 
 mod sql;
+mod walk;
 
 use sql::*;
+use walk::{fetch_stream, walk_all, walk_terms};
 
-/// One way a member can match the search.#[derive(Clone, Debug)]
+/// One way a member can match the search.
+#[derive(Clone, Debug)]
 enum Stream {
     /// No search: everyone.
     All,
@@ -222,155 +225,6 @@ impl Position {
     }
 }
 
-/// The terms index that lists a bucket (the terms' first two characters) in this
-/// sort's order.
-fn terms_index(sort: SortKey) -> &'static str {
-    match sort {
-        SortKey::Id => "member_terms_by_id",
-        SortKey::Name => "member_terms_by_name",
-        SortKey::Email => "member_terms_by_email",
-        SortKey::Role => "member_terms_by_role",
-        SortKey::LastSignIn => "member_terms_by_sign_in",
-    }
-}
-
-/// The members whose term starts with `prefix`, up to PAGE_SIZE + 1 of them from
-/// `position`, in order: a walk of the prefix's bucket in the terms index of the sort,
-/// which holds the sort key, the role and the term, so only the group filter reads
-/// another table. A member found by several terms comes once (their rows are
-/// neighbours: same sort key, same ID).
-async fn walk_terms(
-    db: &Db,
-    prefix: &str,
-    filters: &Filters,
-    sort: SortKey,
-    position: &Position,
-) -> Result<Vec<ListRow>, AppError> {
-    let sqlite = matches!(db, Db::Sqlite(_));
-    let bucket: String = prefix.chars().take(2).collect();
-    let wanted = PAGE_SIZE as usize + 1;
-    let batch = 2 * (PAGE_SIZE + 1);
-    let sort_column = columns_in(sort, "member_id")[0].clone();
-    let mut ids = Vec::new();
-    let mut seen = BTreeSet::new();
-    let mut from = position.clone();
-    loop {
-        let mut sql = Sql::default();
-        sql.push(&format!("SELECT member_id, {sort_column} FROM member_terms"));
-        if sqlite {
-            sql.push(&format!(" INDEXED BY {}", terms_index(sort)));
-        }
-        // `term || ''`: PostgreSQL misjudges how many terms a prefix holds and would
-        // read them all by the term index and sort them; the bucket index it is left
-        // with reads in order and stops after a page.
-        sql.push(" WHERE substr(term, 1, 2) = ")
-            .text(bucket.as_str())
-            .push(" AND (term || '') >= ")
-            .text(prefix)
-            .push(" AND (term || '') < ")
-            .text(prefix_end(prefix));
-        filters.predicate(&mut sql, "member_terms", "member_id");
-        from.predicate(sort, &mut sql, "member_id");
-        from.order(sort, &mut sql, false, "member_id");
-        sql.push(" LIMIT ").int(batch);
-        let keys: Vec<(i64, Key)> = match sort {
-            SortKey::Name | SortKey::Email => {
-                let rows: Vec<(i64, String)> = with_db!(db, pool => {
-                    bind_all!(sqlx::query_as(&sql.text), sql.binds).fetch_all(pool).await?
-                });
-                rows.into_iter()
-                    .map(|(id, text)| (id, Key::Text(text, id)))
-                    .collect()
-            }
-            _ => {
-                let rows: Vec<(i64, i64)> = with_db!(db, pool => {
-                    bind_all!(sqlx::query_as(&sql.text), sql.binds).fetch_all(pool).await?
-                });
-                rows.into_iter()
-                    .map(|(id, value)| (id, Key::Int(value, id)))
-                    .collect()
-            }
-        };
-        let exhausted = (keys.len() as i64) < batch;
-        for (id, _) in &keys {
-            if seen.insert(*id) {
-                ids.push(*id);
-            }
-        }
-        match keys.into_iter().last() {
-            Some((_, key)) if !exhausted && ids.len() < wanted => from.key = Some(key),
-            _ => break,
-        }
-    }
-    ids.truncate(wanted);
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut sql = Sql::default();
-    sql.push(&format!(
-        "SELECT {LIST_COLUMNS} FROM members WHERE deleted_at IS NULL AND id IN ("
-    ));
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.int(*id);
-    }
-    sql.push(")");
-    let mut rows = fetch_rows(db, sql).await?;
-    rows.sort_by_key(|row| key_of(sort, row));
-    if !position.ascending {
-        rows.reverse();
-    }
-    Ok(rows)
-}
-
-/// Up to PAGE_SIZE + 1 members of a small stream from `position`, in order: its
-/// members fetched by ID and sorted.
-async fn fetch_stream(
-    db: &Db,
-    stream: &Stream,
-    filters: &Filters,
-    sort: SortKey,
-    position: &Position,
-) -> Result<Vec<ListRow>, AppError> {
-    let sqlite = matches!(db, Db::Sqlite(_));
-    let mut sql = Sql::default();
-    sql.push(&format!("SELECT {LIST_COLUMNS} FROM members"));
-    if sqlite {
-        sql.push(" NOT INDEXED");
-    }
-    sql.push(" WHERE deleted_at IS NULL AND id IN (");
-    stream.ids(&mut sql, sqlite);
-    sql.push(")");
-    filters.predicate(&mut sql, "members", "id");
-    position.predicate(sort, &mut sql, "id");
-    position.order(sort, &mut sql, !sqlite, "id");
-    sql.push(" LIMIT ").int(PAGE_SIZE + 1);
-    fetch_rows(db, sql).await
-}
-
-/// Up to PAGE_SIZE + 1 members of the whole list (no search) from `position`, in
-/// order: a walk of the sort's index on `members`.
-async fn walk_all(
-    db: &Db,
-    filters: &Filters,
-    sort: SortKey,
-    position: &Position,
-) -> Result<Vec<ListRow>, AppError> {
-    let mut sql = Sql::default();
-    sql.push(&format!("SELECT {LIST_COLUMNS} FROM members"));
-    if matches!(db, Db::Sqlite(_)) {
-        sql.push(sort_index(sort));
-    }
-    sql.push(" WHERE deleted_at IS NULL");
-    filters.predicate(&mut sql, "members", "id");
-    position.predicate(sort, &mut sql, "id");
-    position.order(sort, &mut sql, false, "id");
-    sql.push(" LIMIT ").int(PAGE_SIZE + 1);
-    fetch_rows(db, sql).await
-}
-
 /// One page of the members list: ID exactly, or any word of the name or the email
 /// by prefix, case-insensitively; `%`, `_` and quotes are plain characters (bound
 /// values compared as ranges: no LIKE).
@@ -393,34 +247,44 @@ pub const FETCH_AT_MOST: i64 = 400;
 /// `list`, with the size up to which a stream (or filter) is fetched and sorted
 /// rather than read in order. Tests run both ways and compare.
 pub async fn list_with_threshold(db: &Db, query: ListQuery, threshold: i64) -> Result<MemberPage, AppError> {
-    let filters = Filters {
-        role: query.role,
-        group: query.group,
-    };
-    let text = query.q.to_lowercase();
-    let mut streams = Vec::new();
-    let mut hint = None;
-    if text.is_empty() {
-        streams.push(Stream::All);
-    } else {
-        if let Ok(id) = text.trim_start_matches('#').parse::<i64>() {
-            streams.push(Stream::Id(id));
-        }
-        if text.chars().count() >= MIN_SEARCH_CHARS {
-            streams.push(Stream::Terms(
-                text.clone(),
-                query.role.map(|role| role.rank() as i64),
-            ));
-        } else if streams.is_empty() {
-            hint = Some(format!(
-                "Type at least {MIN_SEARCH_CHARS} characters to search names and emails (or an ID)."
-            ));
-        }
-    }
+    let (streams, hint) = streams_of(&query);
+    let start = start_of(db, &query).await?;
+    let plan = Plan::new(db, &query, streams, threshold).await?;
+    let (rows, total) = plan.rows(db, query.sort, &start.position, threshold).await?;
+    page_of(db, query, rows, total, &start, hint).await
+}
 
-    // Where the page starts.
-    let cursor = query.after.or(query.before);
-    let key = match cursor {
+/// The streams whose union the search is, or (for a search too short to search
+/// names) the hint why it finds nothing.
+fn streams_of(query: &ListQuery) -> (Vec<Stream>, Option<String>) {
+    let text = query.q.to_lowercase();
+    if text.is_empty() {
+        return (vec![Stream::All], None);
+    }
+    let mut streams = Vec::new();
+    if let Ok(id) = text.trim_start_matches('#').parse::<i64>() {
+        streams.push(Stream::Id(id));
+    }
+    if text.chars().count() >= MIN_SEARCH_CHARS {
+        let rank = query.role.map(|role| role.rank() as i64);
+        streams.push(Stream::Terms(text, rank));
+    } else if streams.is_empty() {
+        let hint =
+            format!("Type at least {MIN_SEARCH_CHARS} characters to search names and emails (or an ID).");
+        return (streams, Some(hint));
+    }
+    (streams, None)
+}
+
+/// Where the page starts, and whether it is read backwards (towards the start of the
+/// list, from a `before` cursor that names a member).
+struct Start {
+    position: Position,
+    backwards: bool,
+}
+
+async fn start_of(db: &Db, query: &ListQuery) -> Result<Start, AppError> {
+    let key = match query.after.or(query.before) {
         None => None,
         Some(id) => {
             let mut sql = Sql::default();
@@ -433,129 +297,197 @@ pub async fn list_with_threshold(db: &Db, query: ListQuery, threshold: i64) -> R
         }
     };
     let backwards = query.before.is_some() && key.is_some();
-    let position = Position {
-        key,
-        ascending: query.descending == backwards,
-    };
+    let ascending = query.descending == backwards;
+    Ok(Start {
+        position: Position { key, ascending },
+        backwards,
+    })
+}
 
-    // The smallest filter can drive the whole search.
-    let role_size = match query.role {
-        Some(role) => {
-            let mut sql = Sql::default();
-            sql.push("SELECT COUNT(*) FROM (SELECT 1 FROM members WHERE deleted_at IS NULL AND role_rank = ")
+/// How a search finds its candidates: the streams that hold anybody, with their sizes,
+/// and the filters with theirs. The smallest drives the query.
+struct Plan {
+    streams: Vec<Stream>,
+    sizes: Vec<i64>,
+    streams_total: i64,
+    filters: Filters,
+    role_size: i64,
+    group_size: i64,
+    sqlite: bool,
+}
+
+impl Plan {
+    async fn new(db: &Db, query: &ListQuery, streams: Vec<Stream>, threshold: i64) -> Result<Plan, AppError> {
+        let role_size = match query.role {
+            Some(role) => {
+                let mut sql = Sql::default();
+                sql.push(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM members WHERE deleted_at IS NULL AND role_rank = ",
+                )
                 .int(role.rank() as i64)
                 .push(" LIMIT ")
                 .int(threshold.saturating_mul(4).saturating_add(1))
                 .push(") AS s");
-            fetch_count(db, sql).await?
+                fetch_count(db, sql).await?
+            }
+            None => i64::MAX,
+        };
+        let group_size = match query.group {
+            Some(group) => {
+                let mut sql = Sql::default();
+                sql.push("SELECT COALESCE(MAX(member_count), 0) FROM groups WHERE id = ")
+                    .int(group);
+                fetch_count(db, sql).await?
+            }
+            None => i64::MAX,
+        };
+        // Streams that hold nobody are left out: reading them in order would read everything.
+        let mut sizes = Vec::new();
+        let mut kept = Vec::new();
+        for stream in streams {
+            let size = stream.size(db).await?;
+            if size > 0 {
+                sizes.push(size);
+                kept.push(stream);
+            }
         }
-        None => i64::MAX,
-    };
-    let group_size = match query.group {
-        Some(group) => {
-            let mut sql = Sql::default();
-            sql.push("SELECT COALESCE(MAX(member_count), 0) FROM groups WHERE id = ")
-                .int(group);
-            fetch_count(db, sql).await?
-        }
-        None => i64::MAX,
-    };
-    // Streams that hold nobody are left out: reading them in order would read everything.
-    let mut sizes = Vec::new();
-    let mut kept = Vec::new();
-    for stream in streams {
-        let size = stream.size(db).await?;
-        if size > 0 {
-            sizes.push(size);
-            kept.push(stream);
+        Ok(Plan {
+            streams: kept,
+            streams_total: sizes.iter().fold(0i64, |sum, size| sum.saturating_add(*size)),
+            sizes,
+            filters: Filters {
+                role: query.role,
+                group: query.group,
+            },
+            role_size,
+            group_size,
+            sqlite: matches!(db, Db::Sqlite(_)),
+        })
+    }
+
+    fn filter_size(&self) -> i64 {
+        self.role_size.min(self.group_size)
+    }
+
+    /// `members` (told to use no index on SQLite), for the statements `driver` drives.
+    fn members_table(&self) -> &'static str {
+        if self.sqlite {
+            "members NOT INDEXED"
+        } else {
+            "members"
         }
     }
-    let streams = kept;
-    let streams_total = sizes.iter().fold(0i64, |sum, size| sum.saturating_add(*size));
-    let filter_size = role_size.min(group_size);
-    let sqlite = matches!(db, Db::Sqlite(_));
-    // With a filter and a broad search, a walk keeps only rows matching both, which can
-    // be rare: a filter of a few thousand is cheaper fetched and sorted.
-    let filter_threshold = if streams_total > threshold {
-        threshold.saturating_mul(4)
-    } else {
-        threshold
-    };
 
-    let driver = |sql: &mut Sql| {
+    /// The condition that picks the candidates: the streams' own members (the filters
+    /// follow), or the smaller filter's members that match the search.
+    fn driver(&self, sql: &mut Sql) {
         sql.push("id IN (");
-        if streams_total <= filter_size {
-            // The streams' own members (the filters follow).
-            for (i, stream) in streams.iter().enumerate() {
+        if self.streams_total <= self.filter_size() {
+            for (i, stream) in self.streams.iter().enumerate() {
                 if i > 0 {
                     sql.push(" UNION ");
                 }
-                stream.ids(sql, sqlite);
+                stream.ids(sql, self.sqlite);
             }
             sql.push(")");
             return;
         }
-        // The filter's members that match the search.
-        if role_size <= group_size {
+        if self.role_size <= self.group_size {
             sql.push("SELECT id FROM members WHERE deleted_at IS NULL AND role_rank = ")
-                .int(query.role.map(|r| r.rank() as i64).unwrap_or(0));
+                .int(self.filters.role.map(|r| r.rank() as i64).unwrap_or(0));
         } else {
             sql.push("SELECT member_id FROM group_members WHERE group_id = ")
-                .int(query.group.unwrap_or(0));
+                .int(self.filters.group.unwrap_or(0));
         }
         sql.push(") AND (");
-        for (i, stream) in streams.iter().enumerate() {
+        for (i, stream) in self.streams.iter().enumerate() {
             if i > 0 {
                 sql.push(" OR ");
             }
             stream.predicate(sql);
         }
         sql.push(")");
-    };
-    let not_indexed = if matches!(db, Db::Sqlite(_)) {
-        " NOT INDEXED"
-    } else {
-        ""
-    };
-    // The exact number of matches (with the filters), for at most COUNT_CAP candidates.
-    let count_matches = || async {
+    }
+
+    /// The exact number of matches (with the filters), for at most COUNT_CAP candidates.
+    async fn count_matches(&self, db: &Db) -> Result<i64, AppError> {
         let mut count = Sql::default();
         count.push(&format!(
-            "SELECT COUNT(*) FROM members{not_indexed} WHERE deleted_at IS NULL AND "
+            "SELECT COUNT(*) FROM {} WHERE deleted_at IS NULL AND ",
+            self.members_table()
         ));
-        driver(&mut count);
-        filters.predicate(&mut count, "members", "id");
+        self.driver(&mut count);
+        self.filters.predicate(&mut count, "members", "id");
         fetch_count(db, count).await
-    };
+    }
 
-    let (mut rows, total) = if streams.is_empty() {
-        (Vec::new(), Some(0))
-    } else if streams_total <= threshold || filter_size <= filter_threshold {
-        // Few candidates: fetch them (by the streams, or by the filter) and sort.
+    /// Up to PAGE_SIZE + 1 rows from `position`, in order, and the number of matches
+    /// (`None`: more than COUNT_CAP).
+    async fn rows(
+        &self,
+        db: &Db,
+        sort: SortKey,
+        position: &Position,
+        threshold: i64,
+    ) -> Result<(Vec<ListRow>, Option<i64>), AppError> {
+        if self.streams.is_empty() {
+            return Ok((Vec::new(), Some(0)));
+        }
+        // With a filter and a broad search, a walk keeps only rows matching both, which
+        // can be rare: a filter of a few thousand is cheaper fetched and sorted.
+        let filter_threshold = if self.streams_total > threshold {
+            threshold.saturating_mul(4)
+        } else {
+            threshold
+        };
+        if self.streams_total <= threshold || self.filter_size() <= filter_threshold {
+            let rows = self.fetch_sorted(db, sort, position).await?;
+            Ok((rows, Some(self.count_matches(db).await?)))
+        } else {
+            self.merge_walks(db, sort, position, threshold).await
+        }
+    }
+
+    /// Few candidates: fetch them (by the streams, or by the filter) and sort.
+    async fn fetch_sorted(
+        &self,
+        db: &Db,
+        sort: SortKey,
+        position: &Position,
+    ) -> Result<Vec<ListRow>, AppError> {
         let mut sql = Sql::default();
         sql.push(&format!(
-            "SELECT {LIST_COLUMNS} FROM members{not_indexed} WHERE deleted_at IS NULL AND "
+            "SELECT {LIST_COLUMNS} FROM {} WHERE deleted_at IS NULL AND ",
+            self.members_table()
         ));
-        driver(&mut sql);
-        filters.predicate(&mut sql, "members", "id");
-        position.predicate(query.sort, &mut sql, "id");
-        position.order(query.sort, &mut sql, !sqlite, "id");
+        self.driver(&mut sql);
+        self.filters.predicate(&mut sql, "members", "id");
+        position.predicate(sort, &mut sql, "id");
+        position.order(sort, &mut sql, !self.sqlite, "id");
         sql.push(" LIMIT ").int(PAGE_SIZE + 1);
-        let rows = fetch_rows(db, sql).await?;
-        (rows, Some(count_matches().await?))
-    } else {
-        // Many: read each stream in the page's order and merge their first rows.
+        fetch_rows(db, sql).await
+    }
+
+    /// Many: read each stream in the page's order and merge their first rows.
+    async fn merge_walks(
+        &self,
+        db: &Db,
+        sort: SortKey,
+        position: &Position,
+        threshold: i64,
+    ) -> Result<(Vec<ListRow>, Option<i64>), AppError> {
+        let filters = &self.filters;
         let mut rows = Vec::new();
-        for (stream, size) in streams.iter().zip(&sizes) {
+        for (stream, size) in self.streams.iter().zip(&self.sizes) {
             rows.extend(match stream {
-                Stream::All => walk_all(db, &filters, query.sort, &position).await?,
+                Stream::All => walk_all(db, filters, sort, position).await?,
                 Stream::Terms(prefix, _) if *size > threshold => {
-                    walk_terms(db, prefix, &filters, query.sort, &position).await?
+                    walk_terms(db, prefix, filters, sort, position).await?
                 }
-                _ => fetch_stream(db, stream, &filters, query.sort, &position).await?,
+                _ => fetch_stream(db, stream, filters, sort, position).await?,
             });
         }
-        rows.sort_by_key(|row| key_of(query.sort, row));
+        rows.sort_by_key(|row| key_of(sort, row));
         if !position.ascending {
             rows.reverse();
         }
@@ -564,32 +496,43 @@ pub async fn list_with_threshold(db: &Db, query: ListQuery, threshold: i64) -> R
         rows.truncate(PAGE_SIZE as usize + 1);
         // A stream's size is exact up to COUNT_CAP; alone and unfiltered (or narrowed
         // by the role filter) it is the count, otherwise the candidates are counted.
-        let total = if streams_total > COUNT_CAP {
+        let total = if self.streams_total > COUNT_CAP {
             None
-        } else if streams.len() == 1
+        } else if self.streams.len() == 1
             && filters.group.is_none()
-            && (filters.role.is_none() || matches!(streams[0], Stream::Terms(_, Some(_))))
+            && (filters.role.is_none() || matches!(self.streams[0], Stream::Terms(_, Some(_))))
         {
-            Some(streams_total)
+            Some(self.streams_total)
         } else {
-            Some(count_matches().await?)
+            Some(self.count_matches(db).await?)
         };
-        (rows, total)
-    };
+        Ok((rows, total))
+    }
+}
 
+/// The page: at most PAGE_SIZE rows in the list's order, the cursors of the pages
+/// either side, and the count.
+async fn page_of(
+    db: &Db,
+    query: ListQuery,
+    mut rows: Vec<ListRow>,
+    total: Option<i64>,
+    start: &Start,
+    hint: Option<String>,
+) -> Result<MemberPage, AppError> {
     let more_this_way = rows.len() > PAGE_SIZE as usize;
     rows.truncate(PAGE_SIZE as usize);
-    if backwards {
+    if start.backwards {
         rows.reverse();
     }
     let first = rows.first().map(|row| row.id);
     let last = rows.last().map(|row| row.id);
-    let (next, previous) = if backwards {
+    let (next, previous) = if start.backwards {
         (last, if more_this_way { first } else { None })
     } else {
         (
             if more_this_way { last } else { None },
-            if position.key.is_some() { first } else { None },
+            if start.position.key.is_some() { first } else { None },
         )
     };
     let members = summaries(db, rows.into_iter().map(ListRow::into_summary).collect()).await?;
