@@ -30,20 +30,24 @@ use crate::{
 
 /// The whole application. Every route that acts for someone sits behind the request
 /// pipeline (`session::pipeline`); the health check and the built files do not.
-/// Layers, innermost first: the pipeline; the origin check; the body limit; the
-/// request timeout; JSON errors under /api; the security headers; tracing.
+/// Layers, innermost first: the pipeline (and, for the JSON API, CORS around it); the
+/// origin check; the body limit; the request timeout; JSON errors under /api; the
+/// security headers; tracing.
 pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -> Router {
     let request_timeout = std::time::Duration::from_secs(app.settings.request_timeout_seconds.max(1));
     let (api, _) = api::routes();
-    let api = api.layer(cors(&app.settings.cors_origins));
     let pkg_dir = PathBuf::from(leptos_options.site_root.as_ref()).join(leptos_options.site_pkg_dir.as_ref());
+    let cors = cors(&app.settings.cors_origins);
     let state = ServerState {
         app,
         leptos_options,
         trust_proxy,
     };
+    let pipeline = middleware::from_fn_with_state(state.clone(), session::pipeline);
+    // CORS outside the pipeline: a refusal the pipeline answers (409 on_behalf_ended,
+    // with the actor's new token) reaches a frontend of another allowed origin too.
+    let api = api.layer(pipeline.clone()).layer(cors);
     let for_someone = Router::new()
-        .merge(api)
         // Server functions are POST only: no mutation is reachable with a GET.
         .route(
             "/api/{*fn_name}",
@@ -56,8 +60,9 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
         )
         .leptos_routes_with_handler(route_list(), get(page_handler))
         .fallback(get(page_handler))
-        .layer(middleware::from_fn_with_state(state.clone(), session::pipeline));
+        .layer(pipeline);
     Router::new()
+        .merge(api)
         .merge(for_someone)
         .route("/healthz", get(health))
         .nest_service("/pkg", ServeDir::new(pkg_dir))

@@ -304,6 +304,11 @@ impl Resolved {
         route: &Route,
         response: &Response,
     ) -> Vec<(header::HeaderName, String)> {
+        if self.bearer {
+            // A bearer client whose session on behalf ended on a request that still
+            // answers (the API's description) is handed its actor's new token all the same.
+            return reissued_header(self.lookup.reissued.as_ref());
+        }
         let mut cookies = self.session_cookies(state);
         let https = self.context.https;
         match route.surface {
@@ -340,19 +345,28 @@ fn as_set_cookie(cookies: Vec<String>) -> Vec<(header::HeaderName, String)> {
         .collect()
 }
 
-/// Adds `headers` before any of the same name the response already has (the
-/// handler's own cookies come last, so they win).
+/// Adds `headers`, in their order, before any of the same name the response already
+/// has (the handler's own cookies come last, so they win).
 fn prepend_headers(response: &mut Response, headers: Vec<(header::HeaderName, String)>) {
+    let mut names: Vec<header::HeaderName> = headers.iter().map(|(name, _)| name.clone()).collect();
+    names.dedup();
+    let own: Vec<(header::HeaderName, Vec<HeaderValue>)> = names
+        .into_iter()
+        .map(|name| {
+            let values = match response.headers_mut().entry(&name) {
+                header::Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
+                header::Entry::Vacant(_) => Vec::new(),
+            };
+            (name, values)
+        })
+        .collect();
     for (name, value) in headers {
-        let Ok(value) = HeaderValue::from_str(&value) else {
-            continue;
-        };
-        let own: Vec<HeaderValue> = match response.headers_mut().entry(&name) {
-            header::Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
-            header::Entry::Vacant(_) => Vec::new(),
-        };
-        response.headers_mut().append(name.clone(), value);
-        for value in own {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    for (name, values) in own {
+        for value in values {
             response.headers_mut().append(name.clone(), value);
         }
     }
@@ -391,8 +405,14 @@ mod tests {
         response
             .headers_mut()
             .append(header::SET_COOKIE, HeaderValue::from_static("own=1"));
-        prepend_headers(&mut response, vec![(header::SET_COOKIE, "ours=1".to_string())]);
+        prepend_headers(
+            &mut response,
+            vec![
+                (header::SET_COOKIE, "ours=1".to_string()),
+                (header::SET_COOKIE, "ours=2".to_string()),
+            ],
+        );
         let cookies: Vec<_> = response.headers().get_all(header::SET_COOKIE).iter().collect();
-        assert_eq!(cookies, ["ours=1", "own=1"]);
+        assert_eq!(cookies, ["ours=1", "ours=2", "own=1"]);
     }
 }

@@ -17,6 +17,7 @@ on_both_databases!(
     bad_input_gets_the_one_error_shape_and_the_right_status,
     api_sign_in_is_throttled_like_the_form,
     a_revoked_session_on_behalf_acts_as_no_one,
+    an_ended_session_on_behalf_hands_the_actor_token_back_to_a_bearer_client_of_another_origin,
 );
 
 async fn call(
@@ -686,5 +687,79 @@ async fn a_revoked_session_on_behalf_acts_as_no_one(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(profile["member"]["email"], "sam@example.com");
     assert_eq!(profile["on_behalf"], Value::Null);
+    app.finish().await;
+}
+
+/// The actor's new token reaches a bearer client whatever its next request is: one the
+/// API still answers (its own description), or one refused with `on_behalf_ended` —
+/// and a frontend of another allowed origin can read both (CORS covers the refusal).
+async fn an_ended_session_on_behalf_hands_the_actor_token_back_to_a_bearer_client_of_another_origin(
+    backend: Backend,
+) {
+    const FRONT: &str = "https://front.example";
+    let mut options = crate::common::Options::default();
+    options.settings.cors_origins = vec![FRONT.to_string()];
+    let app = TestApp::spawn_with(backend, options).await;
+    app.create_member("sam@example.com", "Sam Support", Role::Support)
+        .await;
+    let ann = app
+        .create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    let bob = app
+        .create_member("bob@example.com", "Bob Lee", Role::Member)
+        .await;
+    let mut token = api_login(&app, "sam@example.com").await;
+    for (member, path) in [(ann, "/api/v1/openapi.json"), (bob, "/api/v1/orders")] {
+        let (status, body) = post(
+            &app,
+            "/api/v1/alias_login",
+            &token,
+            json!({ "member_id": member, "password": PASSWORD, "reason": "T-9 check" }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let on_behalf = body["token"].as_str().unwrap().to_string();
+        app.execute(&format!(
+            "UPDATE members SET login_enabled = FALSE WHERE id = {member}"
+        ))
+        .await;
+        let response = app
+            .bare_client()
+            .get(app.url(path))
+            .bearer_auth(&on_behalf)
+            .header(header::ORIGIN, FRONT)
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers().clone();
+        let expected = if path.ends_with("openapi.json") {
+            StatusCode::OK
+        } else {
+            StatusCode::CONFLICT
+        };
+        assert_eq!(response.status(), expected, "{path}");
+        assert_eq!(
+            headers
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .and_then(|v| v.to_str().ok()),
+            Some(FRONT),
+            "{path}: readable by the allowed origin"
+        );
+        let exposed = headers
+            .get(header::ACCESS_CONTROL_EXPOSE_HEADERS)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(exposed.contains("behalf-token"), "{path}: {exposed}");
+        token = headers
+            .get("behalf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("{path}: the actor's own token comes back"));
+        let (status, profile) = get(&app, "/api/v1/profile", &token).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {profile}");
+        assert_eq!(profile["member"]["email"], "sam@example.com");
+        assert_eq!(profile["on_behalf"], Value::Null);
+    }
     app.finish().await;
 }

@@ -2,10 +2,6 @@
 //! an area of the product, run against the real application on a random port with its
 //! own database (see `common`). One binary links once instead of once per file; run an
 //! area with `cargo test -p server --test it <area>::`, e.g. `--test it matrix::`.
-//!
-//! `cli.rs` stays a test binary of its own: it installs the audit key that the
-//! `behalf` binary created (process-wide, once), where every app here installs
-//! `common::TEST_AUDIT_KEY`.
 
 // First: its macros (`on_both_databases!`, `with_db!`) are then in scope in every
 // module declared after it.
@@ -16,6 +12,7 @@ mod api;
 mod api_admin;
 mod audit;
 mod auth;
+mod cli;
 mod editing;
 mod flood;
 mod fuzz_parsers;

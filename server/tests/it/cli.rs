@@ -1,21 +1,8 @@
-//! The `behalf` binary's commands, run as an operator would.
-//!
-//! A test binary of its own, not a module of `tests/it`: the audit key is installed
-//! once per process, and `the_keyed_chain_is_verified_against_an_anchor` installs the
-//! one `behalf` created, where every app of `tests/it` installs its fixed test key.
+//! The `behalf` binary's commands, run as an operator would. Every audit record here
+//! is written by the binary itself, with the key it keeps beside the database: this
+//! process holds the harness's test key (see `common::TEST_AUDIT_KEY`).
 
 use std::process::{Command, Output};
-
-/// Runs `$body` with `$pool` bound to the concrete pool, as `app`'s own `with_db!`
-/// (not exported from `app`; `tests/it/common` has the same).
-macro_rules! with_db {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            app::db::Db::Sqlite($pool) => $body,
-            app::db::Db::Postgres($pool) => $body,
-        }
-    };
-}
 
 fn behalf(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_behalf"))
@@ -281,7 +268,7 @@ async fn rehash_with(
 
 #[tokio::test]
 async fn the_keyed_chain_is_verified_against_an_anchor() {
-    use app::audit_writer::{install_key, record, AuditKey, NewEvent};
+    use app::audit_writer::AuditKey;
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("audit.db").display());
@@ -301,20 +288,26 @@ async fn the_keyed_chain_is_verified_against_an_anchor() {
     assert!(!out.status.success());
     assert!(text(&out).contains("nothing to anchor"), "{}", text(&out));
 
-    // Records written by this process with the same key, as the server would.
+    // Records written with the same key, by the binary as the server would.
     let key = AuditKey::from_key_file(&key_text).unwrap();
     assert_eq!(key.keyed_from, 1, "a new chain is keyed from its first record");
-    install_key(key.clone()).unwrap();
     let db = app::db::Db::connect(&url).await.unwrap();
-    let request = app::context::RequestContext::default();
-    for _ in 0..3 {
-        record(
-            &db,
-            1,
-            NewEvent::new(app::audit_action::AuditAction::SignInFailed, &request),
-        )
-        .await
-        .unwrap();
+    let add_record = |n: usize| {
+        let email = format!("chain{n}@example.com");
+        let out = behalf(
+            &url,
+            &[
+                "create-member",
+                "--email",
+                &email,
+                "--password",
+                "chain password 1",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    for n in 0..3 {
+        add_record(n);
     }
     assert_eq!(
         count(&url, "SELECT COUNT(*) FROM server_secrets").await,
@@ -327,13 +320,7 @@ async fn the_keyed_chain_is_verified_against_an_anchor() {
     assert!(out.status.success(), "{}", text(&out));
     let anchor = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(anchor.starts_with("3:") && anchor.len() == 2 + 64, "{anchor}");
-    record(
-        &db,
-        1,
-        NewEvent::new(app::audit_action::AuditAction::SignInFailed, &request),
-    )
-    .await
-    .unwrap();
+    add_record(3);
     let out = behalf(&url, &["audit", "verify", "--anchor", &anchor]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
