@@ -44,11 +44,12 @@ pub struct Caller {
     pub context: RequestContext,
 }
 
+/// Taken (not copied) from the request's extensions: a handler reads its caller once.
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+        parts.extensions.remove::<Caller>().ok_or_else(|| {
             tracing::error!(path = %parts.uri.path(), "a handler behind no request pipeline asked for the caller");
             json_error(&AppError::Internal)
         })
@@ -144,9 +145,8 @@ pub async fn pipeline(State(state): State<ServerState>, mut request: Request, ne
         prepend_headers(&mut response, cookies);
         return response;
     }
-    request.extensions_mut().insert(Caller {
-        context: resolved.context.clone(),
-    });
+    let (resolved, context) = resolved.into_caller();
+    request.extensions_mut().insert(Caller { context });
     let mut response = next.run(request).await;
     let cookies = resolved.cookies_out(&state, &route, &response);
     prepend_headers(&mut response, cookies);
@@ -170,7 +170,12 @@ pub fn gate(route: &Route, resolved: &Resolved) -> Result<(), AppError> {
 
 /// What the pipeline learned on the way in, kept for the way out.
 pub struct Resolved {
+    /// The caller, until it is handed to the handler (`into_caller`).
     pub context: RequestContext,
+    /// What the way out needs of it.
+    https: bool,
+    stale_cookie: bool,
+    notice: Option<Notice>,
     lookup: Lookup,
     /// The request came with a bearer token (it has no cookie to set or clear).
     bearer: bool,
@@ -224,6 +229,9 @@ async fn resolve(
         https,
     };
     Ok(Resolved {
+        https: context.https,
+        stale_cookie: context.stale_cookie,
+        notice: context.notice,
         context,
         lookup,
         bearer,
@@ -265,18 +273,24 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
 }
 
 impl Resolved {
+    /// Hands the caller over (moved, not copied) and keeps what the way out needs.
+    fn into_caller(mut self) -> (Resolved, RequestContext) {
+        let context = std::mem::take(&mut self.context);
+        (self, context)
+    }
+
     /// The cookies that follow from the lookup: the actor's new token after a session
     /// on behalf ended, clearing a cookie that names no usable session, or clearing
     /// both of a session cookie sent twice.
     fn session_cookies(&self, state: &ServerState) -> Vec<String> {
-        let https = self.context.https;
+        let https = self.https;
         if self.bearer {
             Vec::new()
         } else if !self.lookup.clearing.is_empty() {
             self.lookup.clearing.clone()
         } else if let Some(token) = &self.lookup.reissued {
             vec![session_cookie(token, https, state.app.settings.session_lifetime)]
-        } else if self.context.stale_cookie {
+        } else if self.stale_cookie {
             vec![clearing_cookie(https)]
         } else {
             Vec::new()
@@ -291,7 +305,7 @@ impl Resolved {
         }
         let mut cookies = self.session_cookies(state);
         if route.surface == Surface::ServerFn && self.lookup.notice.is_some() {
-            cookies.push(notice_cookie(self.lookup.notice, self.context.https));
+            cookies.push(notice_cookie(self.lookup.notice, self.https));
         }
         as_set_cookie(cookies)
     }
@@ -310,13 +324,13 @@ impl Resolved {
             return reissued_header(self.lookup.reissued.as_ref());
         }
         let mut cookies = self.session_cookies(state);
-        let https = self.context.https;
+        let https = self.https;
         match route.surface {
             Surface::ServerFn if self.lookup.notice.is_some() => {
                 cookies.push(notice_cookie(self.lookup.notice, https));
             }
-            Surface::Page if response.status().is_redirection() && self.context.notice.is_some() => {
-                cookies.push(notice_cookie(self.context.notice, https));
+            Surface::Page if response.status().is_redirection() && self.notice.is_some() => {
+                cookies.push(notice_cookie(self.notice, https));
             }
             Surface::Page if !response.status().is_redirection() && self.notice_carried => {
                 cookies.push(notice_cookie(None, https))
