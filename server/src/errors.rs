@@ -5,7 +5,7 @@
 use app::error::AppError;
 use axum::{
     extract::Request,
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
     Json,
@@ -16,15 +16,15 @@ use crate::{
     state::API_BODY_LIMIT,
 };
 
-fn status_of(error: &AppError) -> StatusCode {
+/// The HTTP status an error is answered with.
+pub fn status_of(error: &AppError) -> StatusCode {
     StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-fn retry_after(response: &mut Response, error: &AppError) {
+/// `Retry-After` for an error that has one (a 429).
+pub fn set_retry_after(headers: &mut HeaderMap, error: &AppError) {
     if let Some(seconds) = error.retry_after() {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
 }
 
@@ -32,7 +32,7 @@ fn retry_after(response: &mut Response, error: &AppError) {
 /// server functions send it.
 pub fn json_error(error: &AppError) -> Response {
     let mut response = (status_of(error), Json(error.wire())).into_response();
-    retry_after(&mut response, error);
+    set_retry_after(response.headers_mut(), error);
     response
 }
 
@@ -62,7 +62,7 @@ pub fn error_page(error: &AppError) -> Response {
         escape_html(&error.to_string())
     );
     let mut response = page(status, title, &body);
-    retry_after(&mut response, error);
+    set_retry_after(response.headers_mut(), error);
     response
 }
 

@@ -12,7 +12,7 @@ use axum::{
 use leptos_axum::handle_server_fns_with_context;
 
 use crate::{
-    errors::{is_json, json_error, json_error_as, no_store},
+    errors::{is_json, json_error, json_error_as, no_store, set_retry_after, status_of},
     pages::app::provide_request,
     session::Caller,
     state::ServerState,
@@ -61,13 +61,8 @@ async fn with_error_status(response: Response) -> Response {
     };
     match serde_json::from_slice::<AppError>(&bytes) {
         Ok(error) => {
-            parts.status =
-                StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if let Some(seconds) = error.retry_after() {
-                parts
-                    .headers
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
+            parts.status = status_of(&error);
+            set_retry_after(&mut parts.headers, &error);
             Response::from_parts(parts, Body::from(bytes))
         }
         // Not one of ours (it cannot happen: every server function returns AppError).
