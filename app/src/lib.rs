@@ -132,15 +132,20 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     // Who is signed in: resolved on the server before the first byte is sent.
-    let viewer = Resource::new_blocking(|| (), |_| auth::whoami());
-    provide_context(ViewerResource(viewer));
+    let viewer = ArcResource::new_blocking(|| (), |_| auth::whoami());
+    // The title's formatter keeps a reference-counted handle of its own: the server
+    // calls it once the page has rendered, outside the render's arena, where an
+    // arena-held resource may be gone (under concurrent renders it panicked, "already
+    // disposed", and the connection dropped; `behalf bench` found it).
+    let title_viewer = viewer.clone();
+    provide_context(ViewerResource(Resource::from(viewer)));
 
     // (The body is marked `data-hydrated` by the frontend once hydration has finished.)
 
     view! {
         // "[On behalf]" first in every title of a session on behalf.
         <Title formatter=move |text: String| {
-            let on_behalf = matches!(viewer.get(), Some(Ok(Some(context::Viewer { on_behalf: Some(_), .. }))));
+            let on_behalf = matches!(title_viewer.get(), Some(Ok(Some(context::Viewer { on_behalf: Some(_), .. }))));
             if on_behalf { format!("[On behalf] {text} · Behalf") } else { format!("{text} · Behalf") }
         }/>
         <Router>

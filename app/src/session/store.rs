@@ -217,15 +217,10 @@ pub async fn open_own_session<'a>(
     let idle = next_idle_expiry(now, settings.session_idle_timeout, absolute);
     let user_agent = context.user_agent.as_deref().map(clip_user_agent);
     let mut tx = tx.into();
-    if let Some((old, old_member)) = replacing {
-        let reason = EndReason::Replaced;
-        if end_row(&mut tx, now, old, reason).await? {
-            let event = session_ended(old_member, context)
-                .object(ObjectKind::Session, old)
-                .details(serde_json::json!({ "reason": reason.as_str() }));
-            tx.append_audit(now, event).await?;
-        }
-    }
+    // The member's row is written before any record is appended: every writer takes
+    // the rows it changes before the chain's head, or two of them (this sign-in and a
+    // one-click link being made for the same member, say) wait on each other until
+    // PostgreSQL ends one with "deadlock detected" (`behalf bench` found it).
     let session_id = with_tx!(&mut tx, tx => {
         let (session_id,): (i64,) = sqlx::query_as(
             "INSERT INTO sessions (token_hash, member_id, created_at, last_seen_at, idle_expires_at, \
@@ -253,6 +248,15 @@ pub async fn open_own_session<'a>(
             .await?;
         session_id
     });
+    if let Some((old, old_member)) = replacing {
+        let reason = EndReason::Replaced;
+        if end_row(&mut tx, now, old, reason).await? {
+            let event = session_ended(old_member, context)
+                .object(ObjectKind::Session, old)
+                .details(serde_json::json!({ "reason": reason.as_str() }));
+            tx.append_audit(now, event).await?;
+        }
+    }
     let event = NewEvent::new(AuditAction::SignIn, context)
         .actor(member_id)
         .subject(member_id)
