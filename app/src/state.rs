@@ -4,7 +4,13 @@ use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::{audit_writer::Folder, clock::Clock, db::Db, password::hasher::PasswordHasher, secret::LinkKey};
+use crate::{
+    audit_writer::{Folder, GroupCommit},
+    clock::Clock,
+    db::Db,
+    password::hasher::PasswordHasher,
+    secret::LinkKey,
+};
 
 /// How sessions behave; set from flags and `BEHALF_*` variables by the server.
 #[derive(Clone, Debug)]
@@ -79,12 +85,16 @@ pub struct AppState {
     pub link_key: Arc<LinkKey>,
     /// Repeated identical refusals, folded before they reach the audit chain.
     pub refusals: Arc<Folder>,
+    /// The batcher that lets concurrent changes share one COMMIT (PostgreSQL only;
+    /// see `audit_writer::GroupCommit`).
+    pub group_commit: Arc<GroupCommit>,
 }
 
 impl AppState {
     pub fn new(db: Db, clock: Clock, hasher: PasswordHasher, settings: Settings) -> AppState {
         let per_minute = NonZeroU32::new(settings.sign_in_per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
         AppState {
+            group_commit: Arc::new(GroupCommit::new(&db)),
             db,
             clock,
             hasher: Arc::new(hasher.with_queue(settings.argon2_queue)),

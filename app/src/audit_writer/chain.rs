@@ -38,6 +38,26 @@ pub struct AuditRecord {
     pub user_agent: Option<String>,
 }
 
+impl AuditRecord {
+    /// The record `event` becomes as record `id`, written at `at` (both appenders,
+    /// `AuditTx` here and a group commit's batch, build it so).
+    pub(super) fn of(id: i64, at: Millis, event: NewEvent) -> AuditRecord {
+        AuditRecord {
+            id,
+            at,
+            actor_id: event.actor_id,
+            subject_id: event.subject_id,
+            session_id: event.session_id,
+            action: event.action.as_str().to_string(),
+            object_type: event.object_type.map(|kind| kind.as_str().to_string()),
+            object_id: event.object_id,
+            details: event.details.to_string(),
+            ip: event.ip,
+            user_agent: event.user_agent,
+        }
+    }
+}
+
 /// HMAC-SHA256, keyed with the audit key, over the previous hash and the record's JSON.
 pub fn chain_hash(key: &AuditKey, prev: &[u8], record: &AuditRecord) -> Vec<u8> {
     let json = serde_json::to_vec(record).expect("an audit record always serializes");
@@ -86,19 +106,8 @@ macro_rules! impl_audit_tx {
                 let key = installed_key()?;
                 let (last_id, prev): (i64, Vec<u8>) =
                     sqlx::query_as($lock_head).fetch_one(&mut **self).await?;
-                let record = AuditRecord {
-                    id: last_id + 1,
-                    at,
-                    actor_id: event.actor_id,
-                    subject_id: event.subject_id,
-                    session_id: event.session_id,
-                    action: event.action.as_str().to_string(),
-                    object_type: event.object_type.map(|kind| kind.as_str().to_string()),
-                    object_id: event.object_id,
-                    details: event.details.to_string(),
-                    ip: event.ip,
-                    user_agent: event.user_agent,
-                };
+                let action = event.action;
+                let record = AuditRecord::of(last_id + 1, at, event);
                 let hash = chain_hash(key, &prev, &record);
                 sqlx::query(
                     "INSERT INTO audit_events (id, at, actor_id, subject_id, session_id, action, object_type, \
@@ -125,6 +134,10 @@ macro_rules! impl_audit_tx {
                     .bind(&hash)
                     .execute(&mut **self)
                     .await?;
+                // Counted once appended, before the transaction commits: a change that
+                // rolls back after its record was appended is counted all the same.
+                metrics::counter!("behalf_audit_records_total", "action" => action.as_str())
+                    .increment(1);
                 Ok(record.id)
             }
         }
