@@ -8,6 +8,11 @@
 //! the lock expires. A right password clears the row. The account is named by the
 //! SHA-256 of its lower-cased email, whether or not such a member exists, so an
 //! unknown email is throttled exactly like a known one and nothing typed is kept.
+//!
+//! Each hit is counted for operators as `behalf_throttle_hits_total{kind}`: `address`
+//! (too many attempts from one address this minute), `account_locked` (the account's
+//! lock is running), `account_busy` (as many checks under way as could still fail
+//! before the lock) and `argon2_queue_full` (no place in argon2's line).
 
 use std::net::IpAddr;
 
@@ -87,6 +92,7 @@ pub fn check_address(state: &AppState, ip: Option<&str>) -> Result<(), AppError>
             use governor::clock::{Clock as _, DefaultClock};
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             tracing::warn!(%ip, "sign-in throttled for this address");
+            metrics::counter!("behalf_throttle_hits_total", "kind" => "address").increment(1);
             Err(AppError::RateLimited {
                 retry_after: wait.as_secs().max(1),
             })
@@ -146,6 +152,7 @@ pub async fn claim(state: &AppState, key: &[u8]) -> Result<(), AppError> {
             .await?;
         if now < locked_until {
             tx.rollback().await?;
+            metrics::counter!("behalf_throttle_hits_total", "kind" => "account_locked").increment(1);
             return Err(AppError::RateLimited {
                 retry_after: seconds_until(now, locked_until),
             });
@@ -154,6 +161,7 @@ pub async fn claim(state: &AppState, key: &[u8]) -> Result<(), AppError> {
         let pending = if now < pending_until { pending } else { 0 };
         if pending >= checks_allowed(failures) {
             tx.rollback().await?;
+            metrics::counter!("behalf_throttle_hits_total", "kind" => "account_busy").increment(1);
             return Err(AppError::RateLimited { retry_after: 1 });
         }
         sqlx::query(
@@ -221,7 +229,9 @@ pub struct Checked {
 pub async fn check_password(state: &AppState, email: &str, password: Password) -> Result<Checked, AppError> {
     // A place in argon2's line first: when it is full, the attempt is refused before
     // it is counted against the account or hashed.
-    let place = state.hasher.reserve()?;
+    let place = state.hasher.reserve().inspect_err(|_| {
+        metrics::counter!("behalf_throttle_hits_total", "kind" => "argon2_queue_full").increment(1);
+    })?;
     let state = state.clone();
     let email = email.to_string();
     let task = tokio::spawn(async move {

@@ -29,8 +29,10 @@ pub fn set_retry_after(headers: &mut HeaderMap, error: &AppError) {
 }
 
 /// The one error shape with the error's status (and `Retry-After` on a 429), as
-/// server functions send it.
+/// server functions send it. Every JSON error answer is made here (and counted by its
+/// code, `crate::metrics`), but a server function's own (`server_fns.rs`).
 pub fn json_error(error: &AppError) -> Response {
+    crate::metrics::count_refusal(error);
     let mut response = (status_of(error), Json(error.wire())).into_response();
     set_retry_after(response.headers_mut(), error);
     response
@@ -45,8 +47,9 @@ pub fn json_error_as(status: StatusCode, error: &AppError) -> Response {
 }
 
 /// The page for an error: its message, escaped, with the error's status (and
-/// `Retry-After` on a 429).
+/// `Retry-After` on a 429). Counted by its code, as `json_error`.
 pub fn error_page(error: &AppError) -> Response {
+    crate::metrics::count_refusal(error);
     let status = status_of(error);
     let title = match status {
         StatusCode::NOT_FOUND => "Not found",

@@ -32,7 +32,7 @@ use crate::{
 /// pipeline (`session::pipeline`); the health check and the built files do not.
 /// Layers, innermost first: the pipeline (and, for the JSON API, CORS around it); the
 /// origin check; the body limit; the request timeout; JSON errors under /api; the
-/// security headers; tracing.
+/// security headers; tracing; the request metrics.
 pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -> Router {
     let request_timeout = std::time::Duration::from_secs(app.settings.request_timeout_seconds.max(1));
     let (api, _) = api::routes();
@@ -77,6 +77,9 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
         .layer(middleware::from_fn(api_errors_as_json))
         .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(TraceLayer::new_for_http())
+        // Outermost: counts every answer by its route's template (a no-op without
+        // --metrics-addr).
+        .layer(crate::metrics::layer())
         .with_state(state)
 }
 

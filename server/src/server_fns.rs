@@ -61,6 +61,8 @@ async fn with_error_status(response: Response) -> Response {
     };
     match serde_json::from_slice::<AppError>(&bytes) {
         Ok(error) => {
+            // The server function's own error: counted here (json_error counts the rest).
+            crate::metrics::count_refusal(&error);
             parts.status = status_of(&error);
             set_retry_after(&mut parts.headers, &error);
             Response::from_parts(parts, Body::from(bytes))
