@@ -26,6 +26,7 @@ cleanup() {
 trap cleanup EXIT
 export BEHALF_DATABASE_URL="sqlite:$tmp/contract.db"
 export BEHALF_LOG="${BEHALF_LOG:-warn}"
+export BEHALF_DEMO=0 # never the first-run demo (members are created below, before serve, anyway)
 password="contract-password-123"
 "$bin" migrate >/dev/null
 "$bin" create-member --email fuzz-editor@contract.test --password "$password" --name "Fuzz Editor" --role editor >/dev/null

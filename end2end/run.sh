@@ -33,6 +33,7 @@ esac
 echo "e2e database: ${BEHALF_E2E_DATABASE:-sqlite}"
 export BEHALF_E2E_PASSWORD="e2e-password-123"
 export BEHALF_LOG="${BEHALF_LOG:-warn}"
+export BEHALF_DEMO=0 # never the first-run demo (members are created below, before serve, anyway)
 
 "$bin" migrate >/dev/null
 "$bin" create-member --email ada@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Ada Admin" --role super_user >/dev/null

@@ -233,3 +233,10 @@ pub async fn flush_refusals(state: AppState) {
         }
     }
 }
+
+/// The record of a change made from the command line: no session, no address; the
+/// details name the command.
+pub fn command_record(action: app::audit_action::AuditAction, command: &str) -> app::audit_writer::NewEvent {
+    app::audit_writer::NewEvent::new(action, &app::context::RequestContext::default())
+        .details(serde_json::json!({ "via": command }))
+}

@@ -10,6 +10,7 @@ use app::{
 use crate::{
     cli::{command_record, describe, CliResult},
     config::{CreateMemberArgs, InitAdminArgs},
+    seed::first_user::create_super_user,
     startup::open_database,
 };
 
@@ -51,34 +52,9 @@ pub async fn init_admin_command(
         db.close().await;
         return Ok(None);
     }
-    let password = random_password();
-    let new = NewMember {
-        email: args.email.clone(),
-        display_name: "Administrator".to_string(),
-        role: Role::SuperUser,
-        admin_access: true,
-        login_enabled: true,
-    };
-    create_member(
-        &db,
-        &PasswordHasher::new(1),
-        app::clock::system_now(),
-        new,
-        Password::new(password.clone()),
-        Some(command_record(AuditAction::MemberCreated, "init-admin")),
-    )
-    .await
-    .map_err(describe)?;
+    let password = create_super_user(&db, app::clock::system_now(), &args.email, "init-admin")
+        .await
+        .map_err(describe)?;
     db.close().await;
     Ok(Some((args.email, password)))
-}
-
-/// 20 characters from an unambiguous alphabet (about 100 bits).
-fn random_password() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rng();
-    (0..20)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
 }

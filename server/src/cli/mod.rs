@@ -5,12 +5,4 @@ pub mod audit;
 pub mod members;
 pub mod serve;
 
-use app::{audit_action::AuditAction, audit_writer::NewEvent, context::RequestContext};
-
-pub use crate::startup::{describe, CliResult};
-
-/// The record of a change made from the command line: no session, no address; the
-/// details name the command.
-pub fn command_record(action: AuditAction, command: &str) -> NewEvent {
-    NewEvent::new(action, &RequestContext::default()).details(serde_json::json!({ "via": command }))
-}
+pub use crate::startup::{command_record, describe, CliResult};

@@ -24,7 +24,12 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
     let clock = Clock::system();
     let key = link_key(&db, clock.now()).await?;
     let state = app_state(db.clone(), settings_from(&args), clock).with_link_key(key);
+    // A new database (no member at all) gets a first super user and a demo to try,
+    // unless --no-demo or BEHALF_DEMO=0 (seed/demo.rs).
+    crate::seed::demo::on_first_start(&state, args.no_demo).await?;
     let state_for_flush = state.clone();
+    // Prometheus metrics on their own address, only with --metrics-addr (metrics.rs).
+    let metrics = crate::metrics::start(args.metrics_addr, args.addr, state.clone()).await?;
     let router = router::router(state, leptos_options(args.addr), args.trust_proxy);
     let listener = TcpListener::bind(args.addr)
         .await
@@ -39,6 +44,9 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
     };
     let flusher = tokio::spawn(flush_refusals(state_for_flush.clone()));
     listen::serve(listener, router, limits, shutdown_signal()).await;
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
+    }
     flusher.abort();
     // The counts of refusals folded in the last minute are written before leaving.
     let now = state_for_flush.clock.now();

@@ -12,9 +12,8 @@ use app::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
-    cli::command_record,
     config::SeedArgs,
-    startup::{describe, open_database, CliResult},
+    startup::{command_record, describe, open_database, CliResult},
 };
 
 /// Runs `$body` with `$pool` bound to the concrete pool (the seed's bulk statements
@@ -28,6 +27,8 @@ macro_rules! with_db {
     };
 }
 
+pub mod demo;
+pub mod first_user;
 mod indexes;
 mod insert;
 mod names;
