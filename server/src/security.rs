@@ -19,6 +19,8 @@ use crate::{
 /// The response header that hands a bearer client its actor's new token, when the
 /// session on behalf its token belonged to has ended (a cookie client gets a cookie).
 pub const TOKEN_HEADER: &str = "behalf-token";
+/// The header that holds the cursor of a list's next page (`GET /api/v1/orders`).
+pub const NEXT_CURSOR_HEADER: &str = "behalf-next-cursor";
 
 /// Whether the member's browser reached us over https: the configured public URL
 /// says so, or (behind a trusted proxy) the proxy's X-Forwarded-Proto does.
@@ -90,7 +92,11 @@ pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
             Method::DELETE,
         ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::RETRY_AFTER, header::HeaderName::from_static(TOKEN_HEADER)])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::HeaderName::from_static(TOKEN_HEADER),
+            header::HeaderName::from_static(NEXT_CURSOR_HEADER),
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }
 

@@ -17,7 +17,9 @@ use super::{
     types::*,
     Errors,
 };
-use crate::{session::Caller, state::ServerState};
+// The next page's cursor rides in a header (security.rs lets other origins read it):
+// the body stays the array of orders it always was.
+use crate::{security::NEXT_CURSOR_HEADER, session::Caller, state::ServerState};
 
 /// The catalogue.
 #[utoipa::path(get, path = "/api/v1/products", tag = "orders",
@@ -37,16 +39,42 @@ pub async fn products(State(state): State<ServerState>, caller: Caller) -> ApiRe
     ))
 }
 
-/// The caller's orders, newest first (at most 100). On behalf: the member's.
-#[utoipa::path(get, path = "/api/v1/orders", tag = "orders",
-    responses((status = 200, body = Vec<OrderView>), Errors),
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OrdersQuery {
+    /// The `next_cursor` of the previous page (its `Behalf-Next-Cursor` header).
+    #[param(max_length = 20)]
+    pub cursor: Option<String>,
+    /// Orders per page, 1 to 100 (default 100).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// The caller's orders, newest first, up to 100 a page. On behalf: the member's. When
+/// more follow, the `Behalf-Next-Cursor` header holds the `cursor` of the next page.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrdersQuery),
+    responses((status = 200, body = Vec<OrderView>,
+        headers(("Behalf-Next-Cursor" = String,
+            description = "The next_cursor: pass it as `cursor` for the next (older) page; absent on the last page."))),
+        Errors),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn list_orders(
     State(state): State<ServerState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<OrderView>>> {
-    let view = orders::list(&state.app, &caller.context).await?;
-    Ok(Json(view.orders.into_iter().map(OrderView::from).collect()))
+    ApiQuery(query): ApiQuery<OrdersQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let before = super::cursor(&query.cursor)?;
+    let limit = super::limit(query.limit, orders::PAGE_MAX, orders::PAGE_MAX)?;
+    let page = orders::page(&state.app, &caller.context, before, limit).await?;
+    let mut response = Json(page.orders.into_iter().map(OrderView::from).collect::<Vec<_>>()).into_response();
+    if let Some(next) = page.next {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static(NEXT_CURSOR_HEADER),
+            axum::http::HeaderValue::from(next),
+        );
+    }
+    Ok(response)
 }
 
 /// Place an order for the caller (on behalf: for the member, placed by the actor).

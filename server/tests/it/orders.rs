@@ -15,6 +15,7 @@ on_both_databases!(
     orders_on_behalf_belong_to_the_member_and_name_the_real_person,
     concurrent_sessions_on_behalf_lose_no_order_and_no_record,
     the_profile_and_sessions_of_my_account,
+    the_api_pages_orders_by_cursor_newest_first,
 );
 
 async fn first_product(app: &TestApp) -> i64 {
@@ -414,5 +415,113 @@ async fn the_profile_and_sessions_of_my_account(backend: Backend) {
     // Her other device is still signed in.
     let (_, me) = app.post(&other_device, "/api/whoami", &[]).await;
     assert_eq!(me["email"], "ann@example.com");
+    app.finish().await;
+}
+
+/// One page of `GET /api/v1/orders` with `query`: the status, the body and the
+/// `Behalf-Next-Cursor` header.
+async fn orders_page(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+) -> (StatusCode, serde_json::Value, Option<String>) {
+    let response = app
+        .bare_client()
+        .get(app.url(&format!("/api/v1/orders{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let next = response
+        .headers()
+        .get("behalf-next-cursor")
+        .map(|v| v.to_str().unwrap().to_string());
+    let (status, body) = crate::common::json_of(response).await;
+    (status, body, next)
+}
+
+async fn the_api_pages_orders_by_cursor_newest_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    ensure_catalogue(&app.state.db, 0).await.unwrap();
+    let ann = app
+        .create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    let bob = app
+        .create_member("bob@example.com", "Bob Stone", Role::Member)
+        .await;
+    let product = first_product(&app).await;
+    // 250 of Ann's orders, with five of Bob's in between.
+    let rows: Vec<String> = (0..255)
+        .map(|i| {
+            let who = if i % 51 == 0 { bob } else { ann };
+            format!("({who}, {product}, {}, {who}, {})", 1 + i % 9, 1_000 + i)
+        })
+        .collect();
+    app.execute(&format!(
+        "INSERT INTO orders (member_id, product_id, quantity, placed_by, created_at) VALUES {}",
+        rows.join(", ")
+    ))
+    .await;
+    let token = app.api_login("ann@example.com").await;
+
+    // Three pages of at most 100, newest first, each order once, none of Bob's.
+    let mut seen: Vec<i64> = Vec::new();
+    let mut query = String::new();
+    let mut sizes = Vec::new();
+    loop {
+        let (status, body, next) = orders_page(&app, &token, &query).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        let page = body.as_array().expect("the body is the array of orders");
+        sizes.push(page.len());
+        for order in page {
+            assert!(
+                order["product"].is_string() && order["placed_at"].is_string(),
+                "{order}"
+            );
+            seen.push(order["id"].as_i64().unwrap());
+        }
+        match next {
+            Some(cursor) => {
+                assert_eq!(cursor, seen.last().unwrap().to_string());
+                query = format!("?cursor={cursor}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [100, 100, 50]);
+    let expected: Vec<i64> = with_db!(&app.state.db, pool => {
+        sqlx::query_scalar(&format!("SELECT id FROM orders WHERE member_id = {ann} ORDER BY id DESC"))
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(expected.len(), 250);
+    assert_eq!(seen, expected, "every order once, newest first");
+
+    // A smaller page, and the cursor of a page that ends exactly at the last order.
+    let (_, body, next) = orders_page(&app, &token, "?limit=7").await;
+    assert_eq!(body.as_array().unwrap().len(), 7);
+    assert_eq!(next, Some(expected[6].to_string()));
+    let (_, body, next) = orders_page(&app, &token, &format!("?cursor={}&limit=50", expected[199])).await;
+    assert_eq!(body.as_array().unwrap().len(), 50);
+    assert_eq!(next, None, "no page after the last");
+
+    // A bad cursor or limit is a 422 in the one error shape, naming the field.
+    for (query, field) in [
+        ("?cursor=abc", "cursor"),
+        ("?cursor=0", "cursor"),
+        ("?cursor=-5", "cursor"),
+        ("?cursor=1.5", "cursor"),
+        ("?cursor=99999999999999999999", "cursor"),
+        ("?limit=0", "limit"),
+        ("?limit=101", "limit"),
+    ] {
+        let (status, body, next) = orders_page(&app, &token, query).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "validation", "{query}: {body}");
+        assert_eq!(body["error"]["field"], field, "{query}: {body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+        assert_eq!(next, None);
+    }
     app.finish().await;
 }
