@@ -10,17 +10,22 @@ CARGO_LEPTOS_VERSION := 0.3.10
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3; exit }' Cargo.lock)
 SITE_ROOT := $(CURDIR)/target/site
 
-.PHONY: run test build tools chromium node-modules fmt lint unit wasm-budget contract e2e bench clean
+.PHONY: run test test-phases build tools chromium node-modules fmt lint unit wasm-budget contract e2e bench clean
 
-## run: build in release mode, create a first super user if there is none, serve on http://127.0.0.1:3000
+## run: build in release mode, serve on http://127.0.0.1:3000 (a new database gets its first super user
+## and a demo to try, with the logins printed; BEHALF_DEMO=0 starts it empty)
 run: build
-	./target/release/behalf init-admin
 	LEPTOS_SITE_ROOT=$(SITE_ROOT) ./target/release/behalf serve
 
 ## test: formatting, clippy, unit and integration tests (SQLite, and PostgreSQL when
 ## BEHALF_TEST_POSTGRES_URL is set), then against a fresh release build: the JSON API's
 ## contract fuzzer (schemathesis) and Playwright
-test: tools chromium fmt lint unit build wasm-budget contract e2e
+TEST_PHASES := tools chromium fmt lint unit build wasm-budget contract e2e
+test: $(TEST_PHASES)
+
+## test-phases: the phases of `make test`, in order (.ci/run times each one)
+test-phases:
+	@echo $(TEST_PHASES)
 
 ## build: the release server and the split, type-erased WebAssembly (pages a member's first
 ## page does not need are chunks loaded when first visited)
@@ -62,7 +67,10 @@ e2e: chromium node-modules
 
 tools: node-modules
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-	@cargo leptos --version 2>/dev/null | grep -q " $(CARGO_LEPTOS_VERSION)$$" || cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked
+	@# --debug: cargo-leptos's own release profile (fat LTO, one codegen unit) made this
+	@# install the longest phase of a cold CI run; a debug build of it builds our
+	@# release site just the same (docs/benchmarks.md, "CI on a new machine").
+	@cargo leptos --version 2>/dev/null | grep -q " $(CARGO_LEPTOS_VERSION)$$" || cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked --debug
 	@wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)$$" || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
 
 node-modules:
@@ -75,13 +83,13 @@ chromium:
 	fi
 	@[ -x /usr/bin/chromium ] || { echo "Chromium could not be installed"; exit 1; }
 
-## bench: sign-in latency and per-request cost (median/p95/p99); PostgreSQL too when BEHALF_TEST_POSTGRES_URL is set
-## (LEPTOS_OUTPUT_NAME as cargo-leptos sets it: the benches rebuild target/release/behalf,
-## which must keep naming the built .wasm as `make build` does, or `make run` stops hydrating.)
-bench:
-	LEPTOS_OUTPUT_NAME=behalf cargo bench -p server --bench signin
-	LEPTOS_OUTPUT_NAME=behalf cargo bench -p server --bench load
-	LEPTOS_OUTPUT_NAME=behalf cargo bench -p server --bench flood
+## bench: `behalf bench` (requests, errors, req/s, p50/p95/p99, server memory) against the release
+## server on a temporary database of BEHALF_BENCH_MEMBERS seeded members (default 1,000,000):
+## sign-in, pages, pages on behalf, the members search, switches, orders on behalf, a sign-in
+## flood, the API's alias_login and one-click links; then `audit verify`. SQLite, then PostgreSQL
+## when BEHALF_TEST_POSTGRES_URL is set; results in target/bench/sqlite.json and postgres.json
+bench: build
+	end2end/bench.sh
 
 clean:
 	cargo clean

@@ -50,6 +50,9 @@ pub enum Command {
     Seed(SeedArgs),
     /// Create a first super user if there is none, and print its credentials once.
     InitAdmin(InitAdminArgs),
+    /// Drive load scenarios against a running server at URL and report req/s and
+    /// latency percentiles (starts nothing; sends traffic only to URL).
+    Bench(crate::bench::BenchArgs),
     /// Work with the audit trail.
     Audit {
         #[command(subcommand)]
@@ -125,6 +128,14 @@ pub struct ServeArgs {
     /// Trust X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run).
     #[arg(long, env = "BEHALF_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
+    /// Start without the demo: a new database (one with no members) otherwise gets a
+    /// first super user and a small demo to try. BEHALF_DEMO=0 does the same.
+    #[arg(long, default_value_t = false)]
+    pub no_demo: bool,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, e.g. 127.0.0.1:9100.
+    /// Off by default; never on the public address.
+    #[arg(long, env = "BEHALF_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// `http://host[:port]` or `https://host[:port]`, with no path, query or credentials.

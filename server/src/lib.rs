@@ -3,11 +3,13 @@
 //! commands. See docs/architecture.md for what may import what.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod errors;
 pub mod html;
 pub mod listen;
+pub mod metrics;
 pub mod pages;
 pub mod router;
 pub mod security;

@@ -4,11 +4,12 @@
 
 use std::{str::FromStr, time::Duration};
 
+use log::LevelFilter;
 use sqlx::{
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    PgPool, Postgres, Sqlite, SqlitePool, Transaction,
+    ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool, Transaction,
 };
 
 use crate::{error::AppError, role::Role};
@@ -64,10 +65,15 @@ impl Db {
             // only fast when the planner sees how many rows a prefix or filter selects.
             // No parallel workers: on a small machine, starting them costs a short
             // query (a page of members) more than they save.
-            let mut options = PgConnectOptions::from_str(url).map_err(fail)?.options([
-                ("plan_cache_mode", "force_custom_plan"),
-                ("max_parallel_workers_per_gather", "0"),
-            ]);
+            let mut options = PgConnectOptions::from_str(url)
+                .map_err(fail)?
+                // Every statement's log line was formatted (then dropped by the filter)
+                // on every request; slow ones are still logged.
+                .log_statements(LevelFilter::Off)
+                .options([
+                    ("plan_cache_mode", "force_custom_plan"),
+                    ("max_parallel_workers_per_gather", "0"),
+                ]);
             if let Some(schema) = schema {
                 options = options.options([("search_path", schema)]);
             }
@@ -89,7 +95,8 @@ impl Db {
                 // 32 MiB of page cache per connection (SQLite's default is 2 MiB): the
                 // members list's indexes at a million members stay in memory.
                 .pragma("cache_size", "-32768")
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                .log_statements(LevelFilter::Off);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
