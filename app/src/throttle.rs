@@ -111,6 +111,11 @@ pub fn checks_allowed(failures: i64) -> i64 {
     (FREE_ATTEMPTS - failures).max(1)
 }
 
+/// An account's throttle row, made when missing (the row must exist to be locked on
+/// PostgreSQL; SQLite's write lock is enough).
+const CREATE_ROW: &str = "INSERT INTO sign_in_throttle (key_hash, failures, pending, pending_until, \
+     last_failure_at, locked_until) VALUES ($1, 0, 0, 0, 0, 0) ON CONFLICT (key_hash) DO NOTHING";
+
 /// Counts an attempt on the account `key` as being checked, or refuses it while the
 /// account is locked, or while as many checks are under way as could still fail
 /// before the lock (then only for a second: they are about to finish).
@@ -119,15 +124,7 @@ pub async fn claim(state: &AppState, key: &[u8]) -> Result<(), AppError> {
     let for_update = state.db.for_update();
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
-        // The row must exist to be locked (PostgreSQL); SQLite's write lock is enough.
-        let created = sqlx::query(
-            "INSERT INTO sign_in_throttle (key_hash, failures, pending, pending_until, last_failure_at, locked_until) \
-             VALUES ($1, 0, 0, 0, 0, 0) ON CONFLICT (key_hash) DO NOTHING",
-        )
-        .bind(key)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let created = sqlx::query(CREATE_ROW).bind(key).execute(&mut *tx).await?.rows_affected();
         if created == 1 {
             // A new account key (guessed emails make them too): forget the rows whose
             // streak is over and that hold nothing back, so the table only keeps what
@@ -142,14 +139,23 @@ pub async fn claim(state: &AppState, key: &[u8]) -> Result<(), AppError> {
             .execute(&mut *tx)
             .await?;
         }
-        let (failures, pending, pending_until, last_failure_at, locked_until): (i64, i64, i64, i64, i64) =
-            sqlx::query_as(&format!(
-                "SELECT failures, pending, pending_until, last_failure_at, locked_until FROM sign_in_throttle \
-                 WHERE key_hash = $1{for_update}"
-            ))
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
+        let select = format!(
+            "SELECT failures, pending, pending_until, last_failure_at, locked_until FROM sign_in_throttle \
+             WHERE key_hash = $1{for_update}"
+        );
+        type Row = (i64, i64, i64, i64, i64);
+        let mut row: Option<Row> = sqlx::query_as(&select).bind(key).fetch_optional(&mut *tx).await?;
+        if row.is_none() {
+            // A right password elsewhere cleared (deleted) the row between the insert
+            // above and this read (PostgreSQL, READ COMMITTED): make it again.
+            sqlx::query(CREATE_ROW).bind(key).execute(&mut *tx).await?;
+            row = sqlx::query_as(&select).bind(key).fetch_optional(&mut *tx).await?;
+        }
+        let Some((failures, pending, pending_until, last_failure_at, locked_until)) = row else {
+            // Cleared again at once: ask the client to try again rather than fail.
+            tx.rollback().await?;
+            return Err(AppError::RateLimited { retry_after: 1 });
+        };
         if now < locked_until {
             tx.rollback().await?;
             metrics::counter!("behalf_throttle_hits_total", "kind" => "account_locked").increment(1);
