@@ -174,7 +174,11 @@ async fn make_link(
     session: &CurrentSession,
     link: &NewLink,
 ) -> Result<i64, AppError> {
-    let for_update = state.db.for_update();
+    // FOR NO KEY UPDATE, not FOR UPDATE: a link being used takes a key-share lock on
+    // its creator's row (the foreign key, checked again when its row is updated twice
+    // in one transaction) while holding its member's row; FOR UPDATE would wait on
+    // that in a circle with a link being made (PostgreSQL: "deadlock detected").
+    let for_update = state.db.locking(" FOR NO KEY UPDATE");
     let member_id = link.member_id;
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
