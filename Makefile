@@ -69,7 +69,7 @@ tools: node-modules
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@# --debug: cargo-leptos's own release profile (fat LTO, one codegen unit) made this
 	@# install the longest phase of a cold CI run; a debug build of it builds our
-	@# release site just the same (docs/benchmarks.md, "CI on a new machine").
+	@# release site just the same (docs/benchmarks.md, "How long `make test` takes").
 	@cargo leptos --version 2>/dev/null | grep -q " $(CARGO_LEPTOS_VERSION)$$" || cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked --debug
 	@wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)$$" || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
 
