@@ -22,6 +22,8 @@ pub const REASON: &str = "behalf bench: load test";
 pub fn cookie_client() -> Client {
     Client::builder()
         .cookie_store(true)
+        // Traffic goes to URL only: never through HTTP_PROXY (it would see passwords).
+        .no_proxy()
         .redirect(Policy::none())
         .timeout(REQUEST_TIMEOUT)
         .build()
@@ -31,6 +33,7 @@ pub fn cookie_client() -> Client {
 /// A client without cookies (a frontend with a bearer token, or an attacker).
 pub fn bare_client() -> Client {
     Client::builder()
+        .no_proxy()
         .redirect(Policy::none())
         .timeout(REQUEST_TIMEOUT)
         .build()

@@ -57,9 +57,11 @@ impl Target {
         })
     }
 
-    /// The full URL of `path` (which starts with `/`).
+    /// The full URL of `path` on the target. A path the server sent (a `Next` link, a
+    /// one-click path) that does not start with one `/` is taken as a path all the
+    /// same: `@other:port/x` or `//other/x` never reaches another host.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.origin)
+        format!("{}/{}", self.origin, path.trim_start_matches('/'))
     }
 
     /// The value a browser on the app's own pages sends as `Origin`.
@@ -126,5 +128,22 @@ mod tests {
         assert!(refused("http://127.0.0.1:3000/admin").contains("without a path"));
         assert!(refused("http://127.0.0.1:3000/?q=1").contains("without a path"));
         assert!(refused("http://127.0.0.1:3000/#top").contains("without a path"));
+    }
+
+    #[test]
+    fn a_path_from_the_server_never_names_another_host() {
+        let target = Target::parse("http://127.0.0.1:3000").unwrap();
+        assert_eq!(
+            target.url("/admin/members"),
+            "http://127.0.0.1:3000/admin/members"
+        );
+        assert_eq!(
+            target.url("@evil.example:80/x"),
+            "http://127.0.0.1:3000/@evil.example:80/x"
+        );
+        assert_eq!(
+            target.url("//evil.example/x"),
+            "http://127.0.0.1:3000/evil.example/x"
+        );
     }
 }

@@ -25,8 +25,8 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
     let key = link_key(&db, clock.now()).await?;
     let state = app_state(db.clone(), settings_from(&args), clock).with_link_key(key);
     // A new database (no member at all) gets a first super user and a demo to try,
-    // unless --no-demo or BEHALF_DEMO=0 (seed/demo.rs).
-    crate::seed::demo::on_first_start(&state, args.no_demo).await?;
+    // unless --no-demo or BEHALF_DEMO=0, and only on a loopback address (seed/demo.rs).
+    crate::seed::demo::on_first_start(&state, args.no_demo, args.addr).await?;
     let state_for_flush = state.clone();
     // Prometheus metrics on their own address, only with --metrics-addr (metrics.rs).
     let metrics = crate::metrics::start(args.metrics_addr, args.addr, state.clone()).await?;

@@ -27,6 +27,8 @@ use app::{
     session::find_live,
     state::AppState,
 };
+use std::net::SocketAddr;
+
 use rand::{rngs::StdRng, SeedableRng};
 
 use super::first_user::{create_super_user, print_super_user};
@@ -60,8 +62,17 @@ fn turned_off(value: &str) -> bool {
 /// super user (credentials printed once, as `init-admin` prints them), the demo, and
 /// the logins to try. Returns whether this instance made them. A database with any
 /// member is never touched.
-pub async fn on_first_start(state: &AppState, no_demo: bool) -> CliResult<bool> {
+/// The demo is made only for a server that listens on this machine alone: its
+/// accounts share a published password.
+pub async fn on_first_start(state: &AppState, no_demo: bool, addr: SocketAddr) -> CliResult<bool> {
     if !wanted(no_demo) || has_members(&state.db).await? {
+        return Ok(false);
+    }
+    if !addr.ip().is_loopback() {
+        println!(
+            "No demo: this new database is served on {addr}, beyond this machine, and the demo's \
+             accounts share a published password. Create the first super user with `behalf init-admin`."
+        );
         return Ok(false);
     }
     // The demo's history took place over the last three days, on a clock of its own.
