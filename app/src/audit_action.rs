@@ -75,6 +75,14 @@ wire_names! {
         OnBehalfDenied = "on_behalf_denied",
         /// The actor's password, re-entered to start a session on behalf, was wrong.
         OnBehalfReauthFailed = "on_behalf_reauth_failed",
+        /// A view-only session on behalf was elevated to act (with a password and a reason).
+        OnBehalfElevated = "on_behalf_elevated",
+        /// A session on behalf was refused a protected action, or a change while view
+        /// only (folded like every refusal).
+        OnBehalfRefused = "on_behalf_refused",
+        /// Pages and API reads in a session on behalf (the view trail; repeats of one
+        /// path within a minute folded into one record with a count).
+        OnBehalfViewed = "on_behalf_viewed",
         /// Written by the command line (`create-member`, `init-admin`).
         MemberCreated = "member_created",
         /// Written by the command line (`seed`), once for the whole run.

@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::role::Role;
 #[cfg(feature = "ssr")]
 use crate::{clock::Millis, error::AppError, rule::Grant};
+use crate::{mode::Mode, role::Role};
 
 /// The signed-in member, as the pages see them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,12 @@ pub struct OnBehalfView {
     /// The server's time when this was read, so the browser can count down from
     /// the server's clock rather than its own.
     pub server_now: i64,
+    /// View only, or acting (what this request may do).
+    pub mode: Mode,
+    /// Whether the actor may act now (so the banner offers **Act on behalf**).
+    pub may_act: bool,
+    /// The session was acting, but the actor may no longer act: it views only now.
+    pub act_lost: bool,
 }
 
 #[cfg(feature = "ssr")]
@@ -78,6 +84,13 @@ mod server {
         pub grant: Option<Grant>,
         /// The actor is neither deleted nor barred from signing in.
         pub actor_usable: bool,
+        /// What this request may do: the session's mode, narrowed to viewing when
+        /// the actor may no longer act (re-checked on every request, like the rule).
+        pub mode: Mode,
+        /// Whether the actor may act now (by the rule's grant and `--act-min-role`).
+        pub may_act: bool,
+        /// The session was started or elevated to act, but may no longer act.
+        pub act_lost: bool,
     }
 
     impl CurrentSession {
@@ -89,6 +102,43 @@ mod server {
         /// The session on behalf, if this is one.
         pub fn on_behalf_id(&self) -> Option<i64> {
             self.on_behalf.as_ref().map(|_| self.id)
+        }
+
+        /// The mode of this session on behalf (`None`: the member's own session).
+        pub fn on_behalf_mode(&self) -> Option<Mode> {
+            self.on_behalf.as_ref().map(|o| o.mode)
+        }
+
+        /// THE switch every writer of what describes the member's own use of their
+        /// account consults (docs/security.md, "The member's own data"): their
+        /// last sign-in, the last-seen time of their own sessions, read marks,
+        /// anything "recently viewed" or preferred. Only the member's own use moves
+        /// them; a session on behalf never does, and what it changes is recorded
+        /// as done on the member's behalf, by the actor.
+        pub fn account_use(&self) -> AccountUse {
+            match &self.on_behalf {
+                None => AccountUse::Own,
+                Some(on_behalf) => AccountUse::OnBehalf {
+                    actor_id: on_behalf.actor.id,
+                    actor_name: on_behalf.actor.display_name.clone(),
+                },
+            }
+        }
+    }
+
+    /// Whose use of the account a request is (see `CurrentSession::account_use`).
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum AccountUse {
+        /// The member, in their own session.
+        Own,
+        /// Someone on the member's behalf.
+        OnBehalf { actor_id: i64, actor_name: String },
+    }
+
+    impl AccountUse {
+        /// Whether the member's own-use marks (last seen, read marks…) may move.
+        pub fn moves_own_marks(&self) -> bool {
+            matches!(self, AccountUse::Own)
         }
     }
 
@@ -119,6 +169,9 @@ mod server {
     pub enum Notice {
         OnBehalfExpired,
         OnBehalfRevoked,
+        /// The session on behalf was acting, but its actor may no longer act: it
+        /// views only now.
+        OnBehalfActLost,
     }
 
     impl Notice {
@@ -126,19 +179,27 @@ mod server {
             match self {
                 Notice::OnBehalfExpired => "on_behalf_expired",
                 Notice::OnBehalfRevoked => "on_behalf_revoked",
+                Notice::OnBehalfActLost => "on_behalf_act_lost",
             }
         }
 
         pub fn parse(code: &str) -> Option<Notice> {
-            [Notice::OnBehalfExpired, Notice::OnBehalfRevoked]
-                .into_iter()
-                .find(|n| n.code() == code)
+            [
+                Notice::OnBehalfExpired,
+                Notice::OnBehalfRevoked,
+                Notice::OnBehalfActLost,
+            ]
+            .into_iter()
+            .find(|n| n.code() == code)
         }
 
         pub fn message(self) -> &'static str {
             match self {
                 Notice::OnBehalfExpired => {
                     "Your session on behalf of another member has ended: its time was up. You are acting as yourself again."
+                }
+                Notice::OnBehalfActLost => {
+                    "You may no longer act on this member's behalf, so this session is view only now. Nothing more can be changed in it."
                 }
                 Notice::OnBehalfRevoked => {
                     "Your session on behalf of another member has ended: it was revoked, or the permission that allowed it no longer holds. You are acting as yourself again."

@@ -42,8 +42,14 @@ pub enum Refusal {
     LinkTargetNotLower,
     /// A one-click link for a member with admin access needs a super user.
     LinkTargetHasAdminAccess,
-    /// Not in a session on behalf (one-click links, a password change).
-    NotOnBehalf,
+    /// A protected action (password, email, the member's own sessions, one-click
+    /// links, roles, groups, permissions, the audit viewer, oversight): never on
+    /// behalf, whatever the mode.
+    OnBehalfProtected,
+    /// A change in a view-only session on behalf.
+    OnBehalfViewOnly,
+    /// Acting (not only viewing) on behalf needs a higher role (`--act-min-role`).
+    ActNeedsRole,
     /// Only editors and super users oversee sessions.
     NotOverseer,
     /// Only a super user may (end every session on behalf at once).
@@ -53,7 +59,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 17] = [
+    pub const ALL: [Refusal; 19] = [
         Refusal::NoAdminAccess,
         Refusal::NeedsEditorRole,
         Refusal::TargetOutranksEditor,
@@ -67,7 +73,9 @@ impl Refusal {
         Refusal::NeedsSupportRole,
         Refusal::LinkTargetNotLower,
         Refusal::LinkTargetHasAdminAccess,
-        Refusal::NotOnBehalf,
+        Refusal::OnBehalfProtected,
+        Refusal::OnBehalfViewOnly,
+        Refusal::ActNeedsRole,
         Refusal::NotOverseer,
         Refusal::NeedsSuperUser,
         Refusal::SessionOutranksViewer,
@@ -88,7 +96,9 @@ impl Refusal {
             Refusal::NeedsSupportRole => "needs_support_role",
             Refusal::LinkTargetNotLower => "target_rank_not_lower",
             Refusal::LinkTargetHasAdminAccess => "target_has_admin_access",
-            Refusal::NotOnBehalf => "not_on_behalf",
+            Refusal::OnBehalfProtected => "on_behalf_protected_action",
+            Refusal::OnBehalfViewOnly => "on_behalf_view_only",
+            Refusal::ActNeedsRole => "act_needs_role",
             Refusal::NotOverseer => "not_overseer",
             Refusal::NeedsSuperUser => "needs_super_user",
             Refusal::SessionOutranksViewer => "session_outranks_you",
@@ -120,7 +130,15 @@ impl Refusal {
             Refusal::LinkTargetHasAdminAccess => {
                 "Only a super user may create or manage one-click links for a member with admin access."
             }
-            Refusal::NotOnBehalf => "This cannot be done in a session on behalf: leave it first.",
+            Refusal::OnBehalfProtected => {
+                "This is never done on someone's behalf (passwords, email, sessions, login links, roles, groups, permissions, the audit trail and oversight): leave the session on behalf to do it as yourself."
+            }
+            Refusal::OnBehalfViewOnly => {
+                "This session on behalf is view only, so nothing was changed. Choose Act on behalf (with your password) to make changes."
+            }
+            Refusal::ActNeedsRole => {
+                "Your role may view on this member's behalf but not act: acting needs a higher role on this server."
+            }
             Refusal::NotOverseer => "Only editors and super users may see and end other members' sessions.",
             Refusal::NeedsSuperUser => "Only a super user may do this.",
             Refusal::SessionOutranksViewer => {
@@ -409,6 +427,15 @@ impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> Self {
         tracing::error!(%error, "database error");
         AppError::Internal
+    }
+}
+
+impl From<crate::mode::OnBehalfLimit> for AppError {
+    fn from(limit: crate::mode::OnBehalfLimit) -> Self {
+        AppError::Refused(match limit {
+            crate::mode::OnBehalfLimit::ViewOnly => Refusal::OnBehalfViewOnly,
+            crate::mode::OnBehalfLimit::Protected => Refusal::OnBehalfProtected,
+        })
     }
 }
 

@@ -26,6 +26,11 @@ pub fn require_auditor(request: &RequestContext) -> Result<&CurrentSession, AppE
     let session = request.require_session()?;
     let member = &session.member;
     policy::may_audit(member.role, member.admin_access).map_err(AppError::Refused)?;
+    // The request pipeline refuses the audit trail on behalf before any handler runs;
+    // this says so again where the records are read.
+    if session.on_behalf.is_some() {
+        return Err(AppError::Refused(Refusal::OnBehalfProtected));
+    }
     Ok(session)
 }
 

@@ -22,6 +22,7 @@ pub mod email;
 pub mod error;
 #[cfg(feature = "ssr")]
 pub mod guard;
+pub mod mode;
 pub mod names;
 pub mod password;
 pub mod policy;

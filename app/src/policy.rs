@@ -122,7 +122,7 @@ pub fn may_oversee(role: Role, admin_access: bool, on_behalf: bool) -> Result<()
         return Err(Refusal::NotOverseer);
     }
     if on_behalf {
-        return Err(Refusal::NotOnBehalf);
+        return Err(Refusal::OnBehalfProtected);
     }
     Ok(())
 }
@@ -159,7 +159,7 @@ mod tests {
         );
         assert_eq!(
             may_oversee(Role::SuperUser, true, true),
-            Err(Refusal::NotOnBehalf)
+            Err(Refusal::OnBehalfProtected)
         );
         assert!(may_end_session(Role::Editor, Role::Support).is_ok());
         assert!(may_end_session(Role::Editor, Role::Editor).is_ok());

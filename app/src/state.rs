@@ -5,7 +5,7 @@ use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::{
-    audit_writer::{Folder, GroupCommit},
+    audit_writer::{Folder, GroupCommit, ViewTrail},
     clock::Clock,
     db::Db,
     password::hasher::PasswordHasher,
@@ -38,6 +38,9 @@ pub struct Settings {
     /// address makes the session cookie `Secure` and `__Host-` prefixed, and turns on
     /// HSTS, whatever the request says.
     pub public_url: Option<String>,
+    /// Acting (not only viewing) on behalf by a role grant needs at least this role
+    /// (`--act-min-role`); `None`: anyone the rule lets start may act.
+    pub act_min_role: Option<crate::role::Role>,
 }
 
 impl Settings {
@@ -66,6 +69,7 @@ impl Default for Settings {
             one_click_default_minutes: 15,
             one_click_max_minutes: ONE_CLICK_LONGEST_MINUTES,
             public_url: None,
+            act_min_role: None,
         }
     }
 }
@@ -88,6 +92,8 @@ pub struct AppState {
     /// The batcher that lets concurrent changes share one COMMIT (PostgreSQL only;
     /// see `audit_writer::GroupCommit`).
     pub group_commit: Arc<GroupCommit>,
+    /// What was viewed on behalf, noted by the pipeline and written behind it.
+    pub trail: Arc<ViewTrail>,
 }
 
 impl AppState {
@@ -102,6 +108,7 @@ impl AppState {
             settings: Arc::new(settings),
             link_key: Arc::new(LinkKey::random()),
             refusals: Arc::new(Folder::default()),
+            trail: Arc::new(ViewTrail::default()),
         }
     }
 

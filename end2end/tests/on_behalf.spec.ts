@@ -49,7 +49,7 @@ test('from the blade, Login on behalf opens a new window; a wrong password is re
   const banner = popup.getByRole('region', { name: 'Impersonation banner' });
   await expect(banner).toBeVisible();
   await expect(popup).toHaveURL(/\/$/);
-  await expect(banner).toContainText(`You are signed in as ${TARGET.name} on behalf of ${SUPPORT.name}`);
+  await expect(banner).toContainText(`You, ${SUPPORT.name}, are viewing as ${TARGET.name} — view only.`);
   await expect(banner).toContainText(/Time left: (29|30):\d\d/);
   await expect(popup).toHaveTitle(/^\[On behalf\]/);
   await expectNoSeriousViolations(popup);

@@ -125,6 +125,11 @@ pub struct ServeArgs {
     /// every answer carries HSTS.
     #[arg(long, env = "BEHALF_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
+    /// Acting (not only viewing) on behalf by a role grant needs at least this role:
+    /// support, editor or super_user. By default anyone the rule lets start may act;
+    /// an explicit proxy login permission always may.
+    #[arg(long, env = "BEHALF_ACT_MIN_ROLE", value_parser = parse_act_min_role)]
+    pub act_min_role: Option<Role>,
     /// Trust X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run).
     #[arg(long, env = "BEHALF_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
@@ -136,6 +141,14 @@ pub struct ServeArgs {
     /// Off by default; never on the public address.
     #[arg(long, env = "BEHALF_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+}
+
+/// A role that can start a session on behalf by its rank: support, editor, super_user.
+fn parse_act_min_role(text: &str) -> Result<Role, String> {
+    match Role::parse(text.trim()) {
+        Some(role) if role >= Role::Support => Ok(role),
+        _ => Err("the least role that may act on behalf is support, editor or super_user".into()),
+    }
 }
 
 /// `http://host[:port]` or `https://host[:port]`, with no path, query or credentials.
@@ -302,6 +315,14 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_act_min_role_is_a_role_that_can_start() {
+        assert_eq!(parse_act_min_role("editor"), Ok(Role::Editor));
+        assert_eq!(parse_act_min_role("super_user"), Ok(Role::SuperUser));
+        assert!(parse_act_min_role("member").is_err());
+        assert!(parse_act_min_role("admin").is_err());
     }
 
     #[test]

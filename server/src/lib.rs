@@ -2,6 +2,7 @@
 //! surface (pages, server functions, the JSON API, one-click pages) and the CLI
 //! commands. See docs/architecture.md for what may import what.
 
+pub mod access;
 pub mod api;
 pub mod bench;
 pub mod cli;

@@ -18,21 +18,25 @@
 use std::net::{IpAddr, SocketAddr};
 
 use app::{
+    audit_action::AuditAction,
+    audit_writer::{record_folded, trail_path, NewEvent, View},
     context::{Notice, RequestContext},
-    error::AppError,
+    error::{AppError, Refusal},
+    mode::{on_behalf_allows, Access},
     session::{
         clearing_cookie, clearing_duplicates, cookie_from_headers, find_live, notice_cookie, session_cookie,
         session_from_headers, token::Token, Lookup, SessionCookie, NOTICE_COOKIE,
     },
 };
 use axum::{
-    extract::{ConnectInfo, FromRequestParts, Request, State},
+    extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State},
     http::{header, request::Parts, HeaderMap, HeaderValue},
     middleware::Next,
     response::Response,
 };
 
 use crate::{
+    access::{access_of, plain_path},
     errors::{error_page, json_error, no_store},
     security::{private, request_is_https, TOKEN_HEADER},
     state::ServerState,
@@ -85,6 +89,11 @@ pub struct Route {
     /// as the actor's own session, or as no one): pages, one-click pages, the identity
     /// reads and the API's own description.
     pub acts_when_ended: bool,
+    /// What it does, for a session on behalf (`access::ROUTES`): read, write,
+    /// protected, or about the session itself.
+    pub access: Access,
+    /// What a member reads in their Access history when it was viewed on their behalf.
+    pub label: Option<&'static str>,
 }
 
 impl Route {
@@ -109,7 +118,37 @@ impl Route {
         Route {
             surface,
             acts_when_ended,
+            access: Access::Session,
+            label: None,
         }
+    }
+
+    /// The route of `request`: its surface by path, and what it does by method and
+    /// template (the API's and one-click pages' matched template; a server function's
+    /// or a page's own path).
+    ///
+    /// A path that is not in its plain form (`access::plain_path`: dot or empty
+    /// segments, once decoded) is refused with 400 before anything else: the page
+    /// router would resolve it into another page than the one it names.
+    pub fn of_request(request: &Request) -> Result<Route, (Route, AppError)> {
+        let raw = request.uri().path();
+        let mut route = Route::of(raw);
+        let Some(path) = plain_path(raw) else {
+            let error = AppError::BadRequest(
+                "This address is not in its plain form (a '.', '..' or empty part): use the address without them."
+                    .into(),
+            );
+            return Err((route, error));
+        };
+        let template = match route.surface {
+            Surface::Api | Surface::OneClick => request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or(path.as_str(), MatchedPath::as_str),
+            Surface::ServerFn | Surface::Download | Surface::Page => path.as_str(),
+        };
+        (route.access, route.label) = access_of(request.method(), template, route.surface == Surface::Page);
+        Ok(route)
     }
 
     /// An error answered in this surface's shape: JSON for the API and server
@@ -129,7 +168,10 @@ impl Route {
 
 /// The layer: resolve, decide, run the handler, hand the cookies back.
 pub async fn pipeline(State(state): State<ServerState>, mut request: Request, next: Next) -> Response {
-    let route = Route::of(request.uri().path());
+    let route = match Route::of_request(&request) {
+        Ok(route) => route,
+        Err((route, error)) => return route.refusal(&error),
+    };
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -140,14 +182,24 @@ pub async fn pipeline(State(state): State<ServerState>, mut request: Request, ne
         Err(error) => return route.refusal(&error),
     };
     if let Err(error) = gate(&route, &resolved) {
+        let what = (
+            request.method().to_string(),
+            trail_path(request.uri().path(), None),
+        );
+        record_refusal(&state, what, &resolved.context, &error).await;
         let mut response = route.refusal(&error);
         let cookies = resolved.refusal_headers(&state, &route);
         prepend_headers(&mut response, cookies);
         return response;
     }
+    let view = viewed(&route, &resolved.context, &request);
     let (resolved, context) = resolved.into_caller();
     request.extensions_mut().insert(Caller { context });
     let mut response = next.run(request).await;
+    if let Some(view) = view.filter(|_| response.status().is_success()) {
+        // Noted in memory only: written behind the request (`audit_writer::trail`).
+        state.app.trail.note(view, state.app.clock.now());
+    }
     let cookies = resolved.cookies_out(&state, &route, &response);
     prepend_headers(&mut response, cookies);
     if route.surface == Surface::OneClick {
@@ -159,13 +211,68 @@ pub async fn pipeline(State(state): State<ServerState>, mut request: Request, ne
 /// THE seam for every cross-cutting decision about a request, before any handler
 /// runs. A request whose session on behalf ended while it was on its way acts as no
 /// one: refused with 409 `on_behalf_ended` (its client gets the actor's own session
-/// back), never carried out as someone else. Steps 11–12 add view-only and protected
-/// actions here.
+/// back), never carried out as someone else. In a session on behalf, a protected
+/// action is refused whatever the mode (403 `on_behalf_protected_action`) and a
+/// change in a view-only session (403 `on_behalf_view_only`), by the route's class
+/// in `access::ROUTES`; nothing has run, so nothing changed.
 pub fn gate(route: &Route, resolved: &Resolved) -> Result<(), AppError> {
     if resolved.lookup.ended_on_behalf && !route.acts_when_ended {
         return Err(AppError::OnBehalfEnded);
     }
+    let mode = resolved.context.session.as_ref().and_then(|s| s.on_behalf_mode());
+    on_behalf_allows(mode, route.access)?;
     Ok(())
+}
+
+/// A session on behalf refused by the gate (a protected action, or a change while view
+/// only) is recorded as `on_behalf_refused` under the actor's name, with the code, the
+/// method and the path; repeats are folded like every refusal. Nothing else is written.
+async fn record_refusal(
+    state: &ServerState,
+    (method, path): (String, String),
+    context: &RequestContext,
+    error: &AppError,
+) {
+    let Some(session) = context.session.as_ref().filter(|s| s.on_behalf.is_some()) else {
+        return;
+    };
+    let AppError::Refused(refusal @ (Refusal::OnBehalfProtected | Refusal::OnBehalfViewOnly)) = error else {
+        return;
+    };
+    let event = NewEvent::new(AuditAction::OnBehalfRefused, context)
+        .actor(session.actor().id)
+        .on_behalf(session.id)
+        .subject(session.member.id)
+        .details(serde_json::json!({
+            "code": refusal.code(),
+            "method": method,
+            "path": path,
+        }));
+    let app = &state.app;
+    if let Err(error) = record_folded(&app.db, &app.refusals, app.clock.now(), event).await {
+        tracing::error!(%error, "could not record a refusal on behalf");
+    }
+}
+
+/// The view a read in a session on behalf makes, to note once it has succeeded.
+fn viewed(route: &Route, context: &RequestContext, request: &Request) -> Option<View> {
+    if route.access != Access::Read {
+        return None;
+    }
+    let session = context.session.as_ref()?;
+    let on_behalf = session.on_behalf.as_ref()?;
+    Some(View {
+        session_id: session.id,
+        actor_id: on_behalf.actor.id,
+        member_id: session.member.id,
+        path: trail_path(request.uri().path(), request.uri().query()),
+        label: route.label,
+        ip: context.ip.clone(),
+        user_agent: context
+            .user_agent
+            .as_deref()
+            .map(app::audit_writer::clip_user_agent),
+    })
 }
 
 /// What the pipeline learned on the way in, kept for the way out.

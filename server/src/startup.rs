@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::OnceLock};
 
 use app::{
     audit::verify::{head, keyed_from},
-    audit_writer::{claim_key_check, flush_folded, install_key, AuditKey},
+    audit_writer::{claim_key_check, flush_folded, flush_trail, install_key, AuditKey},
     clock::{Clock, HOUR, MINUTE},
     db::Db,
     error::AppError,
@@ -188,6 +188,7 @@ pub fn settings_from(args: &ServeArgs) -> Settings {
         one_click_default_minutes: i64::from(args.one_click_minutes.min(args.one_click_max_minutes)),
         one_click_max_minutes: i64::from(args.one_click_max_minutes),
         public_url: args.public_url.clone(),
+        act_min_role: args.act_min_role,
     }
 }
 
@@ -212,6 +213,7 @@ pub async fn spawn_with_limits(
     trust_proxy: bool,
     limits: listen::Limits,
 ) -> std::io::Result<SocketAddr> {
+    let state_for_trail = state.clone();
     let router = router::router(
         state,
         leptos_options(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -220,7 +222,26 @@ pub async fn spawn_with_limits(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(listen::serve(listener, router, limits, std::future::pending()));
+    tokio::spawn(flush_views(state_for_trail));
     Ok(addr)
+}
+
+/// Every second, writes the view trail noted since (`audit_writer::trail`).
+pub async fn flush_views(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        // In a task of its own: stopping this loop at shutdown (abort) never cancels a
+        // write half-way (its records taken from memory but not committed).
+        let state = state.clone();
+        let flush = tokio::spawn(async move {
+            if let Err(error) = flush_trail(&state.db, &state.trail, state.clock.now(), false).await {
+                tracing::error!(%error, "could not write the view trail (kept for the next try)");
+            }
+        });
+        let _ = flush.await;
+    }
 }
 
 /// Every few seconds, writes the counts of refusals folded in windows now over.

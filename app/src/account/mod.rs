@@ -7,8 +7,13 @@ use serde::{Deserialize, Serialize};
 use crate::{
     context::Viewer,
     error::AppError,
-    ui::{Column, DataTable, ListOrEmpty, Protected},
+    mode::{Access, Mode, VIEW_ONLY_REASON},
+    ui::{on_behalf_limit, Column, DataTable, ListOrEmpty, LockedReason, Protected},
 };
+
+/// Beside the Sessions page's End buttons in a session on behalf (a protected action).
+pub const SESSIONS_PROTECTED_REASON: &str =
+    "Not on someone's behalf: only the member ends their own sessions.";
 
 #[cfg(feature = "ssr")]
 pub mod service;
@@ -28,8 +33,13 @@ pub struct AccessRecord {
     /// Minutes it lasted (so far).
     pub minutes: i64,
     pub reason: String,
-    /// Changes recorded during it (its start and end not counted).
+    /// Changes recorded during it (its start, end, elevation, views and refusals not counted).
     pub actions: i64,
+    /// `view` or `act` (as it ended, or is now).
+    pub mode: crate::mode::Mode,
+    /// What was viewed in it (the view trail), by the pages' names ("Orders"), or the
+    /// path where a read has no name, each once.
+    pub viewed: Vec<String>,
 }
 
 /// One of the member's live sessions.
@@ -103,13 +113,16 @@ pub fn HomePage() -> impl IntoView {
         <Title text="My account"/>
         <Protected render=|viewer: Viewer| {
             let name = viewer.display_name.clone();
-            view! { <AccountNav/> <AccountSummary viewer/> <ProfileForm name/> }
+            let locked = on_behalf_limit(&viewer, Access::Write).is_some();
+            view! { <AccountNav/> <AccountSummary viewer/> <ProfileForm name locked/> }
         }/>
     }
 }
 
+/// The display name form; `locked`: shown disabled, with the reason (a view-only
+/// session on behalf).
 #[component]
-fn ProfileForm(name: String) -> impl IntoView {
+fn ProfileForm(name: String, locked: bool) -> impl IntoView {
     let action = ServerAction::<UpdateProfile>::new();
     // The header and the summary show the name too: load the page afresh.
     Effect::new(move |_| {
@@ -123,7 +136,7 @@ fn ProfileForm(name: String) -> impl IntoView {
             <h2 class="section-title">"Profile"</h2>
             <crate::ui::PostForm
                 action
-                class="form narrow-form"
+                class=if locked { "form narrow-form locked" } else { "form narrow-form" }
                 novalidate=true
                 input=|ev| UpdateProfile { display_name: crate::ui::submitted_field(ev, "display_name") }
             >
@@ -134,11 +147,20 @@ fn ProfileForm(name: String) -> impl IntoView {
                     value=name
                     maxlength=100
                     required=true
+                    disabled=locked
                     error
                 />
                 <div>
-                    <button type="submit" class="button primary" disabled=move || action.pending().get()>"Save name"</button>
+                    <button
+                        type="submit"
+                        class="button primary"
+                        disabled=move || locked || action.pending().get()
+                        aria-describedby=locked.then_some("profile-locked")
+                    >
+                        "Save name"
+                    </button>
                 </div>
+                {locked.then(|| view! { <LockedReason id="profile-locked" text=VIEW_ONLY_REASON/> })}
             </crate::ui::PostForm>
         </section>
     }
@@ -150,27 +172,33 @@ pub fn SessionsPage() -> impl IntoView {
     let sessions = Resource::new(move || revoke.version().get(), |_| my_sessions());
     view! {
         <Title text="Sessions"/>
-        <Protected render=move |_viewer: Viewer| view! {
-            <AccountNav/>
-            <section class="card">
-                <h1>"Sessions"</h1>
-                <p class="muted">"Where your account is signed in now, including anyone acting on your behalf. End any you do not recognise."</p>
-                {move || revoke.value().get().and_then(Result::err).map(|error| view! { <crate::ui::ErrorPanel error/> })}
-                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                    {move || Suspend::new(async move {
-                        match sessions.await {
-                            Ok(rows) => view! { <SessionTable rows revoke/> }.into_any(),
-                            Err(error) => view! { <crate::ui::ErrorPanel error/> }.into_any(),
-                        }
-                    })}
-                </Suspense>
-            </section>
+        <Protected render=move |viewer: Viewer| {
+            let locked = on_behalf_limit(&viewer, Access::Protected).is_some();
+            view! {
+                <AccountNav/>
+                <section class="card">
+                    <h1>"Sessions"</h1>
+                    <p class="muted">"Where your account is signed in now, including anyone acting on your behalf. End any you do not recognise."</p>
+                    {locked.then(|| view! { <LockedReason id="sessions-locked" text=SESSIONS_PROTECTED_REASON/> })}
+                    {move || revoke.value().get().and_then(Result::err).map(|error| view! { <crate::ui::ErrorPanel error/> })}
+                    <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match sessions.await {
+                                Ok(rows) => view! { <SessionTable rows revoke locked/> }.into_any(),
+                                Err(error) => view! { <crate::ui::ErrorPanel error/> }.into_any(),
+                            }
+                        })}
+                    </Suspense>
+                </section>
+            }
         }/>
     }
 }
 
+/// The member's sessions; `locked`: their End buttons disabled (on behalf, ending
+/// the member's sessions is a protected action).
 #[component]
-fn SessionTable(rows: Vec<SessionView>, revoke: ServerAction<RevokeSession>) -> impl IntoView {
+fn SessionTable(rows: Vec<SessionView>, revoke: ServerAction<RevokeSession>, locked: bool) -> impl IntoView {
     view! {
         <DataTable label="Sessions" columns=SESSION_COLUMNS>
             {rows
@@ -194,7 +222,15 @@ fn SessionTable(rows: Vec<SessionView>, revoke: ServerAction<RevokeSession>) -> 
                                 {(!row.current).then(|| view! {
                                     <ActionForm action=revoke attr:class="inline-form">
                                         <input type="hidden" name="id" value=id/>
-                                        <button type="submit" class="button" aria-label=format!("End session {id}")>"End"</button>
+                                        <button
+                                            type="submit"
+                                            class="button"
+                                            aria-label=format!("End session {id}")
+                                            disabled=locked
+                                            aria-describedby=locked.then_some("sessions-locked")
+                                        >
+                                            "End"
+                                        </button>
                                     </ActionForm>
                                 })}
                             </td>
@@ -250,7 +286,7 @@ pub fn AccessHistoryPage() -> impl IntoView {
             <AccountNav/>
             <section class="card">
                 <h1>"Access history"</h1>
-                <p class="muted">"Every time someone logged in on your behalf: who, when, for how long, why, and how many changes they made."</p>
+                <p class="muted">"Every time someone logged in on your behalf: who, when, for how long, why, whether they only viewed or acted, what they viewed, and how many changes they made."</p>
                 <ListOrEmpty
                     resource=history
                     is_empty=Vec::is_empty
@@ -274,12 +310,19 @@ fn AccessTable(rows: Vec<AccessRecord>) -> impl IntoView {
                         (Some(at), None) => at,
                         (None, _) => "Still running".to_string(),
                     };
+                    let mode = match row.mode {
+                        Mode::View => "View only",
+                        Mode::Act => "Acted",
+                    };
+                    let viewed = (!row.viewed.is_empty())
+                        .then(|| view! { <span class="viewed">{format!("Viewed: {}", row.viewed.join(", "))}</span> });
                     view! {
                         <tr>
                             <td>{row.actor_name}</td>
                             <td>{row.started}</td>
                             <td>{ended}</td>
                             <td class="numeric">{row.minutes}</td>
+                            <td class="wrap">{mode} {viewed}</td>
                             <td class="wrap">{row.reason}</td>
                             <td class="numeric">{row.actions}</td>
                         </tr>
@@ -296,6 +339,7 @@ const ACCESS_COLUMNS: &[Column] = &[
     Column::Text("Started"),
     Column::Text("Ended"),
     Column::Text("Minutes"),
+    Column::Text("Mode"),
     Column::Text("Reason"),
     Column::Text("Changes"),
 ];

@@ -1,5 +1,9 @@
 //! The member's own area (server only).
 
+use std::collections::BTreeMap;
+
+use sqlx::QueryBuilder;
+
 use crate::{
     account::{AccessRecord, SessionView},
     audit_action::{AuditAction, ObjectKind},
@@ -9,11 +13,26 @@ use crate::{
     db::with_db,
     db::BeginWrite,
     error::AppError,
+    mode::Mode,
     session::{device_of, store::end_row, EndReason},
     state::AppState,
 };
 
-type Row = (i64, String, i64, Option<i64>, Option<String>, Option<String>, i64);
+type Row = (
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+);
+
+/// The records that are not changes to the member's data: the start, the end, an
+/// elevation, the view trail, and every refusal or failure (nothing changed).
+const NOT_CHANGES: &str = "('on_behalf_start', 'on_behalf_end', 'on_behalf_elevated', 'on_behalf_viewed') \
+     AND e.action NOT LIKE '%refused' AND e.action NOT LIKE '%denied' AND e.action NOT LIKE '%failed'";
 
 /// The sessions on behalf of the signed-in member, newest first (at most 100).
 pub async fn access_history(
@@ -22,22 +41,24 @@ pub async fn access_history(
 ) -> Result<Vec<AccessRecord>, AppError> {
     let member_id = request.require_session()?.member.id;
     let rows: Vec<Row> = with_db!(&state.db, pool => {
-        sqlx::query_as(
+        sqlx::query_as(&format!(
             "SELECT s.id, a.display_name, s.created_at, s.ended_at, s.end_reason, s.reason, \
              (SELECT COUNT(*) FROM audit_events e WHERE e.session_id = s.id \
-              AND e.action NOT IN ('on_behalf_start', 'on_behalf_end')) \
+              AND e.action NOT IN {NOT_CHANGES}), s.mode \
              FROM sessions s JOIN members a ON a.id = s.actor_id \
              WHERE s.member_id = $1 AND s.actor_id IS NOT NULL ORDER BY s.id DESC LIMIT 100",
-        )
+        ))
         .bind(member_id)
         .fetch_all(pool)
         .await?
     });
+    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    let mut viewed = viewed_in(state, &ids).await?;
     let now = state.clock.now();
     Ok(rows
         .into_iter()
         .map(
-            |(session_id, actor_name, started, ended, end_reason, reason, actions)| AccessRecord {
+            |(session_id, actor_name, started, ended, end_reason, reason, actions, mode)| AccessRecord {
                 session_id,
                 actor_name,
                 started: format_utc(started),
@@ -46,9 +67,45 @@ pub async fn access_history(
                 minutes: (ended.unwrap_or(now) - started) / MINUTE,
                 reason: reason.unwrap_or_default(),
                 actions,
+                mode: mode.as_deref().and_then(Mode::parse).unwrap_or_default(),
+                viewed: viewed.remove(&session_id).unwrap_or_default(),
             },
         )
         .collect())
+}
+
+/// What was viewed in each of the sessions `ids` (the view trail), as the member
+/// reads it: the pages' labels ("Orders", "Profile"), each once, in the order first
+/// viewed; a read with no label by its path.
+async fn viewed_in(state: &AppState, ids: &[i64]) -> Result<BTreeMap<i64, Vec<String>>, AppError> {
+    let mut out: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(i64, String)> = with_db!(&state.db, pool => {
+        let mut query = QueryBuilder::new(
+            "SELECT session_id, details FROM audit_events WHERE action = 'on_behalf_viewed' AND session_id IN (",
+        );
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        query.push(") ORDER BY id");
+        query.build_query_as().fetch_all(pool).await?
+    });
+    for (session, details) in rows {
+        let details: serde_json::Value = serde_json::from_str(&details).unwrap_or_default();
+        let label = details["label"]
+            .as_str()
+            .or_else(|| details["path"].as_str())
+            .unwrap_or("a page")
+            .to_string();
+        let seen = out.entry(session).or_default();
+        if !seen.contains(&label) {
+            seen.push(label);
+        }
+    }
+    Ok(out)
 }
 
 type SessionRow = (

@@ -26,6 +26,7 @@ mod event;
 mod fold;
 mod group;
 mod key;
+mod trail;
 
 pub use batch::{BatchTx, BoxFuture, DEFERRED_ID};
 pub use chain::{chain_hash, record, unkeyed_hash, AuditRecord, AuditTx, GENESIS};
@@ -33,3 +34,4 @@ pub use event::{clip_user_agent, NewEvent};
 pub use fold::{flush_folded, record_folded, Folder, DISTINCT_PER_MINUTE, FOLD_WINDOW};
 pub use group::{BatchWork, GroupCommit};
 pub use key::{claim_key_check, hex, install_key, installed_key, parse_hex32, AuditKey};
+pub use trail::{flush_session, flush_trail, trail_path, View, ViewTrail, TRAIL_WINDOW};

@@ -104,7 +104,15 @@ pub async fn change_password(
     let member = session.member.id;
     if session.on_behalf.is_some() {
         let object = (ObjectKind::Member, member.to_string());
-        return Err(refuse(state, request, session, REFUSED, object, Refusal::NotOnBehalf).await);
+        return Err(refuse(
+            state,
+            request,
+            session,
+            REFUSED,
+            object,
+            Refusal::OnBehalfProtected,
+        )
+        .await);
     }
     check_entered(&current, "current_password", "Enter your current password.")?;
     validate_new_password(&new).map_err(|error| match error {
@@ -197,6 +205,9 @@ pub fn viewer_of(session: &CurrentSession, now: crate::clock::Millis) -> Viewer 
             actor_name: on_behalf.actor.display_name.clone(),
             ends_at: session.absolute_expires_at.min(session.idle_expires_at),
             server_now: now,
+            mode: on_behalf.mode,
+            may_act: on_behalf.may_act,
+            act_lost: on_behalf.act_lost,
         }),
     }
 }

@@ -120,10 +120,14 @@ impl Db {
     }
 
     /// What a `SELECT` appends to lock the rows it reads until the transaction ends:
-    /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transaction
-    /// (`BEGIN IMMEDIATE`) already excludes every other writer.
+    /// `FOR NO KEY UPDATE` on PostgreSQL; nothing on SQLite, whose write transaction
+    /// (`BEGIN IMMEDIATE`) already excludes every other writer. Not `FOR UPDATE`: no
+    /// caller changes a key, and `FOR UPDATE` also waits on the key-share locks that
+    /// foreign-key checks take (a session or link row inserted or updated for the same
+    /// member), which closed lock circles with the chain head. Every locker uses this
+    /// same clause, so they still exclude each other.
     pub fn for_update(&self) -> &'static str {
-        self.locking(" FOR UPDATE")
+        self.locking(" FOR NO KEY UPDATE")
     }
 
     /// A row-locking clause (`" FOR SHARE OF a"`, say) on PostgreSQL; nothing on

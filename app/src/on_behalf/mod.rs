@@ -4,8 +4,11 @@
 use leptos::{prelude::*, server_fn::codec::PostUrl};
 use serde::{Deserialize, Serialize};
 
-use crate::{error::AppError, password::Password, role::Role};
+use crate::{error::AppError, mode::Mode, password::Password, role::Role};
 
+pub mod banner;
+#[cfg(feature = "ssr")]
+pub mod elevate;
 #[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
@@ -25,6 +28,8 @@ pub struct Preview {
     pub member_role: Role,
     /// How long the session on behalf may last at most.
     pub max_minutes: i64,
+    /// Whether the viewer may choose **Act on behalf** (else only **View only**).
+    pub may_act: bool,
 }
 
 /// One entry of the "Login as" menu.
@@ -70,19 +75,43 @@ pub async fn preview_on_behalf(member_id: i64) -> Result<Preview, AppError> {
 }
 
 /// Starts a session on behalf of `member_id` after checking the viewer's own
-/// password. Sets the new session's cookie and answers with the page to open.
+/// password: view only unless `mode` is `act`. Sets the new session's cookie and
+/// answers with the page to open.
 #[server(prefix = "/api", endpoint = "on-behalf/start", input = PostUrl)]
-pub async fn start_on_behalf(member_id: i64, password: Password, reason: String) -> Result<String, AppError> {
+pub async fn start_on_behalf(
+    member_id: i64,
+    password: Password,
+    reason: String,
+    #[server(default)] mode: Option<Mode>,
+) -> Result<String, AppError> {
     use crate::{server::server_context, session::session_cookie};
 
     let (state, request) = server_context()?;
-    let token = service::start(&state, &request, member_id, password, &reason).await?;
+    let mode = mode.unwrap_or_default();
+    let token = service::start(&state, &request, member_id, password, &reason, mode).await?;
     crate::server::set_cookie(&session_cookie(
         &token,
         request.https,
         state.settings.on_behalf_max_duration,
     ));
     Ok("/".to_string())
+}
+
+/// Turns a view-only session on behalf into one that acts, after the actor's own
+/// password again and a reason: the session's cookie is replaced (the old one is
+/// dead from then on).
+#[server(prefix = "/api", endpoint = "on-behalf/elevate", input = PostUrl)]
+pub async fn elevate_on_behalf(password: Password, reason: String) -> Result<(), AppError> {
+    use crate::{server::server_context, session::session_cookie};
+
+    let (state, request) = server_context()?;
+    let token = elevate::elevate(&state, &request, password, &reason).await?;
+    crate::server::set_cookie(&session_cookie(
+        &token,
+        request.https,
+        state.settings.on_behalf_max_duration,
+    ));
+    Ok(())
 }
 
 /// Leaves the session on behalf: the actor's own session comes back with a new

@@ -9,8 +9,9 @@ use crate::{
     context::{CurrentSession, RequestContext},
     db::with_db,
     db::{is_unique_violation, stored_role, BeginWrite},
-    error::AppError,
+    error::{AppError, Refusal},
     members::directory::groups_of,
+    mode::{may_act, Mode},
     on_behalf::{check_reason, Candidate, Preview},
     password::{check_entered, credentials, Password},
     role::Role,
@@ -119,9 +120,10 @@ pub async fn preview(
 ) -> Result<Preview, AppError> {
     let session = request.require_session()?;
     let (verdict, row) = check_rule(state, session, member_id).await?;
-    verdict.map_err(AppError::Denied)?;
+    let grant = verdict.map_err(AppError::Denied)?;
     let row = row.ok_or(AppError::Denied(Denial::NotFound))?;
     Ok(Preview {
+        may_act: may_act(session.actor().role, grant, state.settings.act_min_role),
         actor_name: session.actor().display_name.clone(),
         member_id: row.id,
         member_name: row.display_name,
@@ -132,7 +134,7 @@ pub async fn preview(
 }
 
 /// Records a refused start (no change but this record) and returns the error.
-async fn refuse(
+pub(super) async fn refuse(
     state: &AppState,
     request: &RequestContext,
     session: &CurrentSession,
@@ -270,6 +272,7 @@ pub async fn start(
     member_id: i64,
     password: Password,
     reason: &str,
+    mode: Mode,
 ) -> Result<Token, AppError> {
     let session = request.require_session()?;
     let reason = check_reason(reason)?;
@@ -282,6 +285,10 @@ pub async fn start(
             return Err(refuse(state, request, session, member_id, AppError::Denied(denial)).await)
         }
     };
+    if mode == Mode::Act && !may_act(actor.role, grant, state.settings.act_min_role) {
+        let error = AppError::Refused(Refusal::ActNeedsRole);
+        return Err(refuse(state, request, session, member_id, error).await);
+    }
     let target = row.ok_or(AppError::Internal)?;
     let verified = match reauthenticate(state, actor.id, &actor.email, password).await {
         Ok(verified) => verified,
@@ -294,7 +301,13 @@ pub async fn start(
         return Err(wrong_password(state, request, session, member_id).await);
     }
     let token = Token::generate();
-    switch(state, request, session, target.id, grant, &reason, &token).await?;
+    let start = Start {
+        target: target.id,
+        grant,
+        reason: &reason,
+        mode,
+    };
+    switch(state, request, session, start, &token).await?;
     tracing::info!(actor = actor.id, member = target.id, "session on behalf started");
     Ok(token)
 }
@@ -303,7 +316,7 @@ pub async fn start(
 /// sign-in after the attempt is counted (`claim_attempt`), or the lockout's refusal.
 /// Claimed, checked and settled in a task of its own, so that a client dropping the
 /// connection half-way can never leave the attempt pending.
-async fn reauthenticate(
+pub(super) async fn reauthenticate(
     state: &AppState,
     actor_id: i64,
     email: &str,
@@ -329,7 +342,7 @@ async fn reauthenticate(
 
 /// Records a wrong password given to start a session on behalf of `member_id` and
 /// returns the error.
-async fn wrong_password(
+pub(super) async fn wrong_password(
     state: &AppState,
     request: &RequestContext,
     session: &CurrentSession,
@@ -350,6 +363,14 @@ async fn wrong_password(
     }
 }
 
+/// What a session on behalf starts with.
+struct Start<'a> {
+    target: i64,
+    grant: Grant,
+    reason: &'a str,
+    mode: Mode,
+}
+
 /// In one transaction: the actor's token ends (the request that still finds it
 /// goes on), the session on behalf of `target` begins with `token`, and the start is
 /// recorded.
@@ -357,11 +378,15 @@ async fn switch(
     state: &AppState,
     request: &RequestContext,
     session: &CurrentSession,
-    target: i64,
-    grant: Grant,
-    reason: &str,
+    start: Start<'_>,
     token: &Token,
 ) -> Result<(), AppError> {
+    let Start {
+        target,
+        grant,
+        reason,
+        mode,
+    } = start;
     let actor = session.actor().id;
     let now = state.clock.now();
     let absolute = now.saturating_add(state.settings.on_behalf_max_duration);
@@ -385,8 +410,8 @@ async fn switch(
         }
         let inserted: Result<(i64,), sqlx::Error> = sqlx::query_as(
             "INSERT INTO sessions (token_hash, member_id, actor_id, parent_id, reason, created_at, last_seen_at, \
-             idle_expires_at, absolute_expires_at, user_agent, ip) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10) RETURNING id",
+             idle_expires_at, absolute_expires_at, user_agent, ip, mode) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(token.hash())
         .bind(target)
@@ -398,6 +423,7 @@ async fn switch(
         .bind(absolute)
         .bind(user_agent)
         .bind(request.ip.as_deref())
+        .bind(mode.as_str())
         .fetch_one(&mut *tx)
         .await;
         // The unique index on live sessions on behalf per parent says the same.
@@ -414,6 +440,7 @@ async fn switch(
             .details(json!({
                 "reason": reason,
                 "grant": grant.as_str(),
+                "mode": mode.as_str(),
                 "started_at": now,
                 "expires_at": absolute,
             }));

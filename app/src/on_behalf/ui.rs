@@ -1,20 +1,19 @@
-//! The on-behalf window (`/on-behalf/{id}`), the impersonation banner, the
-//! "Login as" menu and the watch that keeps every tab on the current identity.
-
-use std::time::Duration;
+//! The on-behalf window (`/on-behalf/{id}`), the "Login as" menu and the watch that
+//! keeps every tab on the current identity. The banner is in `banner`.
 
 use leptos::{ev, prelude::*};
 use leptos_meta::Title;
 use leptos_router::hooks::{use_location, use_params_map};
 
+pub use super::banner::ImpersonationBanner;
 use crate::{
     auth::whoami,
-    context::{OnBehalfView, Viewer},
+    context::Viewer,
     error::AppError,
-    on_behalf::{login_as_candidates, preview_on_behalf, LeaveOnBehalf, Preview, StartOnBehalf},
+    on_behalf::{login_as_candidates, preview_on_behalf, Preview, StartOnBehalf},
     ui::{
-        field_error, load_next_on_success, ErrorPanel, FormError, PasswordField, PostForm, Protected,
-        TextField, ViewerResource,
+        field_error, load_next_on_success, ErrorPanel, FormError, PasswordField, Protected, TextField,
+        ViewerResource,
     },
 };
 
@@ -72,7 +71,7 @@ fn StartForm(preview: Preview) -> impl IntoView {
                 {format!(" ({}, {}, #{}).", preview.member_email, preview.member_role.label(), preview.member_id)}
             </p>
             <ul class="explain">
-                <li>"You will see and do what they can, with their permissions only, not yours."</li>
+                <li>"You will see what they see, with their permissions only, not yours. To change anything for them, choose Act on behalf (now, or later from the banner)."</li>
                 <li>{format!(
                     "A banner stays on every page. The session ends when you leave it, after {} minutes at most, or sooner when idle.",
                     preview.max_minutes
@@ -82,6 +81,7 @@ fn StartForm(preview: Preview) -> impl IntoView {
             <ActionForm action=action attr:class="form" attr:novalidate=true>
                 <FormError error=field_error(action.value(), "")/>
                 <input type="hidden" name="member_id" value=preview.member_id/>
+                <ModeChoice may_act=preview.may_act/>
                 <PasswordField
                     id="on-behalf-password"
                     label="Your password"
@@ -104,97 +104,34 @@ fn StartForm(preview: Preview) -> impl IntoView {
     }
 }
 
-/// "12:05" for 725 seconds; "1:02:03" past an hour.
-pub fn format_time_left(ms: i64) -> String {
-    let total = (ms.max(0) + 999) / 1000;
-    let (hours, minutes, seconds) = (total / 3600, total / 60 % 60, total % 60);
-    if hours > 0 {
-        format!("{hours}:{minutes:02}:{seconds:02}")
-    } else {
-        format!("{minutes}:{seconds:02}")
-    }
-}
+/// Below the `ModeChoice` when the viewer may only view.
+const MAY_NOT_ACT: &str = "Your role may view on this member's behalf but not act.";
 
-/// The banner on every page of a session on behalf, server-rendered with the page.
+/// **Mode**: View only (the default) or Act on behalf, posted as `mode`.
 #[component]
-pub fn ImpersonationBanner() -> impl IntoView {
-    let ViewerResource(viewer) = expect_context();
+fn ModeChoice(may_act: bool) -> impl IntoView {
     view! {
-        <Suspense fallback=|| ()>
-            {move || Suspend::new(async move {
-                match viewer.await {
-                    Ok(Some(Viewer { display_name, on_behalf: Some(on_behalf), .. })) => {
-                        view! { <Banner member_name=display_name on_behalf/> }.into_any()
-                    }
-                    _ => ().into_any(),
-                }
-            })}
-        </Suspense>
-    }
-}
-
-#[component]
-fn Banner(member_name: String, on_behalf: OnBehalfView) -> impl IntoView {
-    let left = RwSignal::new(on_behalf.ends_at - on_behalf.server_now);
-    // Count down from the server's clock: the browser's may be wrong.
-    Effect::new(move |_| {
-        let started = js_sys_now();
-        let initial = on_behalf.ends_at - on_behalf.server_now;
-        let handle = set_interval_with_handle(
-            move || {
-                let remaining = initial - (js_sys_now() - started);
-                left.set(remaining);
-                if remaining <= 0 {
-                    // The next request finds the session over and brings the actor back.
-                    let _ = window().location().reload();
-                }
-            },
-            Duration::from_secs(1),
-        )
-        .ok();
-        on_cleanup(move || {
-            if let Some(handle) = handle {
-                handle.clear();
-            }
-        });
-    });
-    let action = ServerAction::<LeaveOnBehalf>::new();
-    Effect::new(move |_| match action.value().get() {
-        Some(Ok(next)) => {
-            let _ = window().location().set_href(&next);
-        }
-        Some(Err(_)) => {
-            let _ = window().location().reload();
-        }
-        None => {}
-    });
-    view! {
-        <section class="impersonation-banner" role="region" aria-label="Impersonation banner">
-            <p class="impersonation-who">
-                "You are signed in as " <strong>{member_name}</strong> " on behalf of "
-                <strong>{on_behalf.actor_name}</strong> "."
-            </p>
-            <p class="impersonation-time">
-                "Time left: " <span class="time-left">{move || format_time_left(left.get())}</span>
-            </p>
-            // Not `ActionForm`: the banner is in the first download (see `ui::PostForm`).
-            <PostForm action class="inline-form" input=|_| LeaveOnBehalf {}>
-                <button type="submit" class="button leave" disabled=move || action.pending().get()>
-                    "Leave impersonation"
-                </button>
-            </PostForm>
-        </section>
-    }
-}
-
-fn js_sys_now() -> i64 {
-    #[cfg(feature = "hydrate")]
-    {
-        js_sys::Date::now() as i64
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        0
+        <fieldset class="mode-choice">
+            <legend>"Mode"</legend>
+            <div class="choice">
+                <input type="radio" id="mode-view" name="mode" value="view" checked=true/>
+                <label for="mode-view">"View only"</label>
+                <p class="muted">"See their pages as they do. Nothing can be changed."</p>
+            </div>
+            <div class="choice">
+                <input
+                    type="radio"
+                    id="mode-act"
+                    name="mode"
+                    value="act"
+                    disabled=!may_act
+                    aria-describedby=(!may_act).then_some("mode-act-note")
+                />
+                <label for="mode-act">"Act on behalf"</label>
+                <p class="muted">"Make changes as them too: orders, their profile."</p>
+                {(!may_act).then(|| view! { <p id="mode-act-note" class="locked-reason">{MAY_NOT_ACT}</p> })}
+            </div>
+        </fieldset>
     }
 }
 
@@ -287,13 +224,13 @@ pub fn ServerNotice() -> impl IntoView {
 
 /// Keeps a tab on the identity it was loaded with: when the tab regains focus or
 /// navigates, it asks who is signed in, and reloads if that changed in another tab
-/// (signed in, out, or switched on or off behalf).
+/// (signed in, out, switched on or off behalf, or from viewing to acting).
 #[component]
 pub fn IdentityWatch() -> impl IntoView {
     let ViewerResource(viewer) = expect_context();
     let identity = |v: &Option<Viewer>| {
         v.as_ref()
-            .map(|v| (v.id, v.on_behalf.as_ref().map(|o| o.session_id)))
+            .map(|v| (v.id, v.on_behalf.as_ref().map(|o| (o.session_id, o.mode))))
     };
     let check = move || {
         let Some(Ok(loaded)) = viewer.get_untracked() else {

@@ -54,7 +54,7 @@ fn may_use_links(session: &CurrentSession) -> Result<(), Refusal> {
 /// a way into an account, for the real person only), then `may_use_links`.
 fn may_change_links(session: &CurrentSession) -> Result<(), Refusal> {
     if session.on_behalf.is_some() {
-        return Err(Refusal::NotOnBehalf);
+        return Err(Refusal::OnBehalfProtected);
     }
     may_use_links(session)
 }
@@ -174,11 +174,11 @@ async fn make_link(
     session: &CurrentSession,
     link: &NewLink,
 ) -> Result<i64, AppError> {
-    // FOR NO KEY UPDATE, not FOR UPDATE: a link being used takes a key-share lock on
-    // its creator's row (the foreign key, checked again when its row is updated twice
-    // in one transaction) while holding its member's row; FOR UPDATE would wait on
-    // that in a circle with a link being made (PostgreSQL: "deadlock detected").
-    let for_update = state.db.locking(" FOR NO KEY UPDATE");
+    // FOR NO KEY UPDATE (`Db::for_update`), not FOR UPDATE: a link being used takes a
+    // key-share lock on its creator's row (the foreign key, checked again when its row
+    // is updated twice in one transaction) while holding its member's row; FOR UPDATE
+    // would wait on that in a circle with a link being made ("deadlock detected").
+    let for_update = state.db.for_update();
     let member_id = link.member_id;
     with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
@@ -269,7 +269,7 @@ pub const MAX_OUTSTANDING: i64 = 20;
 pub async fn list(state: &AppState, request: &RequestContext, member_id: i64) -> Result<LinkList, AppError> {
     let session = require_admin(request)?;
     if session.on_behalf.is_some() {
-        return Err(AppError::Refused(Refusal::NotOnBehalf));
+        return Err(AppError::Refused(Refusal::OnBehalfProtected));
     }
     may_use_links(session).map_err(AppError::Refused)?;
     let now = state.clock.now();

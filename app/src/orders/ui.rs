@@ -6,8 +6,9 @@ use leptos_meta::Title;
 use crate::{
     account::AccountNav,
     context::Viewer,
+    mode::{Access, VIEW_ONLY_REASON},
     orders::{format_money, list_orders, Order, PlaceOrder, Product},
-    ui::{field_error, Column, DataTable, ErrorPanel, Protected},
+    ui::{field_error, on_behalf_limit, Column, DataTable, ErrorPanel, LockedReason, Protected},
 };
 
 #[component]
@@ -17,42 +18,52 @@ pub fn OrdersPage() -> impl IntoView {
     let orders = Resource::new(move || place.version().get(), |_| list_orders());
     view! {
         <Title text="Orders"/>
-        <Protected render=move |_viewer: Viewer| view! {
-            <AccountNav/>
-            <section class="card">
-                <h1>"Orders"</h1>
-                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                    {move || Suspend::new(async move {
-                        match orders.await {
-                            Ok(view) => view! {
-                                <PlaceOrderForm products=view.products place/>
-                                <OrderTable orders=view.orders/>
+        <Protected render=move |viewer: Viewer| {
+            let locked = on_behalf_limit(&viewer, Access::Write).is_some();
+            view! {
+                <AccountNav/>
+                <section class="card">
+                    <h1>"Orders"</h1>
+                    <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match orders.await {
+                                Ok(view) => view! {
+                                    <PlaceOrderForm products=view.products place locked/>
+                                    <OrderTable orders=view.orders/>
+                                }
+                                .into_any(),
+                                Err(error) => view! { <ErrorPanel error/> }.into_any(),
                             }
-                            .into_any(),
-                            Err(error) => view! { <ErrorPanel error/> }.into_any(),
-                        }
-                    })}
-                </Suspense>
-            </section>
+                        })}
+                    </Suspense>
+                </section>
+            }
         }/>
     }
 }
 
+/// The order form; `locked`: shown disabled, with the reason (a view-only session on
+/// behalf).
 #[component]
-fn PlaceOrderForm(products: Vec<Product>, place: ServerAction<PlaceOrder>) -> impl IntoView {
+fn PlaceOrderForm(products: Vec<Product>, place: ServerAction<PlaceOrder>, locked: bool) -> impl IntoView {
     let product_error = field_error(place.value(), "product_id");
     let quantity_error = field_error(place.value(), "quantity");
     let form_error = field_error(place.value(), "");
     let placed = move || matches!(place.value().get(), Some(Ok(_)));
     view! {
         <h2 class="section-title">"Place order"</h2>
-        <ActionForm action=place attr:class="form order-form" attr:novalidate=true>
+        <ActionForm
+            action=place
+            attr:class=if locked { "form order-form locked" } else { "form order-form" }
+            attr:novalidate=true
+        >
             {move || form_error.get().map(|message| view! { <div class="notice notice-error" role="alert">{message}</div> })}
             <div class="field">
                 <label for="order-product">"Product"</label>
                 <select
                     id="order-product"
                     name="product_id"
+                    disabled=locked
                     aria-describedby="order-product-error"
                     aria-invalid=move || product_error.get().is_some().then_some("true")
                 >
@@ -73,16 +84,23 @@ fn PlaceOrderForm(products: Vec<Product>, place: ServerAction<PlaceOrder>) -> im
                     max="999"
                     value="1"
                     required
+                    disabled=locked
                     aria-describedby="order-quantity-error"
                     aria-invalid=move || quantity_error.get().is_some().then_some("true")
                 />
                 <p id="order-quantity-error" class="field-error">{quantity_error}</p>
             </div>
             <div>
-                <button type="submit" class="button primary" disabled=move || place.pending().get()>
+                <button
+                    type="submit"
+                    class="button primary"
+                    disabled=move || locked || place.pending().get()
+                    aria-describedby=locked.then_some("order-locked")
+                >
                     "Place order"
                 </button>
             </div>
+            {locked.then(|| view! { <LockedReason id="order-locked" text=VIEW_ONLY_REASON/> })}
             <p role="status" class="muted">{move || placed().then_some("Order placed.")}</p>
         </ActionForm>
     }

@@ -5,10 +5,11 @@
 use crate::{
     audit_writer::NewEvent,
     clock::Millis,
-    context::{CurrentSession, MemberRow, Notice, OnBehalf, RequestContext},
+    context::{AccountUse, CurrentSession, MemberRow, Notice, OnBehalf, RequestContext},
     db::stored_role,
     db::with_db,
     error::AppError,
+    mode::{self, Mode},
     rule,
     session::{
         liveness, needs_touch, next_idle_expiry,
@@ -31,6 +32,7 @@ struct SessionLookup {
     actor_id: Option<i64>,
     parent_id: Option<i64>,
     reason: Option<String>,
+    mode: Option<String>,
     email: String,
     display_name: String,
     role: String,
@@ -58,7 +60,7 @@ struct SessionLookup {
 /// actor, the actor's own (parent) session and the explicit grant: everything the
 /// rule needs to be re-checked on every request.
 const LOOKUP: &str = "SELECT s.id, s.member_id, s.created_at, s.last_seen_at, s.idle_expires_at, \
-     s.absolute_expires_at, s.ended_at, s.actor_id, s.parent_id, s.reason, m.email, m.display_name, m.role, \
+     s.absolute_expires_at, s.ended_at, s.actor_id, s.parent_id, s.reason, s.mode, m.email, m.display_name, m.role, \
      m.admin_access, m.login_enabled, m.deleted_at, m.created_at AS member_created_at, m.last_sign_in_at, \
      a.email AS actor_email, a.display_name AS actor_name, a.role AS actor_role, \
      a.admin_access AS actor_admin_access, a.login_enabled AS actor_login_enabled, \
@@ -136,7 +138,13 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Lookup, AppError
     };
     let liveness = liveness(now, row.ended_at, row.idle_expires_at, row.absolute_expires_at);
     let on_behalf = match (row.actor_id, row.parent_id) {
-        (Some(actor_id), Some(parent_id)) => Some(on_behalf_of(&row, actor_id, parent_id, &member)?),
+        (Some(actor_id), Some(parent_id)) => Some(on_behalf_of(
+            &row,
+            actor_id,
+            parent_id,
+            &member,
+            state.settings.act_min_role,
+        )?),
         _ => None,
     };
     if let Some(on_behalf) = on_behalf {
@@ -166,17 +174,17 @@ async fn found_live(
     member: MemberRow,
     on_behalf: Option<OnBehalf>,
 ) -> Result<Lookup, AppError> {
-    let parent = on_behalf.as_ref().map(|on_behalf| on_behalf.parent_id);
-    let idle_expires_at = touch(state, now, row, parent).await?;
+    let mut session = CurrentSession {
+        id: row.id,
+        created_at: row.created_at,
+        idle_expires_at: row.idle_expires_at,
+        absolute_expires_at: row.absolute_expires_at,
+        member,
+        on_behalf,
+    };
+    session.idle_expires_at = touch(state, now, row, &session).await?;
     Ok(Lookup {
-        session: Some(CurrentSession {
-            id: row.id,
-            created_at: row.created_at,
-            idle_expires_at,
-            absolute_expires_at: row.absolute_expires_at,
-            member,
-            on_behalf,
-        }),
+        session: Some(session),
         ..Lookup::default()
     })
 }
@@ -205,6 +213,7 @@ fn on_behalf_of(
     actor_id: i64,
     parent_id: i64,
     member: &MemberRow,
+    act_min_role: Option<crate::role::Role>,
 ) -> Result<OnBehalf, AppError> {
     let (Some(actor_role), Some(actor_name), Some(actor_email)) = (
         row.actor_role.as_deref(),
@@ -231,7 +240,14 @@ fn on_behalf_of(
             grant_written_by_actor: row.self_written_grant > 0,
         }),
     );
+    // The mode is re-checked with the rule: a session that may no longer act views.
+    let may_act = grant.is_ok_and(|grant| mode::may_act(actor_role, grant, act_min_role));
+    let stored = row.mode.as_deref().and_then(Mode::parse).unwrap_or_default();
+    let act_lost = stored == Mode::Act && !may_act;
     Ok(OnBehalf {
+        mode: if act_lost { Mode::View } else { stored },
+        may_act,
+        act_lost,
         actor: MemberRow {
             id: actor_id,
             email: actor_email,
@@ -274,7 +290,12 @@ async fn find_live_on_behalf(
         Liveness::Live => None,
     };
     let Some((reason, notice)) = ending else {
-        return found_live(state, now, row, member, Some(on_behalf)).await;
+        let act_lost = on_behalf.act_lost;
+        let mut found = found_live(state, now, row, member, Some(on_behalf)).await?;
+        if act_lost {
+            found.notice = fall_back_to_viewing(state, row.id).await?;
+        }
+        return Ok(found);
     };
     tracing::info!(
         session = row.id,
@@ -332,18 +353,46 @@ async fn find_live_on_behalf(
     }
 }
 
-/// Writes activity back (at most once per interval), to the actor's own session too
-/// while on behalf. Returns the session's idle expiry.
+/// A session on behalf that was acting, whose actor may no longer act (their role,
+/// their grant or `--act-min-role` changed), views only from now on: its mode is
+/// written back, so acting again takes an elevation (password and reason) even if
+/// the actor may act again later. The request that makes the change says so once.
+async fn fall_back_to_viewing(state: &AppState, session_id: i64) -> Result<Option<Notice>, AppError> {
+    let changed = with_db!(&state.db, pool => {
+        sqlx::query("UPDATE sessions SET mode = 'view' WHERE id = $1 AND mode = 'act' AND ended_at IS NULL")
+            .bind(session_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    if changed == 1 {
+        tracing::info!(
+            session = session_id,
+            "session on behalf may no longer act: view only now"
+        );
+    }
+    Ok((changed == 1).then_some(Notice::OnBehalfActLost))
+}
+
+/// Writes activity back (at most once per interval). Which rows move is the
+/// context's switch (`CurrentSession::account_use`): the member's own use moves their
+/// own session; a use on their behalf moves the session on behalf and the actor's own
+/// (parked) session — never one of the member's own sessions. Returns the session's
+/// idle expiry.
 async fn touch(
     state: &AppState,
     now: Millis,
     row: &SessionLookup,
-    parent: Option<i64>,
+    session: &CurrentSession,
 ) -> Result<Millis, AppError> {
     let idle_timeout = state.settings.session_idle_timeout;
     if !needs_touch(now, row.last_seen_at, idle_timeout) {
         return Ok(row.idle_expires_at);
     }
+    let other = match session.account_use() {
+        AccountUse::Own => row.id,
+        AccountUse::OnBehalf { .. } => session.on_behalf.as_ref().map_or(row.id, |o| o.parent_id),
+    };
     let idle_expires_at = next_idle_expiry(now, idle_timeout, row.absolute_expires_at);
     with_db!(&state.db, pool => {
         sqlx::query(
@@ -354,7 +403,7 @@ async fn touch(
         .bind(now)
         .bind(idle_timeout)
         .bind(row.id)
-        .bind(parent.unwrap_or(row.id))
+        .bind(other)
         .execute(pool)
         .await?;
     });

@@ -3,7 +3,7 @@
 
 use crate::{
     audit_action::{AuditAction, ObjectKind},
-    audit_writer::{clip_user_agent, AuditTx, NewEvent},
+    audit_writer::{clip_user_agent, flush_session, AuditTx, NewEvent},
     clock::Millis,
     context::{CurrentSession, OnBehalf, RequestContext},
     db::with_db,
@@ -99,6 +99,10 @@ pub enum EndOutcome {
 /// a fresh token for the actor's own session or the end of that one too.
 pub async fn end_on_behalf(state: &AppState, end: EndOnBehalf) -> Result<EndOutcome, AppError> {
     let now = state.clock.now();
+    // What was viewed in it is written first, so the trail comes before its end.
+    if let Err(error) = flush_session(&state.db, &state.trail, end.session_id, now).await {
+        tracing::error!(%error, session = end.session_id, "could not write the view trail of a session ending");
+    }
     let parent_token = end.resume_parent.then(Token::generate);
     let parent_hash = parent_token.as_ref().map(|t| t.hash());
     let parent_idle = next_idle_expiry(now, state.settings.session_idle_timeout, i64::MAX);

@@ -5,7 +5,14 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{components::Redirect, hooks::use_location};
 
-use crate::{context::Viewer, error::AppError, password::MAX_PASSWORD_BYTES, policy, urls::login_url};
+use crate::{
+    context::Viewer,
+    error::AppError,
+    mode::{on_behalf_allows, Access, OnBehalfLimit},
+    password::MAX_PASSWORD_BYTES,
+    policy,
+    urls::login_url,
+};
 
 mod list;
 mod table;
@@ -118,6 +125,20 @@ where
             }
         }/>
     }
+}
+
+/// What the viewer's session on behalf may not do of this kind (`None`: the page's
+/// controls of this kind work), by the very predicate the server refuses with: the
+/// pages render such controls disabled, with the reason beside them.
+pub fn on_behalf_limit(viewer: &Viewer, access: Access) -> Option<OnBehalfLimit> {
+    on_behalf_allows(viewer.on_behalf.as_ref().map(|o| o.mode), access).err()
+}
+
+/// The visible reason beside controls disabled by `on_behalf_limit` (`id`: for the
+/// controls' `aria-describedby`).
+#[component]
+pub fn LockedReason(id: &'static str, text: &'static str) -> impl IntoView {
+    view! { <p id=id class="locked-reason">{text}</p> }
 }
 
 #[component]
@@ -277,6 +298,7 @@ pub fn TextField(
     #[prop(optional)] maxlength: Option<usize>,
     #[prop(optional)] value: Option<String>,
     #[prop(optional)] required: bool,
+    #[prop(optional)] disabled: bool,
     #[prop(into)] error: Signal<Option<String>>,
 ) -> impl IntoView {
     view! {
@@ -289,6 +311,7 @@ pub fn TextField(
                 autocomplete=autocomplete
                 maxlength=maxlength
                 required=required
+                disabled=disabled
                 aria-invalid=move || error.get().is_some().then_some("true")
                 aria-describedby=format!("{id}-error")
             />

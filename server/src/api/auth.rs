@@ -5,7 +5,7 @@ use app::{
     auth::service as auth,
     context::CurrentSession,
     error::AppError,
-    on_behalf::{service as on_behalf, targets},
+    on_behalf::{elevate, service as on_behalf, targets},
     password::Password,
     session::{clearing_cookie, find_live, session_cookie, token::Token},
 };
@@ -154,10 +154,33 @@ pub async fn alias_login(
         body.member_id,
         Password::new(body.password),
         &body.reason,
+        body.mode,
     )
     .await?;
-    let (session, cookie) =
-        switched(&state, &caller, &token, state.app.settings.on_behalf_max_duration).await?;
+    on_behalf_answer(&state, &caller, &token).await
+}
+
+/// Elevate the caller's view-only session on behalf to act: the caller's own
+/// password again (the same check and lockout as `alias_login`) and a reason, kept in
+/// the audit trail. The answer carries a new token; the old one is dead from then on.
+#[utoipa::path(post, path = "/api/v1/alias_elevate", tag = "authentication",
+    request_body = AliasElevateRequest,
+    responses((status = 200, body = AliasLoginResponse), Errors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn alias_elevate(
+    State(state): State<ServerState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<AliasElevateRequest>,
+) -> ApiResult<Response> {
+    let password = Password::new(body.password);
+    let token = elevate::elevate(&state.app, &caller.context, password, &body.reason).await?;
+    on_behalf_answer(&state, &caller, &token).await
+}
+
+/// The answer of a start or an elevation: the new token, its session on behalf and
+/// mode, and the same token as the session cookie.
+async fn on_behalf_answer(state: &ServerState, caller: &Caller, token: &Token) -> ApiResult<Response> {
+    let (session, cookie) = switched(state, caller, token, state.app.settings.on_behalf_max_duration).await?;
     let on_behalf = OnBehalfInfo::of(&session).ok_or_else(|| ApiError::from(AppError::Internal))?;
     let TokenResponse {
         token: text,
@@ -168,6 +191,8 @@ pub async fn alias_login(
         StatusCode::OK,
         AliasLoginResponse {
             token: text,
+            mode: on_behalf.mode,
+            session_id: on_behalf.session_id,
             expires_at,
             member,
             on_behalf,

@@ -47,7 +47,9 @@ pub enum Errors {
     /// No token, or a bad or ended one; or wrong credentials at sign-in.
     #[response(status = 401)]
     Unauthenticated(ErrorBody),
-    /// Refused by the rule or a permission; `code` is the rule's denial code.
+    /// Refused by the rule (`code` is its denial code) or a permission; in a session
+    /// on behalf, `on_behalf_view_only` (a change while view only),
+    /// `on_behalf_protected_action` (never on behalf) or `act_needs_role`.
     #[response(status = 403)]
     Forbidden(ErrorBody),
     #[response(status = 404)]
@@ -123,6 +125,7 @@ pub fn routes() -> (Router<ServerState>, Document) {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::profile))
         .routes(routes!(auth::alias_login))
+        .routes(routes!(auth::alias_elevate))
         .routes(routes!(auth::alias_logout))
         .routes(routes!(auth::change_password))
         .routes(routes!(members::list))

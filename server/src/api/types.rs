@@ -8,6 +8,7 @@ use app::{
     email::Email,
     error::AppError,
     members::{check_id_list, service::MemberChanges, MemberDetail, MemberSummary},
+    mode::Mode,
     names::DisplayName,
     role::Role,
 };
@@ -107,6 +108,10 @@ pub struct Named {
 /// The session on behalf the token acts in.
 #[derive(Serialize, ToSchema)]
 pub struct OnBehalfInfo {
+    /// The session on behalf (as oversight and the audit trail name it).
+    pub session_id: i64,
+    /// `view` (reads only) or `act` (changes too, except protected actions).
+    pub mode: Mode,
     /// The real person acting.
     pub actor: Named,
     pub started_at: String,
@@ -121,6 +126,8 @@ fn expires_at(session: &CurrentSession) -> String {
 impl OnBehalfInfo {
     pub fn of(session: &CurrentSession) -> Option<OnBehalfInfo> {
         session.on_behalf.as_ref().map(|on_behalf| OnBehalfInfo {
+            session_id: session.id,
+            mode: on_behalf.mode,
             actor: Named {
                 id: on_behalf.actor.id,
                 display_name: on_behalf.actor.display_name.clone(),
@@ -153,10 +160,14 @@ impl TokenResponse {
     }
 }
 
-/// `alias_login`'s answer: a token acting as the member.
+/// `alias_login`'s and `alias_elevate`'s answer: a token acting as the member.
 #[derive(Serialize, ToSchema)]
 pub struct AliasLoginResponse {
     pub token: String,
+    /// The session on behalf's mode: `view` unless `act` was asked for (or elevated to).
+    pub mode: Mode,
+    /// The session on behalf.
+    pub session_id: i64,
     pub expires_at: String,
     pub member: Me,
     pub on_behalf: OnBehalfInfo,
@@ -168,6 +179,21 @@ pub struct AliasLoginRequest {
     /// The member to act as.
     #[schema(minimum = 1)]
     pub member_id: i64,
+    /// The caller's own password, entered again.
+    #[schema(max_length = 1024)]
+    pub password: String,
+    /// Why (3 to 500 characters, one line), kept in the audit trail.
+    #[schema(max_length = 2000)]
+    pub reason: String,
+    /// `view` (the default: reads only) or `act` (changes too).
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// Elevate the caller's view-only session on behalf to act.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AliasElevateRequest {
     /// The caller's own password, entered again.
     #[schema(max_length = 1024)]
     pub password: String,

@@ -182,6 +182,8 @@ pub async fn start_on_behalf(
         ("member_id", member.as_str()),
         ("password", password),
         ("reason", REASON),
+        // Acting: the switch and orders scenarios place orders.
+        ("mode", "act"),
     ];
     server_fn(client, target, "/api/on-behalf/start", &form).await
 }

@@ -1,6 +1,9 @@
 //! `behalf serve`: the server, until Ctrl-C or SIGTERM.
 
-use app::{audit_writer::flush_folded, clock::Clock};
+use app::{
+    audit_writer::{flush_folded, flush_trail},
+    clock::Clock,
+};
 use tokio::net::TcpListener;
 
 use crate::{
@@ -43,13 +46,20 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
         ..listen::Limits::default()
     };
     let flusher = tokio::spawn(flush_refusals(state_for_flush.clone()));
+    let trail_flusher = tokio::spawn(crate::startup::flush_views(state_for_flush.clone()));
     listen::serve(listener, router, limits, shutdown_signal()).await;
     if let Some(metrics) = metrics {
         metrics.stop().await;
     }
     flusher.abort();
-    // The counts of refusals folded in the last minute are written before leaving.
+    trail_flusher.abort();
+    // The view trail and the counts of refusals folded in the last minute are
+    // written before leaving.
     let now = state_for_flush.clock.now();
+    match flush_trail(&db, &state_for_flush.trail, now, true).await {
+        Ok(written) => tracing::info!(written, "view trail written at shutdown"),
+        Err(error) => tracing::error!(%error, "could not write the view trail at shutdown"),
+    }
     if let Err(error) = flush_folded(&db, &state_for_flush.refusals, now, true).await {
         tracing::error!(%error, "could not write the folded refusals at shutdown");
     }

@@ -19,6 +19,7 @@ use app::{
     db::Db,
     error::AppError,
     members::service::{change_member, permit_edit, MemberChanges},
+    mode::Mode,
     on_behalf::service as on_behalf,
     orders::service::{self as orders, ensure_catalogue},
     oversight::service as oversight,
@@ -226,7 +227,9 @@ async fn order(state: &AppState, visit: &Visit, product: i64, quantity: i64) -> 
 
 /// `actor` starts a session on behalf of `member_id`, re-entering the demo password.
 async fn start(state: &AppState, actor: &Visit, member_id: i64, reason: &str) -> CliResult<Visit> {
-    let token = on_behalf::start(state, &actor.request, member_id, Password::new(PASSWORD), reason)
+    // The demo's past sessions on behalf acted (one placed an order).
+    let password = Password::new(PASSWORD);
+    let token = on_behalf::start(state, &actor.request, member_id, password, reason, Mode::Act)
         .await
         .map_err(describe)?;
     visit(state, token.expose()).await

@@ -89,7 +89,7 @@ async fn the_kuroco_sequence_switches_tokens_and_refuses_the_old_ones(backend: B
         &app,
         "/api/v1/alias_login",
         &agent_token,
-        json!({ "member_id": ann, "password": PASSWORD, "reason": "T-42 checkout fails" }),
+        json!({ "member_id": ann, "password": PASSWORD, "reason": "T-42 checkout fails", "mode": "act" }),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{switched}");
@@ -651,7 +651,7 @@ async fn a_revoked_session_on_behalf_acts_as_no_one(backend: Backend) {
         &app,
         "/api/v1/alias_login",
         &token,
-        json!({ "member_id": ann, "password": PASSWORD, "reason": "T-9 check" }),
+        json!({ "member_id": ann, "password": PASSWORD, "reason": "T-9 check", "mode": "act" }),
     )
     .await;
     let on_behalf = body["token"].as_str().unwrap().to_string();
@@ -714,7 +714,7 @@ async fn an_ended_session_on_behalf_hands_the_actor_token_back_to_a_bearer_clien
             &app,
             "/api/v1/alias_login",
             &token,
-            json!({ "member_id": member, "password": PASSWORD, "reason": "T-9 check" }),
+            json!({ "member_id": member, "password": PASSWORD, "reason": "T-9 check", "mode": "act" }),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{body}");

@@ -491,6 +491,7 @@ async fn the_audit_trail_is_for_editors(backend: Backend) {
         "/api/v1/logout",
         "/api/v1/profile",
         "/api/v1/alias_login",
+        "/api/v1/alias_elevate",
         "/api/v1/alias_logout",
         "/api/v1/members",
         "/api/v1/members/{id}",
@@ -521,7 +522,7 @@ async fn the_audit_trail_is_for_editors(backend: Backend) {
     }
     assert_eq!(
         paths.len(),
-        23,
+        24,
         "no undocumented extra: {:?}",
         paths.keys().collect::<Vec<_>>()
     );

@@ -35,6 +35,7 @@ async fn a_session_on_behalf(app: &TestApp) -> i64 {
                 ("member_id", &ann.to_string()),
                 ("password", PASSWORD),
                 ("reason", "Ticket 7"),
+                ("mode", "act"),
             ],
         )
         .await;

@@ -70,6 +70,7 @@ async fn sessions_on_behalf(app: &TestApp, count: usize) -> Vec<OnBehalf> {
             ("member_id", member.to_string()),
             ("password", PASSWORD.to_string()),
             ("reason", "group commit".to_string()),
+            ("mode", "act".to_string()),
         ];
         let (status, body) = json_of(
             client

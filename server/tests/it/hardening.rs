@@ -243,6 +243,7 @@ async fn start(app: &TestApp, client: &Client, member: i64, password: &str) -> (
             ("member_id", &member.to_string()),
             ("password", password),
             ("reason", "Ticket T-42"),
+            ("mode", "act"),
         ],
     )
     .await
@@ -500,6 +501,7 @@ async fn a_change_in_flight_when_its_session_on_behalf_ends_rolls_back(backend: 
                 ("member_id", &ann.to_string()),
                 ("password", PASSWORD),
                 ("reason", "Ticket T-42"),
+                ("mode", "act"),
             ],
         )
         .await;
@@ -837,6 +839,7 @@ async fn a_late_request_with_an_ended_session_on_behalf_keeps_the_actors_cookie(
                 ("member_id", &ann.to_string()),
                 ("password", PASSWORD),
                 ("reason", "Ticket T-42"),
+                ("mode", "act"),
             ],
         )
         .await;

@@ -84,6 +84,7 @@ async fn hostile_names_are_shown_as_text_everywhere(backend: Backend) {
                 ("member_id", &script.to_string()),
                 ("password", PASSWORD),
                 ("reason", "XSS check"),
+                ("mode", "act"),
             ],
         )
         .await;

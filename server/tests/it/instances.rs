@@ -140,7 +140,8 @@ impl Pair {
         member: i64,
         password: &str,
     ) -> (StatusCode, Value) {
-        let body = json!({ "member_id": member, "password": password, "reason": "Ticket T-77" });
+        let body =
+            json!({ "member_id": member, "password": password, "reason": "Ticket T-77", "mode": "act" });
         self.api(
             instance,
             Method::POST,
@@ -251,6 +252,7 @@ async fn a_session_goes_on_across_instances_by_cookie_and_by_bearer_token() {
         ("member_id", ann_id.as_str()),
         ("password", PASSWORD),
         ("reason", "Ticket T-76"),
+        ("mode", "act"),
     ];
     let (status, body) = browser.post(&pair, 'B', "/api/on-behalf/start", &form).await;
     assert_eq!(status, StatusCode::OK, "{body}");

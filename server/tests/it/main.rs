@@ -30,3 +30,6 @@ mod one_click;
 mod orders;
 mod oversight;
 mod served;
+mod view_elevation;
+mod view_only;
+mod view_trail;

@@ -6,17 +6,27 @@
 use std::collections::BTreeSet;
 
 use crate::common::{Backend, TestApp, PASSWORD};
-use app::{clock::MINUTE, members::Role, session::token::Token};
+use app::{
+    clock::MINUTE,
+    members::Role,
+    mode::{Access, Mode},
+    session::token::Token,
+};
 use reqwest::{header, Method, StatusCode};
+use server::access::access_of;
 
-on_both_databases!(every_route_answers_every_caller_as_the_matrix_says);
+on_both_databases!(
+    every_route_answers_every_caller_as_the_matrix_says,
+    protected_pages_are_refused_on_behalf_in_both_modes
+);
 
-const CALLERS: [&str; 8] = [
+const CALLERS: [&str; 9] = [
     "none",
     "member",
     "support",
     "editor",
-    "on_behalf",
+    "view",
+    "act",
     "expired",
     "revoked",
     "cross_site",
@@ -37,7 +47,8 @@ struct Row {
     path: String,
     params: Vec<(String, String)>,
     body: Option<String>,
-    expected: [bool; 8],
+    class: Access,
+    expected: [bool; 9],
 }
 
 fn rows() -> Vec<Row> {
@@ -49,8 +60,8 @@ fn rows() -> Vec<Row> {
             let parts: Vec<&str> = line.split(" | ").collect();
             assert_eq!(
                 parts.len(),
-                4,
-                "line {}: METHOD PATH | params | body | outcomes",
+                5,
+                "line {}: METHOD PATH | params | body | class | outcomes",
                 i + 1
             );
             let (method, path) = parts[0].split_once(' ').expect("METHOD PATH");
@@ -68,7 +79,14 @@ fn rows() -> Vec<Row> {
                 "-" => None,
                 text => Some(text.to_string()),
             };
-            let marks: Vec<bool> = parts[3]
+            let class = match parts[3].trim() {
+                "read" => Access::Read,
+                "write" => Access::Write,
+                "protected" => Access::Protected,
+                "session" => Access::Session,
+                other => panic!("line {}: {other} is not read, write, protected or session", i + 1),
+            };
+            let marks: Vec<bool> = parts[4]
                 .split_whitespace()
                 .map(|m| match m {
                     "+" => true,
@@ -82,9 +100,10 @@ fn rows() -> Vec<Row> {
                 path: path.trim().to_string(),
                 params,
                 body,
+                class,
                 expected: marks
                     .try_into()
-                    .unwrap_or_else(|_| panic!("line {}: eight outcomes", i + 1)),
+                    .unwrap_or_else(|_| panic!("line {}: nine outcomes", i + 1)),
             }
         })
         .collect()
@@ -129,6 +148,29 @@ fn the_matrix_names_every_route_and_no_other() {
     );
 }
 
+/// The class each row states is the one the request pipeline acts on.
+#[test]
+fn the_matrix_classes_are_the_pipelines() {
+    let mut wrong = Vec::new();
+    for row in rows() {
+        let method = Method::from_bytes(row.method.as_bytes()).unwrap();
+        let (class, _) = access_of(&method, &row.path, false);
+        if class != row.class {
+            wrong.push(format!(
+                "line {}: {} {} is {class:?} in server/src/access.rs",
+                row.line, row.method, row.path
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let listed = server::access::ROUTES.len();
+    assert_eq!(
+        listed,
+        rows().len(),
+        "server/src/access.rs lists every route once, as the matrix does"
+    );
+}
+
 /// The people and things every row's requests name.
 struct World {
     ann: i64,
@@ -142,6 +184,26 @@ struct World {
 /// session on behalf, parked parent included; `expired` and `revoked` make it one
 /// that no longer works.
 async fn mint(app: &TestApp, member: i64, actor: Option<i64>, expired: bool, revoked: bool) -> (String, i64) {
+    mint_in(
+        app,
+        member,
+        actor.map(|actor| (actor, Mode::View)),
+        expired,
+        revoked,
+    )
+    .await
+}
+
+/// `mint`, with the session on behalf's actor and mode.
+async fn mint_in(
+    app: &TestApp,
+    member: i64,
+    on_behalf: Option<(i64, Mode)>,
+    expired: bool,
+    revoked: bool,
+) -> (String, i64) {
+    let actor = on_behalf.map(|(actor, _)| actor);
+    let mode = on_behalf.map(|(_, mode)| mode.as_str());
     let now = app.clock.now();
     let token = Token::generate();
     let absolute = if expired { now - MINUTE } else { now + 30 * MINUTE };
@@ -170,8 +232,8 @@ async fn mint(app: &TestApp, member: i64, actor: Option<i64>, expired: bool, rev
         };
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO sessions (token_hash, member_id, actor_id, parent_id, reason, created_at, last_seen_at, \
-             idle_expires_at, absolute_expires_at, ended_at, end_reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $7, $8, $9) RETURNING id",
+             idle_expires_at, absolute_expires_at, ended_at, end_reason, mode) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $7, $8, $9, $10) RETURNING id",
         )
         .bind(token.hash())
         .bind(member)
@@ -182,6 +244,7 @@ async fn mint(app: &TestApp, member: i64, actor: Option<i64>, expired: bool, rev
         .bind(absolute)
         .bind(ended)
         .bind(reason)
+        .bind(mode)
         .fetch_one(pool)
         .await
         .unwrap();
@@ -249,7 +312,8 @@ async fn every_route_answers_every_caller_as_the_matrix_says(backend: Backend) {
         let (member, _) = mint(&app, world.mia, None, false, false).await;
         let (support, _) = mint(&app, world.sam, None, false, false).await;
         let (editor, _) = mint(&app, world.eve, None, false, false).await;
-        let (on_behalf, imp) = mint(&app, world.ann, Some(world.sam), false, false).await;
+        let (viewing, imp) = mint_in(&app, world.ann, Some((world.sam, Mode::View)), false, false).await;
+        let (acting, _) = mint_in(&app, world.ann, Some((world.sam, Mode::Act)), false, false).await;
         let (expired, _) = mint(&app, world.mia, None, true, false).await;
         let (revoked, _) = mint(&app, world.eve, None, false, true).await;
         let tokens = [
@@ -257,7 +321,8 @@ async fn every_route_answers_every_caller_as_the_matrix_says(backend: Backend) {
             Some(member),
             Some(support),
             Some(editor.clone()),
-            Some(on_behalf),
+            Some(viewing),
+            Some(acting),
             Some(expired),
             Some(revoked),
             Some(editor),
@@ -312,6 +377,22 @@ async fn every_route_answers_every_caller_as_the_matrix_says(backend: Backend) {
             let refused = status == StatusCode::UNAUTHORIZED
                 || status == StatusCode::FORBIDDEN
                 || (status == StatusCode::CONFLICT && text.contains("on_behalf_ended"));
+            if let Some(code) = on_behalf_code(row.class, caller).filter(|_| status == StatusCode::FORBIDDEN)
+            {
+                // JSON carries the code; an error page (the CSV download) the sentence.
+                let sentence = if code == "on_behalf_view_only" {
+                    "is view only"
+                } else {
+                    "never done on someone"
+                };
+                let page_says_so = text.starts_with("<!DOCTYPE") && text.contains(sentence);
+                if !text.contains(code) && !page_says_so {
+                    wrong.push(format!(
+                        "line {}: {} {path} as {caller}: not {code}: {text}",
+                        row.line, row.method
+                    ));
+                }
+            }
             if refused == row.expected[i] {
                 wrong.push(format!(
                     "line {}: {} {} as {caller}: expected {}, got {status} {}",
@@ -331,4 +412,84 @@ async fn every_route_answers_every_caller_as_the_matrix_says(backend: Backend) {
         wrong.join("\n")
     );
     app.finish().await;
+}
+
+/// The code a refusal of a session on behalf must carry, by the route's class: a
+/// protected action in either mode, a write in a view-only session.
+fn on_behalf_code(class: Access, caller: &str) -> Option<&'static str> {
+    match (class, caller) {
+        (Access::Protected, "view" | "act") => Some("on_behalf_protected_action"),
+        (Access::Write, "view") => Some("on_behalf_view_only"),
+        _ => None,
+    }
+}
+
+/// The pages of the audit viewer and oversight are protected like their server
+/// functions: refused to a session on behalf in either mode, as an error page; the
+/// member's own pages are read in both.
+async fn protected_pages_are_refused_on_behalf_in_both_modes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app
+        .create_member("ann@example.com", "Ann Lee", Role::Member)
+        .await;
+    let sam = app
+        .create_member("sam@example.com", "Sam Support", Role::Support)
+        .await;
+    let client = app.bare_client();
+    for mode in [Mode::View, Mode::Act] {
+        let (token, imp) = mint_in(&app, ann, Some((sam, mode)), false, false).await;
+        let get = |path: String| {
+            client
+                .get(app.url(&path))
+                .header(header::COOKIE, format!("behalf_session={token}"))
+                .send()
+        };
+        for path in [
+            "/admin/audit".to_string(),
+            format!("/admin/audit/sessions/{imp}"),
+            "/admin/impersonations".into(),
+        ] {
+            let response = get(path.clone()).await.unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path} in {mode:?}");
+            let text = response.text().await.unwrap();
+            assert!(text.contains("never done on someone"), "{path}: {text}");
+        }
+        // A path the page router would resolve into another page is refused outright,
+        // never classified as the page it names (attacker review, Step 11). Sent as
+        // written: an HTTP client library would resolve the dots itself.
+        for path in [
+            "/admin/./audit",
+            "/on-behalf/%2e%2e/admin/audit",
+            "/login/%2E%2E/admin/audit",
+            "/one-click/../admin/audit",
+            "/on-behalf/%2e%2e/account/sessions",
+            "//admin/audit",
+        ] {
+            let status = raw_get(&app, path, &token).await;
+            assert_eq!(status, 400, "{path} in {mode:?}");
+        }
+        for path in ["/account/orders", "/account/access-history", "/"] {
+            let response = get(path.to_string()).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path} in {mode:?}");
+        }
+    }
+    app.finish().await;
+}
+
+/// The status of `GET path` sent byte for byte as written, with the session cookie.
+async fn raw_get(app: &TestApp, path: &str, token: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: behalf_session={token}\r\nConnection: close\r\n\r\n",
+        app.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
 }

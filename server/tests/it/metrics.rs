@@ -241,7 +241,7 @@ async fn live_sessions_on_behalf_are_counted_in_the_database(backend: Backend) {
         .await;
     let sam = app.api_login("sam@example.com").await;
     assert_eq!(live().await.unwrap(), 0, "an own session is not on behalf");
-    let body = json!({ "member_id": ann, "password": PASSWORD, "reason": "Ticket T-10" });
+    let body = json!({ "member_id": ann, "password": PASSWORD, "reason": "Ticket T-10", "mode": "act" });
     let (status, body) = app
         .api(Method::POST, "/api/v1/alias_login", Some(&sam), Some(body))
         .await;

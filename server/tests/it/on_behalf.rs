@@ -56,6 +56,7 @@ async fn start(
             ("member_id", &member.to_string()),
             ("password", password),
             ("reason", "Ticket T-42"),
+            ("mode", "act"),
         ],
     )
     .await
@@ -276,6 +277,7 @@ async fn every_refusal_returns_its_code_and_changes_nothing(backend: Backend) {
             ("member_id", &ann.to_string()),
             ("password", PASSWORD),
             ("reason", " x "),
+            ("mode", "act"),
         ],
     )
     .await;
@@ -757,6 +759,7 @@ async fn strangers_are_refused_and_nothing_changes(backend: Backend) {
                 ("member_id", ann.as_str()),
                 ("password", PASSWORD),
                 ("reason", "Ticket 1"),
+                ("mode", "act"),
             ],
         ),
         ("/api/on-behalf/leave", vec![]),

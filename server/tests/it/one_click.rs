@@ -696,14 +696,14 @@ async fn links_are_listed_and_revoked_by_those_allowed(backend: Backend) {
             Method::POST,
             "/api/v1/alias_login",
             Some(&sup),
-            Some(json!({ "member_id": p.mem, "password": crate::common::PASSWORD, "reason": "Ticket 42" })),
+            Some(json!({ "member_id": p.mem, "password": crate::common::PASSWORD, "reason": "Ticket 42", "mode": "act" })),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let on_behalf = body["token"].as_str().unwrap().to_string();
     let (status, body) = create(&app, &on_behalf, p.mem, json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error"]["code"], "not_on_behalf");
+    assert_eq!(body["error"]["code"], "on_behalf_protected_action");
     let (status, _) = app.api(Method::GET, &list_path, Some(&on_behalf), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = app
@@ -715,7 +715,7 @@ async fn links_are_listed_and_revoked_by_those_allowed(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["code"], "not_on_behalf");
+    assert_eq!(body["error"]["code"], "on_behalf_protected_action");
     assert_eq!(count(&app, "password_changed").await, 0);
     app.finish().await;
 }

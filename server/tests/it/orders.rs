@@ -125,6 +125,7 @@ async fn orders_on_behalf_belong_to_the_member_and_name_the_real_person(backend:
                 ("member_id", &ann.to_string()),
                 ("password", PASSWORD),
                 ("reason", "Order by phone"),
+                ("mode", "act"),
             ],
         )
         .await;
@@ -202,6 +203,7 @@ async fn concurrent_sessions_on_behalf_lose_no_order_and_no_record(backend: Back
                     ("member_id", &member.to_string()),
                     ("password", PASSWORD),
                     ("reason", "load test"),
+                    ("mode", "act"),
                 ],
             )
             .await;
@@ -322,6 +324,7 @@ async fn the_profile_and_sessions_of_my_account(backend: Backend) {
                 ("member_id", &ann.to_string()),
                 ("password", PASSWORD),
                 ("reason", "Ticket 9"),
+                ("mode", "act"),
             ],
         )
         .await;

@@ -19,7 +19,7 @@ on_both_databases!(
 
 /// Starts a session on behalf of `member` through the API; its token.
 async fn alias_login(app: &TestApp, actor_token: &str, member: i64) -> String {
-    let body = json!({ "member_id": member, "password": PASSWORD, "reason": "Ticket T-8" });
+    let body = json!({ "member_id": member, "password": PASSWORD, "reason": "Ticket T-8", "mode": "act" });
     let (status, body) = app
         .api(Method::POST, "/api/v1/alias_login", Some(actor_token), Some(body))
         .await;
