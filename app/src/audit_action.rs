@@ -177,7 +177,8 @@ mod tests {
         let stored = "sign_in sign_in_failed sign_in_locked sign_in_refused sign_out \
             session_ended session_revoked session_revoke_refused password_changed \
             password_change_failed password_change_refused profile_updated on_behalf_start \
-            on_behalf_end on_behalf_denied on_behalf_reauth_failed member_created \
+            on_behalf_end on_behalf_denied on_behalf_reauth_failed on_behalf_elevated \
+            on_behalf_refused on_behalf_viewed member_created \
             members_seeded member_updated member_update_refused group_created group_renamed \
             group_deleted group_member_added group_member_removed group_change_refused \
             order_placed one_click_created one_click_create_refused one_click_revoked \
