@@ -46,7 +46,9 @@ unit:
 ## wasm-budget: what a member's first page downloads (the main .wasm, its JS glue and the
 ## split loader, gzip -9) must stay within WASM_BUDGET_KB (the end-to-end suite checks
 ## that the sign-in page and My account fetch no other WebAssembly file)
-WASM_BUDGET_KB := 300
+# Step 12 added the live region Someone is signed in on your behalf (its event stream and
+# End it now) to every member page: 297 → 312 KB (docs/benchmarks.md, "Download size").
+WASM_BUDGET_KB := 315
 wasm-budget:
 	@wasm=$$(gzip -9 -c $(SITE_ROOT)/pkg/behalf.wasm | wc -c); \
 	js=$$(cat $(SITE_ROOT)/pkg/behalf.js $$(ls $(SITE_ROOT)/pkg/__wasm_split*.js 2>/dev/null) | gzip -9 | wc -c); \

@@ -46,13 +46,16 @@ token=$(curl -fsS "$base/api/v1/login" -H 'content-type: application/json' \
 
 started=$(date +%s)
 set +e
-# logout is left out: it ends the very token every other call is made with. One
+# logout is left out: it ends the very token every other call is made with; the
+# presence stream (server-sent events) has no end to read to (the integration tests
+# read its events, across two instances on PostgreSQL). One
 # worker: with two threads hypothesis's lambda descriptions (ast parsing) can crash with
 # "AST constructor recursion depth mismatch", a runtime error of the tool, not a finding.
 "$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance \
   --max-examples "${CONTRACT_MAX_EXAMPLES:-40}" \
   --exclude-path /api/v1/logout \
+  --exclude-path /api/v1/profile/events \
   --header "Authorization: Bearer $token" \
   --workers 1 \
   --request-timeout 20 \

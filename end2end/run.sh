@@ -50,6 +50,10 @@ export BEHALF_DEMO=0 # never the first-run demo (members are created below, befo
 "$bin" create-member --email omar@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Omar Member" --role member >/dev/null
 # Only the first-download test uses this one (it changes her name).
 "$bin" create-member --email pia@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Pia Park" --role member >/dev/null
+# Only the consent tests (Step 12) use these three.
+"$bin" create-member --email sid@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Sid Support" --role support >/dev/null
+"$bin" create-member --email cleo@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Cleo Consent" --role member >/dev/null
+"$bin" create-member --email mia@e2e.test --password "$BEHALF_E2E_PASSWORD" --name "Mia Member" --role member >/dev/null
 
 # Every test signs in from 127.0.0.1: the per-address limit is lifted (the per-account
 # throttle stays, and has its own integration tests).

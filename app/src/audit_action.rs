@@ -118,6 +118,23 @@ wire_names! {
         MemberSessionsRevoked = "member_sessions_revoked",
         MemberSessionsRevokeRefused = "member_sessions_revoke_refused",
         AuditExported = "audit_exported",
+        /// Step 12: the member's setting (`allowed` or `ask`) changed.
+        ConsentSettingChanged = "consent_setting_changed",
+        /// Someone asked the member for access.
+        AccessRequested = "access_requested",
+        AccessRequestApproved = "access_request_approved",
+        AccessRequestDenied = "access_request_denied",
+        /// Unanswered for a day.
+        AccessRequestExpired = "access_request_expired",
+        /// A member grant (the member's own, or an approved request's).
+        GrantCreated = "grant_created",
+        GrantRevoked = "grant_revoked",
+        GrantExpired = "grant_expired",
+        /// The member ended a session on their behalf (**End it now**).
+        OnBehalfEndedByMember = "on_behalf_ended_by_member",
+        /// A notice was mailed to the member, or could not be (after its retries).
+        MailSent = "mail_sent",
+        MailFailed = "mail_failed",
     }
 }
 
@@ -131,6 +148,9 @@ wire_names! {
         Group = "group",
         Order = "order",
         OneClickLink = "one_click_link",
+        AccessRequest = "access_request",
+        MemberGrant = "member_grant",
+        Notice = "notice",
     }
 }
 
@@ -185,11 +205,15 @@ mod tests {
             one_click_revoke_refused one_click_opened one_click_used one_click_failed \
             impersonations_refused impersonation_ended impersonation_end_refused \
             impersonations_ended_all impersonation_end_all_refused member_sessions_refused \
-            member_sessions_revoked member_sessions_revoke_refused audit_exported";
+            member_sessions_revoked member_sessions_revoke_refused audit_exported \
+            consent_setting_changed access_requested access_request_approved access_request_denied \
+            access_request_expired grant_created grant_revoked grant_expired on_behalf_ended_by_member \
+            mail_sent mail_failed";
         let names: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
         assert_eq!(names, stored.split_whitespace().collect::<Vec<_>>());
         let kinds: Vec<&str> = ObjectKind::ALL.iter().map(|k| k.as_str()).collect();
-        let stored_kinds = "session sessions member group order one_click_link";
+        let stored_kinds =
+            "session sessions member group order one_click_link access_request member_grant notice";
         assert_eq!(kinds, stored_kinds.split_whitespace().collect::<Vec<_>>());
     }
 

@@ -20,6 +20,24 @@ pub struct Viewer {
     pub last_sign_in: Option<String>,
     /// Set while this is a session on behalf of the member above.
     pub on_behalf: Option<OnBehalfView>,
+    /// In the member's own session: the live sessions on their behalf (Step 12's
+    /// region **Someone is signed in on your behalf**). Empty on behalf.
+    #[serde(default)]
+    pub someone_in: Vec<PresenceItem>,
+}
+
+/// A live session on behalf of the member, as their own pages show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceItem {
+    pub session_id: i64,
+    pub actor_id: i64,
+    pub actor_name: String,
+    pub actor_role: Role,
+    /// When it started, "10:42" (UTC), and in ms since the epoch.
+    pub since: String,
+    pub started_at: i64,
+    pub reason: String,
+    pub mode: Mode,
 }
 
 /// The session on behalf the current page runs in, for the banner.
@@ -172,6 +190,8 @@ mod server {
         /// The session on behalf was acting, but its actor may no longer act: it
         /// views only now.
         OnBehalfActLost,
+        /// The member ended the session on their behalf (**End it now**).
+        OnBehalfEndedByMember,
     }
 
     impl Notice {
@@ -180,6 +200,7 @@ mod server {
                 Notice::OnBehalfExpired => "on_behalf_expired",
                 Notice::OnBehalfRevoked => "on_behalf_revoked",
                 Notice::OnBehalfActLost => "on_behalf_act_lost",
+                Notice::OnBehalfEndedByMember => "on_behalf_ended_by_member",
             }
         }
 
@@ -188,6 +209,7 @@ mod server {
                 Notice::OnBehalfExpired,
                 Notice::OnBehalfRevoked,
                 Notice::OnBehalfActLost,
+                Notice::OnBehalfEndedByMember,
             ]
             .into_iter()
             .find(|n| n.code() == code)
@@ -200,6 +222,9 @@ mod server {
                 }
                 Notice::OnBehalfActLost => {
                     "You may no longer act on this member's behalf, so this session is view only now. Nothing more can be changed in it."
+                }
+                Notice::OnBehalfEndedByMember => {
+                    "The member ended your session on their behalf. You are acting as yourself again."
                 }
                 Notice::OnBehalfRevoked => {
                     "Your session on behalf of another member has ended: it was revoked, or the permission that allowed it no longer holds. You are acting as yourself again."

@@ -50,6 +50,8 @@ pub enum Refusal {
     OnBehalfViewOnly,
     /// Acting (not only viewing) on behalf needs a higher role (`--act-min-role`).
     ActNeedsRole,
+    /// The member's grant that lets the actor in is for viewing only (Step 12).
+    GrantViewOnly,
     /// Only editors and super users oversee sessions.
     NotOverseer,
     /// Only a super user may (end every session on behalf at once).
@@ -59,7 +61,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 19] = [
+    pub const ALL: [Refusal; 20] = [
         Refusal::NoAdminAccess,
         Refusal::NeedsEditorRole,
         Refusal::TargetOutranksEditor,
@@ -76,6 +78,7 @@ impl Refusal {
         Refusal::OnBehalfProtected,
         Refusal::OnBehalfViewOnly,
         Refusal::ActNeedsRole,
+        Refusal::GrantViewOnly,
         Refusal::NotOverseer,
         Refusal::NeedsSuperUser,
         Refusal::SessionOutranksViewer,
@@ -99,6 +102,7 @@ impl Refusal {
             Refusal::OnBehalfProtected => "on_behalf_protected_action",
             Refusal::OnBehalfViewOnly => "on_behalf_view_only",
             Refusal::ActNeedsRole => "act_needs_role",
+            Refusal::GrantViewOnly => "grant_view_only",
             Refusal::NotOverseer => "not_overseer",
             Refusal::NeedsSuperUser => "needs_super_user",
             Refusal::SessionOutranksViewer => "session_outranks_you",
@@ -131,13 +135,16 @@ impl Refusal {
                 "Only a super user may create or manage one-click links for a member with admin access."
             }
             Refusal::OnBehalfProtected => {
-                "This is never done on someone's behalf (passwords, email, sessions, login links, roles, groups, permissions, the audit trail and oversight): leave the session on behalf to do it as yourself."
+                "This is never done on someone's behalf (passwords, email, sessions, login links, roles, groups, permissions, consent and access grants, the audit trail and oversight): leave the session on behalf to do it as yourself."
             }
             Refusal::OnBehalfViewOnly => {
                 "This session on behalf is view only, so nothing was changed. Choose Act on behalf (with your password) to make changes."
             }
             Refusal::ActNeedsRole => {
                 "Your role may view on this member's behalf but not act: acting needs a higher role on this server."
+            }
+            Refusal::GrantViewOnly => {
+                "The member granted you access to view only: this session cannot act. Ask the member for access to act."
             }
             Refusal::NotOverseer => "Only editors and super users may see and end other members' sessions.",
             Refusal::NeedsSuperUser => "Only a super user may do this.",

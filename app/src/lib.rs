@@ -20,12 +20,16 @@ pub mod context;
 pub mod db;
 pub mod email;
 pub mod error;
+pub mod grant;
 #[cfg(feature = "ssr")]
 pub mod guard;
 pub mod mode;
 pub mod names;
+pub mod notice;
 pub mod password;
 pub mod policy;
+#[cfg(feature = "ssr")]
+pub mod presence;
 pub mod role;
 pub mod rule;
 #[cfg(feature = "ssr")]
@@ -45,6 +49,7 @@ pub mod urls;
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod consent;
 pub mod groups;
 pub mod layout;
 pub mod members;
@@ -57,9 +62,10 @@ use crate::{
     account::{AccessHistoryPage, HomePage, SessionsPage},
     audit::ui::{AuditPage, SessionTimelinePage},
     auth::ui::LoginPage,
-    groups::ui::{GroupBladeRoute, GroupDetailPage, GroupsPage},
+    consent::{presence_ui::SomeoneIn, ui::ConsentPage},
+    groups::ui::{GroupDetailPage, GroupsPage},
     layout::Header,
-    members::ui::{MemberBladeRoute, MembersPage},
+    members::ui::MembersPage,
     on_behalf::ui::{IdentityWatch, ImpersonationBanner, OnBehalfPage, ServerNotice},
     orders::ui::OrdersPage,
     oversight::ui::ImpersonationsPage,
@@ -96,15 +102,14 @@ lazy_pages! {
     OrdersRoute => OrdersPage,
     SessionsRoute => SessionsPage,
     AccessHistoryRoute => AccessHistoryPage,
+    AccessRoute => ConsentPage,
     OnBehalfRoute => OnBehalfPage,
     MembersRoute => MembersPage,
-    MemberBladeRouteLazy => MemberBladeRoute,
     AuditRoute => AuditPage,
     TimelineRoute => SessionTimelinePage,
     ImpersonationsRoute => ImpersonationsPage,
     GroupsRoute => GroupsPage,
     GroupDetailRoute => GroupDetailPage,
-    GroupBladeRouteLazy => GroupBladeRoute,
 }
 
 /// The HTML document around the app.
@@ -153,6 +158,7 @@ pub fn App() -> impl IntoView {
             <a class="skip-link" href="#main">"Skip to content"</a>
             <ImpersonationBanner/>
             <Header/>
+            <SomeoneIn/>
             <ServerNotice/>
             <IdentityWatch/>
             <main id="main" tabindex="-1">
@@ -175,6 +181,11 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route
+                        path=(StaticSegment("account"), StaticSegment("access"))
+                        view={Lazy::<AccessRoute>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
                         path=(StaticSegment("on-behalf"), ParamSegment("id"))
                         view={Lazy::<OnBehalfRoute>::new()}
                         ssr=SsrMode::Async
@@ -185,7 +196,10 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     >
                         <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
-                        <Route path=ParamSegment("id") view={Lazy::<MemberBladeRouteLazy>::new()} ssr=SsrMode::Async/>
+                        // The blade is drawn by the members page itself (one lazily loaded
+                        // chunk for both): two nested lazy routes loading at once on a
+                        // direct visit raced (`RuntimeError: unreachable`, wasm-split).
+                        <Route path=ParamSegment("id") view=|| () ssr=SsrMode::Async/>
                     </ParentRoute>
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("audit"))
@@ -215,7 +229,7 @@ pub fn App() -> impl IntoView {
                         <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
                         <Route
                             path=(StaticSegment("members"), ParamSegment("id"))
-                            view={Lazy::<GroupBladeRouteLazy>::new()}
+                            view=|| ()
                             ssr=SsrMode::Async
                         />
                     </ParentRoute>

@@ -6,8 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{role::Role, rule::Grant};
-
 /// How far a session on behalf may go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,16 +84,6 @@ pub fn on_behalf_allows(mode: Option<Mode>, access: Access) -> Result<(), OnBeha
     }
 }
 
-/// May an actor act (not only view) on behalf, given why the rule lets them in?
-/// An explicit grant always may; a role grant may when the actor's role is at least
-/// `act_min_role` (the `--act-min-role` setting; `None`: anyone the rule lets in).
-pub fn may_act(actor_role: Role, grant: Grant, act_min_role: Option<Role>) -> bool {
-    match grant {
-        Grant::Explicit => true,
-        Grant::Role => act_min_role.is_none_or(|min| actor_role >= min),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,17 +109,6 @@ mod tests {
         for (mode, access, expected) in table {
             assert_eq!(on_behalf_allows(mode, access), expected, "{mode:?} {access:?}");
         }
-    }
-
-    #[test]
-    fn the_act_min_role_limits_role_grants_only() {
-        assert!(may_act(Role::Support, Grant::Role, None));
-        assert!(!may_act(Role::Support, Grant::Role, Some(Role::Editor)));
-        assert!(may_act(Role::Editor, Grant::Role, Some(Role::Editor)));
-        assert!(may_act(Role::SuperUser, Grant::Role, Some(Role::Editor)));
-        assert!(!may_act(Role::Editor, Grant::Role, Some(Role::SuperUser)));
-        // An explicit grant names the actor: the setting does not narrow it.
-        assert!(may_act(Role::Member, Grant::Explicit, Some(Role::SuperUser)));
     }
 
     #[test]

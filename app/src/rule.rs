@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::role::Role;
+use crate::{mode::Mode, role::Role};
 
 /// The person who wants to act on someone's behalf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +34,12 @@ pub struct Target {
     pub grants_actor: bool,
     /// That entry was written by the actor themselves (no self-grant to a peer).
     pub grant_written_by_actor: bool,
+    /// The member asks first (Step 12): their setting is `ask`, or the server's
+    /// `--consent required` makes it everyone's. A role grant alone is not enough.
+    pub asks_first: bool,
+    /// The broadest live member grant covering the actor (to them by name, or to any
+    /// support engineer): the member's consent, for that mode.
+    pub member_grant: Option<Mode>,
 }
 
 /// Why the rule holds.
@@ -44,6 +50,9 @@ pub enum Grant {
     /// The target's proxy login permission names the actor, and the target ranks no
     /// higher than the actor.
     Explicit,
+    /// A role grant the member consented to with a live member grant (they ask
+    /// first): capped at the grant's mode.
+    Member(Mode),
 }
 
 impl Grant {
@@ -51,7 +60,29 @@ impl Grant {
         match self {
             Grant::Role => "role",
             Grant::Explicit => "explicit",
+            Grant::Member(_) => "member",
         }
+    }
+
+    /// The furthest a session on behalf allowed by this grant may go: a member
+    /// grant's mode, else acting.
+    pub fn mode_cap(self) -> Mode {
+        match self {
+            Grant::Member(mode) => mode,
+            Grant::Role | Grant::Explicit => Mode::Act,
+        }
+    }
+}
+
+/// May an actor act (not only view) on behalf, given why the rule lets them in?
+/// An explicit grant always may; a member grant as far as its mode; a role grant (and
+/// a member grant to act) when the actor's role is at least `act_min_role` (the
+/// `--act-min-role` setting; `None`: anyone the rule lets in).
+pub fn may_act(actor_role: Role, grant: Grant, act_min_role: Option<Role>) -> bool {
+    match grant {
+        Grant::Explicit => true,
+        Grant::Member(Mode::View) => false,
+        Grant::Role | Grant::Member(Mode::Act) => act_min_role.is_none_or(|min| actor_role >= min),
     }
 }
 
@@ -79,10 +110,13 @@ pub enum Denial {
     RankNotLower,
     /// Neither the actor's role nor the target's proxy login permission allows it.
     NoPermission,
+    /// The actor's role would do, but the member asks first: a live member grant (an
+    /// approved access request) or an explicit proxy login permission is needed.
+    ConsentRequired,
 }
 
 impl Denial {
-    pub const ALL: [Denial; 10] = [
+    pub const ALL: [Denial; 11] = [
         Denial::Nested,
         Denial::SelfTarget,
         Denial::NotFound,
@@ -93,6 +127,7 @@ impl Denial {
         Denial::RoleGrantNeedsAdminAccess,
         Denial::RankNotLower,
         Denial::NoPermission,
+        Denial::ConsentRequired,
     ];
 
     pub fn code(self) -> &'static str {
@@ -107,6 +142,7 @@ impl Denial {
             Denial::RoleGrantNeedsAdminAccess => "role_grant_needs_admin_access",
             Denial::RankNotLower => "rank_not_lower",
             Denial::NoPermission => "no_permission",
+            Denial::ConsentRequired => "consent_required",
         }
     }
 
@@ -133,6 +169,9 @@ impl Denial {
             }
             Denial::NoPermission => {
                 "You are not allowed to log in on behalf of this member: your role does not allow it and their proxy login permission does not name you."
+            }
+            Denial::ConsentRequired => {
+                "This member asks to be asked first: request access and wait for their approval."
             }
         }
     }
@@ -170,17 +209,37 @@ pub fn can_log_in_on_behalf(actor: &Actor, target: Option<&Target>) -> Result<Gr
     }
     let (actor_rank, target_rank) = (actor.role.rank(), target.role.rank());
     let role_would_do = actor.role >= Role::Support && target_rank < actor_rank;
-    if role_would_do && actor.admin_access {
+    let role_grant = role_would_do && actor.admin_access;
+    if role_grant && !target.asks_first {
         return Ok(Grant::Role);
     }
-    if target.grants_actor {
-        return if target_rank > actor_rank {
+    let explicit = if target.grants_actor {
+        if target_rank > actor_rank {
             Err(Denial::ExplicitGrantToHigherRank)
+        } else if target.asks_first && target.grant_written_by_actor {
+            // A member who asks first: an entry the actor wrote themselves (an editor's
+            // own power) is not the member's consent, at any rank.
+            Err(Denial::SelfWrittenGrant)
         } else if target_rank == actor_rank && target.grant_written_by_actor {
             Err(Denial::SelfWrittenGrant)
         } else {
             Ok(Grant::Explicit)
+        }
+    } else {
+        Err(Denial::NoPermission)
+    };
+    // The member asks first: their consent (a member grant) makes the role grant
+    // hold, capped at its mode; an explicit grant needs none. A member grant never
+    // lets in anyone the role grant would not.
+    if role_grant {
+        return match (explicit, target.member_grant) {
+            (Ok(grant), _) => Ok(grant),
+            (Err(_), Some(mode)) => Ok(Grant::Member(mode)),
+            (Err(_), None) => Err(Denial::ConsentRequired),
         };
+    }
+    if target.grants_actor {
+        return explicit;
     }
     if role_would_do {
         Err(Denial::RoleGrantNeedsAdminAccess)
@@ -216,13 +275,21 @@ mod tests {
         let staff = matches!(actor.role, Role::Support | Role::Editor | Role::SuperUser);
         let (a, t) = (actor.role.rank(), target.role.rank());
         let role_grant = staff && actor.admin_access && t < a;
-        let peer_self_grant = t == a && target.grant_written_by_actor;
+        // Asking first, an entry the actor wrote themselves never counts.
+        let peer_self_grant = (t == a || target.asks_first) && target.grant_written_by_actor;
         let explicit = target.grants_actor && t <= a && !peer_self_grant;
-        if role_grant {
+        // Step 12: asking first turns a role grant into "with the member's consent".
+        if role_grant && !target.asks_first {
             return Ok(Grant::Role);
         }
         if explicit {
             return Ok(Grant::Explicit);
+        }
+        if role_grant {
+            return target
+                .member_grant
+                .map(Grant::Member)
+                .ok_or(Denial::ConsentRequired);
         }
         match (target.grants_actor, t > a, staff && t < a, actor.role) {
             (true, true, _, _) => Err(Denial::ExplicitGrantToHigherRank),
@@ -246,29 +313,36 @@ mod tests {
                                 for on_behalf in [false, true] {
                                     for same_member in [false, true] {
                                         for exists in [false, true] {
-                                            let actor = Actor {
-                                                id: 1,
-                                                role: actor_role,
-                                                admin_access,
-                                                on_behalf,
-                                            };
-                                            let target = Target {
-                                                id: if same_member { 1 } else { 2 },
-                                                role: target_role,
-                                                deleted,
-                                                login_enabled,
-                                                grants_actor,
-                                                grant_written_by_actor: written_by_actor,
-                                            };
-                                            let target = exists.then_some(&target);
-                                            let answer = can_log_in_on_behalf(&actor, target);
-                                            assert_eq!(
-                                                answer,
-                                                expected(&actor, target),
-                                                "{actor:?} → {target:?}"
-                                            );
-                                            seen.insert(format!("{answer:?}"));
-                                            checked += 1;
+                                            for asks_first in [false, true] {
+                                                for member_grant in [None, Some(Mode::View), Some(Mode::Act)]
+                                                {
+                                                    let actor = Actor {
+                                                        id: 1,
+                                                        role: actor_role,
+                                                        admin_access,
+                                                        on_behalf,
+                                                    };
+                                                    let target = Target {
+                                                        id: if same_member { 1 } else { 2 },
+                                                        role: target_role,
+                                                        deleted,
+                                                        login_enabled,
+                                                        grants_actor,
+                                                        grant_written_by_actor: written_by_actor,
+                                                        asks_first,
+                                                        member_grant,
+                                                    };
+                                                    let target = exists.then_some(&target);
+                                                    let answer = can_log_in_on_behalf(&actor, target);
+                                                    assert_eq!(
+                                                        answer,
+                                                        expected(&actor, target),
+                                                        "{actor:?} → {target:?}"
+                                                    );
+                                                    seen.insert(format!("{answer:?}"));
+                                                    checked += 1;
+                                                }
+                                            }
                                         }
                                     }
                                 }
@@ -278,9 +352,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 4 * 4 * 3 * 2 * 2 * 2 * 2 * 2 * 2);
-        // Every outcome is reachable: both grants and every denial.
-        assert_eq!(seen.len(), 2 + Denial::ALL.len(), "{seen:?}");
+        assert_eq!(checked, 4 * 4 * 3 * 2 * 2 * 2 * 2 * 2 * 2 * 2 * 3);
+        // Every outcome is reachable: every grant (a member grant in both modes) and
+        // every denial.
+        assert_eq!(seen.len(), 4 + Denial::ALL.len(), "{seen:?}");
     }
 
     /// The cases people ask about, spelled out.
@@ -299,6 +374,8 @@ mod tests {
             login_enabled: true,
             grants_actor,
             grant_written_by_actor: false,
+            asks_first: false,
+            member_grant: None,
         };
         let rule = |a: Role, t: Role, g: bool| can_log_in_on_behalf(&actor(a), Some(&target(t, g)));
         assert_eq!(rule(Role::Support, Role::Member, false), Ok(Grant::Role));
@@ -348,6 +425,98 @@ mod tests {
             can_log_in_on_behalf(&no_admin, Some(&self_written(Role::Member))),
             Ok(Grant::Explicit)
         );
+    }
+
+    /// Step 12: a member who asks first.
+    #[test]
+    fn a_member_who_asks_first_needs_a_grant_which_never_overcomes_the_rest() {
+        let support = Actor {
+            id: 1,
+            role: Role::Support,
+            admin_access: true,
+            on_behalf: false,
+        };
+        let member = Target {
+            id: 2,
+            role: Role::Member,
+            deleted: false,
+            login_enabled: true,
+            grants_actor: false,
+            grant_written_by_actor: false,
+            asks_first: true,
+            member_grant: None,
+        };
+        let rule = |actor: &Actor, target: &Target| can_log_in_on_behalf(actor, Some(target));
+        assert_eq!(rule(&support, &member), Err(Denial::ConsentRequired));
+        let view = Target {
+            member_grant: Some(Mode::View),
+            ..member
+        };
+        assert_eq!(rule(&support, &view), Ok(Grant::Member(Mode::View)));
+        assert_eq!(Grant::Member(Mode::View).mode_cap(), Mode::View);
+        // An explicit permission someone else wrote needs no consent; one the actor
+        // wrote themselves (an editor's own power) is not the member's consent.
+        let named = Target {
+            grants_actor: true,
+            ..member
+        };
+        assert_eq!(rule(&support, &named), Ok(Grant::Explicit));
+        let self_named = Target {
+            grant_written_by_actor: true,
+            ..named
+        };
+        assert_eq!(rule(&support, &self_named), Err(Denial::ConsentRequired));
+        // Not rank, nesting, a disabled login or missing admin access.
+        let peer = Target {
+            role: Role::Support,
+            ..view
+        };
+        assert_eq!(rule(&support, &peer), Err(Denial::RankNotLower));
+        let nested = Actor {
+            on_behalf: true,
+            ..support
+        };
+        assert_eq!(rule(&nested, &view), Err(Denial::Nested));
+        let disabled = Target {
+            login_enabled: false,
+            ..view
+        };
+        assert_eq!(rule(&support, &disabled), Err(Denial::LoginDisabled));
+        let no_admin = Actor {
+            admin_access: false,
+            ..support
+        };
+        assert_eq!(rule(&no_admin, &view), Err(Denial::RoleGrantNeedsAdminAccess));
+        let plain_member = Actor {
+            role: Role::Member,
+            ..support
+        };
+        assert_eq!(rule(&plain_member, &view), Err(Denial::NoPermission));
+        // Not asking: the role grant, as before.
+        let allowed = Target {
+            asks_first: false,
+            ..view
+        };
+        assert_eq!(rule(&support, &allowed), Ok(Grant::Role));
+    }
+
+    #[test]
+    fn acting_needs_the_act_min_role_for_role_grants_and_an_act_grant_for_member_grants() {
+        assert!(may_act(Role::Support, Grant::Role, None));
+        assert!(!may_act(Role::Support, Grant::Role, Some(Role::Editor)));
+        assert!(may_act(Role::Editor, Grant::Role, Some(Role::Editor)));
+        assert!(may_act(Role::SuperUser, Grant::Role, Some(Role::Editor)));
+        assert!(!may_act(Role::Editor, Grant::Role, Some(Role::SuperUser)));
+        // An explicit grant names the actor: the setting does not narrow it.
+        assert!(may_act(Role::Member, Grant::Explicit, Some(Role::SuperUser)));
+        // A member grant caps the session at its mode.
+        assert!(!may_act(Role::SuperUser, Grant::Member(Mode::View), None));
+        assert!(may_act(Role::Support, Grant::Member(Mode::Act), None));
+        assert!(!may_act(
+            Role::Support,
+            Grant::Member(Mode::Act),
+            Some(Role::Editor)
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::{
     clock::Clock,
     db::Db,
     password::hasher::PasswordHasher,
+    presence::Presence,
     secret::LinkKey,
 };
 
@@ -41,6 +42,28 @@ pub struct Settings {
     /// Acting (not only viewing) on behalf by a role grant needs at least this role
     /// (`--act-min-role`); `None`: anyone the rule lets start may act.
     pub act_min_role: Option<crate::role::Role>,
+    /// `--consent required`: every member asks first, whatever their setting.
+    pub consent_required: bool,
+    /// Where notices are mailed from, when SMTP is configured (`BEHALF_SMTP_URL`,
+    /// `BEHALF_MAIL_FROM`); `None`: no mail is sent.
+    pub mail: Option<MailSettings>,
+}
+
+/// SMTP, for notices by mail.
+#[derive(Clone)]
+pub struct MailSettings {
+    /// `smtp://host:port` (or `smtps://`, with credentials): a secret, never logged.
+    pub smtp_url: String,
+    pub from: String,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp_url", &"[redacted]")
+            .field("from", &self.from)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -70,6 +93,8 @@ impl Default for Settings {
             one_click_max_minutes: ONE_CLICK_LONGEST_MINUTES,
             public_url: None,
             act_min_role: None,
+            consent_required: false,
+            mail: None,
         }
     }
 }
@@ -94,6 +119,9 @@ pub struct AppState {
     pub group_commit: Arc<GroupCommit>,
     /// What was viewed on behalf, noted by the pipeline and written behind it.
     pub trail: Arc<ViewTrail>,
+    /// Wakes the members' live presence streams (and, on PostgreSQL, other
+    /// instances' through `LISTEN/NOTIFY`).
+    pub presence: Arc<Presence>,
 }
 
 impl AppState {
@@ -109,6 +137,7 @@ impl AppState {
             link_key: Arc::new(LinkKey::random()),
             refusals: Arc::new(Folder::default()),
             trail: Arc::new(ViewTrail::default()),
+            presence: Arc::new(Presence::default()),
         }
     }
 

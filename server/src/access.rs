@@ -87,6 +87,18 @@ pub const ROUTES: &[RouteAccess] = &[
     route("POST", "/api/oversight/end-all", Protected, None),
     route("POST", "/api/oversight/member-sessions", Protected, None),
     route("POST", "/api/oversight/revoke-member-sessions", Protected, None),
+    // Step 12: what the member does about access to their account (and asking a
+    // member for access) is never done on anyone's behalf.
+    route("POST", "/api/consent/page", Protected, None),
+    route("POST", "/api/consent/setting", Protected, None),
+    route("POST", "/api/consent/answer", Protected, None),
+    route("POST", "/api/consent/grant", Protected, None),
+    route("POST", "/api/consent/revoke", Protected, None),
+    route("POST", "/api/consent/read", Protected, None),
+    route("POST", "/api/consent/end", Protected, None),
+    route("POST", "/api/consent/request", Protected, None),
+    // The actor's window waits for its session on behalf to end.
+    route("GET", "/api/on-behalf/events", Session, None),
     // The JSON API.
     route("POST", "/api/v1/login", Session, None),
     route("POST", "/api/v1/logout", Session, None),
@@ -128,6 +140,34 @@ pub const ROUTES: &[RouteAccess] = &[
     route("DELETE", "/api/v1/one_click_links/{id}", Protected, None),
     route("GET", "/api/v1/impersonations", Protected, None),
     route("DELETE", "/api/v1/impersonations/{id}", Protected, None),
+    route("GET", "/api/v1/profile/on_behalf_settings", Protected, None),
+    route("PUT", "/api/v1/profile/on_behalf_settings", Protected, None),
+    route("POST", "/api/v1/members/{id}/access_requests", Protected, None),
+    route("GET", "/api/v1/profile/access_requests", Protected, None),
+    route(
+        "POST",
+        "/api/v1/profile/access_requests/{id}/approve",
+        Protected,
+        None,
+    ),
+    route(
+        "POST",
+        "/api/v1/profile/access_requests/{id}/deny",
+        Protected,
+        None,
+    ),
+    route("GET", "/api/v1/profile/access_grants", Protected, None),
+    route("POST", "/api/v1/profile/access_grants", Protected, None),
+    route("DELETE", "/api/v1/profile/access_grants/{id}", Protected, None),
+    route("GET", "/api/v1/profile/notices", Protected, None),
+    route("POST", "/api/v1/profile/notices/{id}/read", Protected, None),
+    route(
+        "DELETE",
+        "/api/v1/profile/on_behalf/{session_id}",
+        Protected,
+        None,
+    ),
+    route("GET", "/api/v1/profile/events", Protected, None),
     // Outside /api.
     route("GET", "/healthz", Session, None),
     route("GET", "/api/v1/openapi.json", Session, None),
@@ -143,6 +183,7 @@ pub const ROUTES: &[RouteAccess] = &[
 const PAGES: &[(&str, Access, Option<&str>)] = &[
     ("/admin/audit", Protected, None),
     ("/admin/impersonations", Protected, None),
+    ("/account/access", Protected, None),
     ("/on-behalf", Session, None),
     ("/login", Session, None),
     ("/account/orders", Read, ORDERS),

@@ -130,6 +130,19 @@ pub struct ServeArgs {
     /// an explicit proxy login permission always may.
     #[arg(long, env = "BEHALF_ACT_MIN_ROLE", value_parser = parse_act_min_role)]
     pub act_min_role: Option<Role>,
+    /// `required`: every member is asked first (a role grant alone lets no one in;
+    /// a member grant or an approved access request is needed), whatever their own
+    /// setting, which cannot loosen it. `optional` (the default): each member chooses.
+    #[arg(long, env = "BEHALF_CONSENT", value_enum, default_value_t = Consent::Optional)]
+    pub consent: Consent,
+    /// Mail notices through this SMTP server: `smtp://host:25` (plain, for a relay
+    /// you run), `smtp://user:password@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:password@host:465`. Unset: no mail is sent. Never logged.
+    #[arg(long, env = "BEHALF_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<SmtpUrl>,
+    /// The sender of those mails, e.g. `Behalf <behalf@example.com>`.
+    #[arg(long, env = "BEHALF_MAIL_FROM", default_value = "Behalf <behalf@localhost>")]
+    pub mail_from: String,
     /// Trust X-Forwarded-For and X-Forwarded-Proto (only behind a reverse proxy you run).
     #[arg(long, env = "BEHALF_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
@@ -141,6 +154,51 @@ pub struct ServeArgs {
     /// Off by default; never on the public address.
     #[arg(long, env = "BEHALF_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+}
+
+/// The SMTP address: it may carry a password, so its `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct SmtpUrl(pub String);
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for SmtpUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let lower = text.trim().to_ascii_lowercase();
+        if text.trim().is_empty() || lower.starts_with("smtp://") || lower.starts_with("smtps://") {
+            Ok(SmtpUrl(text.trim().to_string()))
+        } else {
+            Err("an SMTP address starts with smtp:// or smtps://".into())
+        }
+    }
+}
+
+/// Whether members choose to be asked first, or all are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consent {
+    Optional,
+    Required,
+}
+
+impl ServeArgs {
+    /// SMTP, when configured (an empty `BEHALF_SMTP_URL` is none).
+    pub fn mail_settings(&self) -> Option<app::state::MailSettings> {
+        let url = self
+            .smtp_url
+            .as_ref()
+            .map(|url| url.0.trim())
+            .filter(|url| !url.is_empty())?;
+        Some(app::state::MailSettings {
+            smtp_url: url.to_string(),
+            from: self.mail_from.trim().to_string(),
+        })
+    }
 }
 
 /// A role that can start a session on behalf by its rank: support, editor, super_user.

@@ -12,6 +12,7 @@ pub mod html;
 pub mod listen;
 pub mod metrics;
 pub mod pages;
+pub mod presence;
 pub mod router;
 pub mod security;
 pub mod seed;

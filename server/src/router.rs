@@ -54,6 +54,7 @@ pub fn router(app: AppState, leptos_options: LeptosOptions, trust_proxy: bool) -
             post(server_fn_handler).fallback(method_not_allowed),
         )
         .route("/admin/audit.csv", get(export_audit_csv))
+        .route("/api/on-behalf/events", get(api::events::actor_events))
         .route(
             "/one-click/{member_id}/{token}",
             get(one_click::open).post(one_click::continue_with),

@@ -189,6 +189,8 @@ pub fn settings_from(args: &ServeArgs) -> Settings {
         one_click_max_minutes: i64::from(args.one_click_max_minutes),
         public_url: args.public_url.clone(),
         act_min_role: args.act_min_role,
+        consent_required: args.consent == crate::config::Consent::Required,
+        mail: args.mail_settings(),
     }
 }
 
@@ -222,8 +224,35 @@ pub async fn spawn_with_limits(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(listen::serve(listener, router, limits, std::future::pending()));
-    tokio::spawn(flush_views(state_for_trail));
+    tokio::spawn(flush_views(state_for_trail.clone()));
+    spawn_consent_tasks(&state_for_trail);
     Ok(addr)
+}
+
+/// The member-in-the-loop tasks (Step 12): expiry of requests and grants every half
+/// minute, the mailer (when SMTP is configured), and on PostgreSQL the presence
+/// listener that brings other instances' wakes.
+pub fn spawn_consent_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let sweeper = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                every.tick().await;
+                if let Err(error) = app::consent::sweep::expire_due(&state).await {
+                    tracing::error!(%error, "could not record expired requests and grants");
+                }
+            }
+        })
+    };
+    let mut tasks = vec![sweeper, tokio::spawn(app::consent::mail::run(state.clone()))];
+    if let app::db::Db::Postgres(pool) = &state.db {
+        tasks.push(tokio::spawn(crate::presence::listen(
+            pool.clone(),
+            state.presence.clone(),
+        )));
+    }
+    tasks
 }
 
 /// Every second, writes the view trail noted since (`audit_writer::trail`).

@@ -8,7 +8,7 @@ use crate::{
     context::Viewer,
     error::AppError,
     mode::{Access, Mode, VIEW_ONLY_REASON},
-    ui::{on_behalf_limit, Column, DataTable, ListOrEmpty, LockedReason, Protected},
+    ui::{on_behalf_limit, AccountNav, Column, DataTable, ListOrEmpty, LockedReason, Protected},
 };
 
 /// Beside the Sessions page's End buttons in a session on behalf (a protected action).
@@ -92,19 +92,6 @@ pub async fn access_history() -> Result<Vec<AccessRecord>, AppError> {
 
     let (state, request) = server_context()?;
     service::access_history(&state, &request).await
-}
-
-/// The member area's links.
-#[component]
-pub fn AccountNav() -> impl IntoView {
-    view! {
-        <nav class="account-nav" aria-label="My account">
-            <a href="/">"Profile"</a>
-            <a href="/account/orders">"Orders"</a>
-            <a href="/account/sessions">"Sessions"</a>
-            <a href="/account/access-history">"Access history"</a>
-        </nav>
-    }
 }
 
 #[component]

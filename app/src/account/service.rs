@@ -14,6 +14,7 @@ use crate::{
     db::BeginWrite,
     error::AppError,
     mode::Mode,
+    notice::write_ended,
     session::{device_of, store::end_row, EndReason},
     state::AppState,
 };
@@ -179,6 +180,7 @@ pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Resu
                 // end is. (Its token stays until the actor's next request, which finds
                 // it over and gives the actor their own session back, with a notice.)
                 if let Some(actor) = actor {
+                    write_ended(&mut tx, now, session.member.id, actor, id, EndReason::Revoked.as_str()).await?;
                     let event = NewEvent::new(AuditAction::OnBehalfEnd, request)
                         .actor(actor)
                         .subject(session.member.id)
@@ -188,6 +190,7 @@ pub async fn revoke(state: &AppState, request: &RequestContext, id: i64) -> Resu
                     tx.append_audit(now, event).await?;
                 }
                 tx.commit().await?;
+                state.presence.wake(&state.db, session.member.id).await;
                 return Ok(());
             }
         }

@@ -41,10 +41,16 @@ pub async fn whoami() -> Result<Option<Viewer>, AppError> {
 
     let (state, request) = server_context()?;
     let now = state.clock.now();
-    Ok(request
-        .session
-        .as_ref()
-        .map(|session| service::viewer_of(session, now)))
+    let Some(session) = request.session.as_ref() else {
+        return Ok(None);
+    };
+    let mut viewer = service::viewer_of(session, now);
+    // The member's own use only: who is in their account right now.
+    if let crate::context::AccountUse::Own = session.account_use() {
+        viewer.someone_in =
+            crate::session::presence::live_on_behalf_of(&state.db, session.member.id, now).await?;
+    }
+    Ok(Some(viewer))
 }
 
 /// The one-time notice for this page, if the server has one (why a session on

@@ -209,5 +209,6 @@ pub fn viewer_of(session: &CurrentSession, now: crate::clock::Millis) -> Viewer 
             may_act: on_behalf.may_act,
             act_lost: on_behalf.act_lost,
         }),
+        someone_in: Vec::new(),
     }
 }

@@ -150,6 +150,7 @@ fn refresh_on_success(done: Signal<bool>, refresh: RwSignal<u32>, clear: Option<
 /// `/admin/groups/{id}`: the group's members; the blade opens over it.
 #[component]
 pub fn GroupDetailPage() -> impl IntoView {
+    let location = use_location();
     let params = use_params_map();
     let query = use_query_map();
     let refresh = RwSignal::new(0u32);
@@ -174,6 +175,9 @@ pub fn GroupDetailPage() -> impl IntoView {
         <div class="with-blade">
             <Gated gate=Gate::Admin render=move |_viewer: Viewer| view! { <GroupView group refresh/> }/>
             <Outlet/>
+            <Show when=move || group_blade_id(&location.pathname.get()).is_some()>
+                <GroupBladeRoute/>
+            </Show>
         </div>
     }
 }
@@ -416,11 +420,18 @@ fn DangerZone(gid: i64, name: String) -> impl IntoView {
 }
 
 /// `/admin/groups/{group}/members/{id}`: the same blade, over the group.
+/// The member ID of `/admin/groups/{group}/members/{id}`.
+fn group_blade_id(path: &str) -> Option<i64> {
+    let rest = path.strip_prefix("/admin/groups/")?;
+    let (_, member) = rest.split_once("/members/")?;
+    member.trim_end_matches('/').parse().ok()
+}
+
 #[component]
 pub fn GroupBladeRoute() -> impl IntoView {
     let params = use_params_map();
     let location = use_location();
-    let id = Signal::derive(move || params.read().get("id").and_then(|id| id.parse::<i64>().ok()));
+    let id = Signal::derive(move || group_blade_id(&location.pathname.get()));
     let close_href = Signal::derive(move || {
         let group = params.read().get("group").unwrap_or_default();
         match location.search.get() {

@@ -6,11 +6,14 @@ use leptos::{ev, html, prelude::*, wasm_bindgen::JsCast};
 use leptos_router::{hooks::use_navigate, NavigateOptions};
 
 use crate::{
+    consent::RequestAccess,
     error::AppError,
+    grant::RoleGrants,
     members::{
         get_member, group_choices, lookup_members, parse_id_list, GroupRef, MemberDetail, MemberForm,
         UpdateMember,
     },
+    mode::Mode,
     one_click::ui::OneClickPanel,
     oversight::ui::MemberSessionsPanel,
     role::Role,
@@ -155,8 +158,12 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
     let can_log_in_on_behalf = detail.can_log_in_on_behalf;
     let can_create_link = detail.can_create_link;
     let can_see_sessions = detail.can_see_sessions;
+    let can_request = detail.consent.can_request;
     let links_open = RwSignal::new(false);
     let sessions_open = RwSignal::new(false);
+    let request_open = RwSignal::new(false);
+    // The viewer's request waits for the member's answer (sent before, or just now).
+    let request_sent = RwSignal::new(detail.consent.pending_request);
     let link_name = member.display_name.clone();
     let shown = detail.clone();
     let member_id = member.id;
@@ -172,9 +179,17 @@ fn BladeBody(detail: MemberDetail, editing: RwSignal<bool>, saved: Callback<()>)
                 {can_edit.then(|| view! { <PanelToggle label="Edit" open=editing/> })}
                 {can_create_link.then(|| view! { <PanelToggle label="One-click link" open=links_open/> })}
                 {can_see_sessions.then(|| view! { <PanelToggle label="Sessions" open=sessions_open/> })}
-                {(!can_edit && !can_log_in_on_behalf && !can_create_link && !can_see_sessions)
+                {move || (can_request && !request_sent.get())
+                    .then(|| view! { <PanelToggle label="Request access" open=request_open/> })}
+                {(!can_edit && !can_log_in_on_behalf && !can_create_link && !can_see_sessions && !can_request)
                     .then(|| view! { <span class="muted">"You may view this member but not change them."</span> })}
             </div>
+            {move || request_sent.get().then(|| view! {
+                <p class="notice notice-info" role="status">"Request sent — waiting for the member's answer."</p>
+            })}
+            <Show when=move || request_open.get() && !request_sent.get() && !editing.get()>
+                <RequestAccessForm member_id sent=request_sent/>
+            </Show>
             <Show when=move || links_open.get() && !editing.get()>
                 <OneClickPanel member_id name=link_name.clone()/>
             </Show>
@@ -230,6 +245,24 @@ fn MemberFacts(detail: MemberDetail) -> impl IntoView {
         .into_iter()
         .map(|who| view! { <li>{format!("#{} {}", who.id, who.display_name)}</li> }.into_any())
         .collect();
+    let consent_setting = match detail.consent.role_grants {
+        RoleGrants::Ask => "Asks first",
+        RoleGrants::Allowed => "Lets role grants in",
+    };
+    let grants = detail
+        .consent
+        .grants
+        .into_iter()
+        .map(|grant| {
+            let text = format!(
+                "{} · {} · until {}",
+                grant.grantee_name,
+                blade_mode(grant.mode),
+                grant.expires
+            );
+            view! { <li>{text}</li> }.into_any()
+        })
+        .collect();
     view! {
         <dl class="facts">
             <dt>"ID"</dt>
@@ -252,7 +285,67 @@ fn MemberFacts(detail: MemberDetail) -> impl IntoView {
             <dd>{inline_list(groups, "None")}</dd>
             <dt>"Proxy login permission"</dt>
             <dd>{inline_list(proxies, "Nobody (only the role rule applies)")}</dd>
+            <dt>"On their behalf"</dt>
+            <dd>{consent_setting}</dd>
+            <dt>"Access granted"</dt>
+            <dd>{inline_list(grants, "None")}</dd>
         </dl>
+    }
+}
+
+/// **Request access**: asks the member, who asks first, to let the viewer in. On
+/// success the blade says the request waits (`sent`).
+#[component]
+fn RequestAccessForm(member_id: i64, sent: RwSignal<bool>) -> impl IntoView {
+    let action = ServerAction::<RequestAccess>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = action.value().get() {
+            sent.set(true);
+        }
+    });
+    view! {
+        <section class="request-access" aria-labelledby="request-access-title">
+            <h3 id="request-access-title">"Request access"</h3>
+            <p class="muted">"This member asks first: they answer your request."</p>
+            {move || action.value().get().and_then(Result::err).map(|error| view! { <ErrorPanel error/> })}
+            <ActionForm action attr:class="form request-access-form">
+                <input type="hidden" name="member_id" value=member_id/>
+                <div class="field">
+                    <label for="request-reason">"Reason"</label>
+                    <textarea id="request-reason" name="reason" rows="2" maxlength="500" required></textarea>
+                </div>
+                <div class="field">
+                    <label for="request-mode">"Mode"</label>
+                    <select id="request-mode" name="mode">
+                        <option value="view">"View only"</option>
+                        <option value="act">"Act"</option>
+                    </select>
+                </div>
+                <div class="field">
+                    <label for="request-duration">"Duration"</label>
+                    <select id="request-duration" name="duration">
+                        <option value="1h">"1 hour"</option>
+                        <option value="1d">"1 day"</option>
+                        <option value="1w">"1 week"</option>
+                    </select>
+                </div>
+                <div>
+                    <button type="submit" class="button primary" disabled=move || action.pending().get()>
+                        "Send request"
+                    </button>
+                </div>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// A grant's mode as the blade shows it. The blade's own words, not the Access page's
+/// helpers: code shared with that page's lazily loaded chunk was called before the
+/// chunk had arrived (a `RuntimeError: unreachable` on some direct loads of a blade).
+fn blade_mode(mode: Mode) -> &'static str {
+    match mode {
+        Mode::View => "View only",
+        Mode::Act => "Act",
     }
 }
 

@@ -20,6 +20,8 @@ use crate::{
 
 pub mod blade;
 #[cfg(feature = "ssr")]
+mod consent;
+#[cfg(feature = "ssr")]
 pub mod directory;
 #[cfg(feature = "ssr")]
 pub mod search;
@@ -229,6 +231,9 @@ pub struct MemberDetail {
     pub can_see_sessions: bool,
     /// The roles the viewer may give (those up to their own rank).
     pub assignable_roles: Vec<Role>,
+    /// The member's consent (Step 12): their setting in force, live grants, and
+    /// whether the viewer needs to request access.
+    pub consent: crate::grant::BladeConsent,
 }
 
 /// What the member editor sends, as typed (the wire type of `update_member`). Lists

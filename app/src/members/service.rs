@@ -15,7 +15,7 @@ use crate::{
     db::{
         is_unique_violation, stored_role,
         tx::{with_tx, Tx},
-        BeginWrite, Db,
+        BeginWrite,
     },
     email::{email_key, Email},
     error::{AppError, Refusal},
@@ -29,7 +29,6 @@ use crate::{
     one_click::store::revoke_member_links,
     policy::{assignable_roles, may_change_role, may_edit, may_grant},
     role::Role,
-    rule,
     session::end_member_sessions,
     state::AppState,
 };
@@ -51,10 +50,11 @@ fn no_such_member(id: i64) -> AppError {
 /// Everything the blade shows about member `id`. Admin access.
 pub async fn detail(state: &AppState, request: &RequestContext, id: i64) -> Result<MemberDetail, AppError> {
     let viewer = require_admin(request)?;
-    detail_for(&state.db, viewer, id).await
+    detail_for(state, viewer, id).await
 }
 
-async fn detail_for(db: &Db, viewer: &CurrentSession, id: i64) -> Result<MemberDetail, AppError> {
+async fn detail_for(state: &AppState, viewer: &CurrentSession, id: i64) -> Result<MemberDetail, AppError> {
+    let db = &state.db;
     let row: Option<DetailRow> = with_db!(db, pool => {
         sqlx::query_as(DETAIL).bind(id).fetch_optional(pool).await?
     });
@@ -73,23 +73,9 @@ async fn detail_for(db: &Db, viewer: &CurrentSession, id: i64) -> Result<MemberD
     let me = &viewer.member;
     let can_edit = may_edit(me.role, member.role);
     let grant = proxies.iter().find(|(actor, _, _)| *actor == me.id);
-    let can_log_in_on_behalf = rule::can_log_in_on_behalf(
-        &rule::Actor {
-            id: me.id,
-            role: me.role,
-            admin_access: me.admin_access,
-            on_behalf: viewer.on_behalf.is_some(),
-        },
-        Some(&rule::Target {
-            id: member.id,
-            role: member.role,
-            deleted: false,
-            login_enabled: member.login_enabled,
-            grants_actor: grant.is_some(),
-            grant_written_by_actor: grant.is_some_and(|(_, _, by)| *by == Some(me.id)),
-        }),
-    )
-    .is_ok();
+    let explicit = grant.map(|(_, _, by)| *by == Some(me.id));
+    let (can_log_in_on_behalf, consent) =
+        super::consent::blade_consent(state, viewer, &member, explicit).await?;
     let can_create_link = viewer.on_behalf.is_none()
         && crate::policy::may_create_link(
             crate::policy::LinkParty {
@@ -122,6 +108,7 @@ async fn detail_for(db: &Db, viewer: &CurrentSession, id: i64) -> Result<MemberD
         } else {
             Vec::new()
         },
+        consent,
     })
 }
 
@@ -305,7 +292,7 @@ pub async fn change_member(
         .await
     });
     record_refusal(state, request, session, REFUSED, object, outcome).await?;
-    detail_for(&state.db, session, id).await
+    detail_for(state, session, id).await
 }
 
 /// The change inside `tx`: read and lock what is, check, write, end what the member

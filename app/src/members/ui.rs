@@ -7,7 +7,7 @@ use leptos::{ev, html, prelude::*, wasm_bindgen::JsCast};
 use leptos_meta::Title;
 use leptos_router::{
     components::Outlet,
-    hooks::{use_location, use_navigate, use_params_map, use_query_map},
+    hooks::{use_location, use_navigate, use_query_map},
     location::Location,
     params::ParamsMap,
     NavigateOptions,
@@ -90,6 +90,7 @@ type GroupsResource = Resource<Result<Vec<GroupRef>, crate::error::AppError>>;
 
 #[component]
 pub fn MembersPage() -> impl IntoView {
+    let location = use_location();
     let params = use_query_map();
     let refresh = RwSignal::new(0u32);
     provide_context(ListRefresh(refresh));
@@ -122,16 +123,25 @@ pub fn MembersPage() -> impl IntoView {
         <div class="with-blade">
             <Gated gate=Gate::Admin render=move |_viewer: Viewer| view! { <MembersList members groups/> }/>
             <Outlet/>
+            <Show when=move || blade_in_path(&location.pathname.get(), "/admin/members/").is_some()>
+                <MemberBladeRoute/>
+            </Show>
         </div>
     }
+}
+
+/// The member ID of a blade's address: what follows `prefix` (`/admin/members/` or
+/// `/admin/groups/{group}/members/`), when it is one. The pages draw their blade
+/// themselves (see `lib.rs`), so it is read from the path, not a child route's params.
+pub fn blade_in_path(path: &str, prefix: &str) -> Option<i64> {
+    path.strip_prefix(prefix)?.trim_end_matches('/').parse().ok()
 }
 
 /// `/admin/members/{id}`: the blade over the list.
 #[component]
 pub fn MemberBladeRoute() -> impl IntoView {
-    let params = use_params_map();
     let location = use_location();
-    let id = Signal::derive(move || params.read().get("id").and_then(|id| id.parse::<i64>().ok()));
+    let id = Signal::derive(move || blade_in_path(&location.pathname.get(), "/admin/members/"));
     let close_href = Signal::derive(move || match location.search.get() {
         search if search.trim_start_matches('?').is_empty() => "/admin/members".to_string(),
         search => format!("/admin/members?{}", search.trim_start_matches('?')),

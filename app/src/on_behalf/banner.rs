@@ -1,7 +1,8 @@
 //! The impersonation banner on every page of a session on behalf: who is viewing or
 //! acting as whom, the time left, **Act on behalf** (elevating a view-only session)
-//! and **Leave impersonation**. It is in the first download: its forms are
-//! `PostForm`s, not `ActionForm`s (see `ui::PostForm`).
+//! and **Leave impersonation**; a reload when the session ends under the actor (an
+//! event stream). It is in the first download: its forms are `PostForm`s, not
+//! `ActionForm`s (see `ui::PostForm`).
 
 use std::time::Duration;
 
@@ -78,6 +79,19 @@ fn Banner(member_name: String, on_behalf: OnBehalfView) -> impl IntoView {
             let _ = window().location().reload();
         }
         None => {}
+    });
+    // When the session ends under the actor (the member chose **End it now**, or it
+    // was revoked), the server says so at once: a reload brings the actor back to their
+    // own session, with a notice why. Not when the actor is leaving: that goes on to
+    // its own page.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        crate::consent::presence_ui::listen("/api/on-behalf/events", &["on_behalf_ended"], move || {
+            let leaving = action.pending().get_untracked() || action.value().get_untracked().is_some();
+            if !leaving {
+                let _ = window().location().reload();
+            }
+        })
     });
     let viewing = on_behalf.mode == Mode::View;
     let tail = match (viewing, on_behalf.act_lost) {

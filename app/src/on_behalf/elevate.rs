@@ -5,14 +5,15 @@ use serde_json::json;
 
 use super::{
     check_reason,
-    service::{reauthenticate, refuse, wrong_password},
+    reauth::reauthenticate,
+    service::{refuse, wrong_password},
 };
 use crate::{
     audit_action::{AuditAction, ObjectKind},
     audit_writer::{AuditTx, NewEvent},
     context::RequestContext,
     db::{with_db, BeginWrite},
-    error::{AppError, Refusal},
+    error::AppError,
     mode::Mode,
     password::{check_entered, Password},
     session::token::Token,
@@ -45,7 +46,7 @@ pub async fn elevate(
         return Err(already_acting());
     }
     if !on_behalf.may_act {
-        let error = AppError::Refused(Refusal::ActNeedsRole);
+        let error = AppError::Refused(super::service::act_refusal(on_behalf.grant));
         return Err(refuse(state, request, session, member_id, error).await);
     }
     let actor = session.actor();

@@ -10,6 +10,8 @@ pub mod banner;
 #[cfg(feature = "ssr")]
 pub mod elevate;
 #[cfg(feature = "ssr")]
+pub mod reauth;
+#[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
 pub mod targets;

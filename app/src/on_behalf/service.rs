@@ -5,39 +5,22 @@ use serde_json::json;
 use crate::{
     audit_action::{AuditAction, ObjectKind},
     audit_writer::{clip_user_agent, record, AuditTx, NewEvent},
-    clock::{Millis, MINUTE, SECOND},
+    clock::MINUTE,
     context::{CurrentSession, RequestContext},
     db::with_db,
     db::{is_unique_violation, stored_role, BeginWrite},
     error::{AppError, Refusal},
+    grant::{asks_first, grant_mode, member_grant_sql},
     members::directory::groups_of,
-    mode::{may_act, Mode},
-    on_behalf::{check_reason, Candidate, Preview},
-    password::{check_entered, credentials, Password},
+    mode::Mode,
+    notice::{write_notice, NewNotice, NoticeKind},
+    on_behalf::{check_reason, reauth::reauthenticate, Candidate, Preview},
+    password::{check_entered, Password},
     role::Role,
-    rule::{self, Denial, Grant},
+    rule::{self, may_act, Denial, Grant},
     session::{end_on_behalf, next_idle_expiry, token::Token, EndOnBehalf, EndOutcome, EndReason},
     state::AppState,
 };
-
-/// Failed re-authentications that lock login on behalf…
-pub const LOCKOUT_FAILURES: usize = 5;
-/// …when they fall within this window…
-pub const LOCKOUT_WINDOW: Millis = 15 * MINUTE;
-/// …for this long after the last of them.
-pub const LOCKOUT_FOR: Millis = 15 * MINUTE;
-
-/// Until when login on behalf is locked, given the times of the actor's most
-/// recent failed re-authentications (newest first, at most `LOCKOUT_FAILURES`).
-pub fn locked_until(now: Millis, recent_failures: &[Millis]) -> Option<Millis> {
-    if recent_failures.len() < LOCKOUT_FAILURES {
-        return None;
-    }
-    let newest = recent_failures[0];
-    let oldest = recent_failures[LOCKOUT_FAILURES - 1];
-    let until = newest + LOCKOUT_FOR;
-    (newest - oldest <= LOCKOUT_WINDOW && now < until).then_some(until)
-}
 
 /// A member as the rule sees them, with whether the actor (`$2` in the query) is named
 /// in their proxy login permission and wrote that entry themselves.
@@ -51,16 +34,25 @@ pub(super) struct TargetRow {
     pub deleted_at: Option<i64>,
     pub grants_actor: i64,
     pub grant_by_actor: i64,
+    pub role_grants: String,
+    pub member_grant: Option<i64>,
 }
 
-/// The columns of a `TargetRow` from `members m`, for the actor bound as `$2`.
-pub(super) const TARGET_COLUMNS: &str = "m.id, m.display_name, m.email, m.role, m.login_enabled, m.deleted_at, \
-     (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2) AS grants_actor, \
-     (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2 \
-      AND p.granted_by = $2) AS grant_by_actor";
+/// The columns of a `TargetRow` from `members m`, for the actor bound as `$2` and the
+/// time bound as `now` (a placeholder such as `$3`).
+pub(super) fn target_columns(now: &str) -> String {
+    format!(
+        "m.id, m.display_name, m.email, m.role, m.login_enabled, m.deleted_at, \
+         (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2) AS grants_actor, \
+         (SELECT COUNT(*) FROM proxy_permissions p WHERE p.member_id = m.id AND p.actor_id = $2 \
+          AND p.granted_by = $2) AS grant_by_actor, m.role_grants, {} AS member_grant",
+        member_grant_sql("m.id", "$2", now)
+    )
+}
 
 impl TargetRow {
-    pub(super) fn rule_target(&self) -> Result<rule::Target, AppError> {
+    /// The target as the rule sees it; `consent_required` is the server's setting.
+    pub(super) fn rule_target(&self, consent_required: bool) -> Result<rule::Target, AppError> {
         Ok(rule::Target {
             id: self.id,
             role: stored_role(self.id, &self.role)?,
@@ -68,6 +60,8 @@ impl TargetRow {
             login_enabled: self.login_enabled,
             grants_actor: self.grants_actor > 0,
             grant_written_by_actor: self.grant_by_actor > 0,
+            asks_first: asks_first(&self.role_grants, consent_required),
+            member_grant: grant_mode(self.member_grant),
         })
     }
 }
@@ -90,13 +84,18 @@ async fn check_rule(
     member_id: i64,
 ) -> Result<(Result<Grant, Denial>, Option<TargetRow>), AppError> {
     let row: Option<TargetRow> = with_db!(&state.db, pool => {
-        sqlx::query_as(&format!("SELECT {TARGET_COLUMNS} FROM members m WHERE m.id = $1"))
+        sqlx::query_as(&format!("SELECT {} FROM members m WHERE m.id = $1", target_columns("$3")))
             .bind(member_id)
             .bind(session.actor().id)
+            .bind(state.clock.now())
             .fetch_optional(pool)
             .await?
     });
-    let target = row.as_ref().map(TargetRow::rule_target).transpose()?;
+    let consent_required = state.settings.consent_required;
+    let target = row
+        .as_ref()
+        .map(|row| row.rule_target(consent_required))
+        .transpose()?;
     let actor = rule_actor(session);
     let verdict = rule::can_log_in_on_behalf(&actor, target.as_ref());
     // Someone who could not log in on this member's behalf whatever the member's state
@@ -133,6 +132,15 @@ pub async fn preview(
     })
 }
 
+/// Why acting is refused to a session allowed by `grant`: a member's view-only grant,
+/// or the actor's role (`--act-min-role`).
+pub(super) fn act_refusal(grant: Option<Grant>) -> Refusal {
+    match grant {
+        Some(Grant::Member(Mode::View)) => Refusal::GrantViewOnly,
+        _ => Refusal::ActNeedsRole,
+    }
+}
+
 /// Records a refused start (no change but this record) and returns the error.
 pub(super) async fn refuse(
     state: &AppState,
@@ -156,108 +164,6 @@ pub(super) async fn refuse(
         Ok(_) => error,
         Err(db_error) => db_error,
     }
-}
-
-/// Holds actor `$actor`'s member row inside `$tx` until it ends (PostgreSQL; `$for_update`
-/// is empty on SQLite, whose write transaction serialises anyway): the one lock that
-/// claiming and settling re-authentication attempts share.
-macro_rules! lock_actor {
-    ($tx:expr, $for_update:expr, $actor:expr) => {
-        sqlx::query(&format!("SELECT id FROM members WHERE id = $1{}", $for_update))
-            .bind($actor)
-            .fetch_optional(&mut *$tx)
-            .await?;
-    };
-}
-
-/// A pending attempt older than this is a check that never finished (the checks run
-/// in a task of their own, so only a crash leaves one).
-pub const PENDING_FOR: Millis = 10 * SECOND;
-
-/// Counts a re-authentication attempt as pending before its password is checked (a
-/// row of `reauth_attempts`, kept as a failure if the password was wrong, removed if
-/// it was right), or refuses it while login on behalf is locked. The actor's member
-/// row is locked meanwhile (PostgreSQL; SQLite's write lock serialises anyway), and
-/// no more attempts are checked at once than could still fail before the lock: however
-/// many arrive together, no more than `LOCKOUT_FAILURES` are ever verified in a window.
-async fn claim_attempt(state: &AppState, actor_id: i64) -> Result<i64, AppError> {
-    let now = state.clock.now();
-    let for_update = state.db.for_update();
-    with_db!(&state.db, pool => {
-        let mut tx = pool.begin_write().await?;
-        lock_actor!(tx, for_update, actor_id);
-        let recent: Vec<(i64,)> = sqlx::query_as(
-            "SELECT failed_at FROM reauth_attempts WHERE actor_id = $1 AND NOT pending \
-             ORDER BY failed_at DESC LIMIT 5",
-        )
-        .bind(actor_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let recent: Vec<Millis> = recent.into_iter().map(|(at,)| at).collect();
-        if let Some(until) = locked_until(now, &recent) {
-            tx.rollback().await?;
-            let retry_after = u64::try_from((until - now + SECOND - 1) / SECOND).unwrap_or(1).max(1);
-            return Err(AppError::LockedOut { retry_after });
-        }
-        let (pending,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM reauth_attempts WHERE actor_id = $1 AND pending AND failed_at > $2",
-        )
-        .bind(actor_id)
-        .bind(now - PENDING_FOR)
-        .fetch_one(&mut *tx)
-        .await?;
-        if pending >= checks_allowed(now, &recent) {
-            tx.rollback().await?;
-            return Err(AppError::Conflict(
-                "Your other attempts to log in on behalf are being checked right now. Try again in a moment.".into(),
-            ));
-        }
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO reauth_attempts (actor_id, failed_at, pending) VALUES ($1, $2, TRUE) RETURNING id",
-        )
-        .bind(actor_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(id)
-    })
-}
-
-/// How many re-authentications may be checked at once, given the actor's most recent
-/// failures (newest first): as many as could still fail before the lockout, at least one.
-pub fn checks_allowed(now: Millis, recent_failures: &[Millis]) -> i64 {
-    let in_window = recent_failures
-        .iter()
-        .filter(|at| now - **at < LOCKOUT_WINDOW)
-        .count();
-    (LOCKOUT_FAILURES.saturating_sub(in_window) as i64).max(1)
-}
-
-/// Settles a pending attempt: kept as a failure (wrong password) or removed. Under the
-/// same lock as `claim_attempt`, so a claim never reads the failures before an attempt
-/// settles and the pending ones after (missing it in both and letting one more in).
-async fn settle_attempt(state: &AppState, actor_id: i64, attempt: i64, failed: bool) -> Result<(), AppError> {
-    let now = state.clock.now();
-    let for_update = state.db.for_update();
-    with_db!(&state.db, pool => {
-        let mut tx = pool.begin_write().await?;
-        lock_actor!(tx, for_update, actor_id);
-        if failed {
-            sqlx::query("UPDATE reauth_attempts SET pending = FALSE, failed_at = $2 WHERE id = $1")
-                .bind(attempt)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query("DELETE FROM reauth_attempts WHERE id = $1")
-                .bind(attempt)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-    });
-    Ok(())
 }
 
 /// Starts a session on behalf: the reason and the password's length, the rule, the
@@ -286,7 +192,7 @@ pub async fn start(
         }
     };
     if mode == Mode::Act && !may_act(actor.role, grant, state.settings.act_min_role) {
-        let error = AppError::Refused(Refusal::ActNeedsRole);
+        let error = AppError::Refused(act_refusal(Some(grant)));
         return Err(refuse(state, request, session, member_id, error).await);
     }
     let target = row.ok_or(AppError::Internal)?;
@@ -310,34 +216,6 @@ pub async fn start(
     switch(state, request, session, start, &token).await?;
     tracing::info!(actor = actor.id, member = target.id, "session on behalf started");
     Ok(token)
-}
-
-/// Whether `password` is actor `actor_id`'s own (`email`'s), checked exactly as at
-/// sign-in after the attempt is counted (`claim_attempt`), or the lockout's refusal.
-/// Claimed, checked and settled in a task of its own, so that a client dropping the
-/// connection half-way can never leave the attempt pending.
-pub(super) async fn reauthenticate(
-    state: &AppState,
-    actor_id: i64,
-    email: &str,
-    password: Password,
-) -> Result<bool, AppError> {
-    let place = state.hasher.reserve()?;
-    let (state, email) = (state.clone(), email.to_string());
-    tokio::spawn(async move {
-        let _place = place;
-        let attempt = claim_attempt(&state, actor_id).await?;
-        // The sign-in check itself: the same lookup and the same verifier.
-        let (credentials, verified) = credentials::check(&state.db, &state.hasher, &email, password).await?;
-        let verified = verified && credentials.is_some_and(|c| c.id == actor_id);
-        settle_attempt(&state, actor_id, attempt, !verified).await?;
-        Ok::<bool, AppError>(verified)
-    })
-    .await
-    .map_err(|error| {
-        tracing::error!(%error, "the re-authentication check stopped");
-        AppError::Internal
-    })?
 }
 
 /// Records a wrong password given to start a session on behalf of `member_id` and
@@ -432,6 +310,26 @@ async fn switch(
             Err(error) if is_unique_violation(&error) => return Err(already_switched()),
             Err(error) => return Err(error.into()),
         };
+        // The member is told (and, with SMTP configured, mailed), in the same
+        // transaction; a member grant's use is a notice of its own.
+        let mail = state.settings.mail.is_some();
+        let notice = NewNotice {
+            member_id: target,
+            kind: NoticeKind::OnBehalfStarted,
+            actor_id: Some(actor),
+            reason,
+            mode: Some(mode),
+            session_id: Some(id),
+            request_id: None,
+        };
+        write_notice(&mut tx, now, mail, notice.clone()).await?;
+        if let Grant::Member(_) = grant {
+            let used = NewNotice {
+                kind: NoticeKind::GrantUsed,
+                ..notice
+            };
+            write_notice(&mut tx, now, mail, used).await?;
+        }
         let event = NewEvent::new(AuditAction::OnBehalfStart, request)
             .actor(actor)
             .subject(target)
@@ -446,6 +344,7 @@ async fn switch(
             }));
         tx.append_audit(now, event).await?;
         tx.commit().await?;
+        state.presence.wake(&state.db, target).await;
         Ok(())
     })
 }
@@ -516,6 +415,9 @@ pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Ve
                 login_enabled,
                 grants_actor: true,
                 grant_written_by_actor: granted_by == Some(session.member.id),
+                // An explicit grant needs no consent.
+                asks_first: false,
+                member_grant: None,
             };
             rule::can_log_in_on_behalf(&actor, Some(&target)).ok()?;
             Some(Candidate {
@@ -538,35 +440,4 @@ pub async fn candidates(state: &AppState, request: &RequestContext) -> Result<Ve
             .collect();
     }
     Ok(list)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_more_reauthentications_run_at_once_than_could_fail_before_the_lockout() {
-        let t = 100 * MINUTE;
-        assert_eq!(checks_allowed(t, &[]), 5);
-        assert_eq!(checks_allowed(t, &[t - MINUTE, t - 2 * MINUTE]), 3);
-        // Failures older than the window no longer count.
-        assert_eq!(checks_allowed(t, &[t - 16 * MINUTE]), 5);
-        let five = [t; 5];
-        assert_eq!(checks_allowed(t, &five), 1);
-    }
-
-    #[test]
-    fn five_failures_within_fifteen_minutes_lock_for_fifteen_minutes() {
-        let t = 100 * MINUTE;
-        let five = [t, t - MINUTE, t - 2 * MINUTE, t - 3 * MINUTE, t - 4 * MINUTE];
-        assert_eq!(locked_until(t, &five), Some(t + 15 * MINUTE));
-        assert_eq!(locked_until(t + 15 * MINUTE - 1, &five), Some(t + 15 * MINUTE));
-        assert_eq!(locked_until(t + 15 * MINUTE, &five), None);
-        // Four are not enough.
-        assert_eq!(locked_until(t, &five[..4]), None);
-        // Five spread over more than fifteen minutes are not a lockout.
-        let spread = [t, t - MINUTE, t - 2 * MINUTE, t - 3 * MINUTE, t - 16 * MINUTE];
-        assert_eq!(locked_until(t, &spread), None);
-        assert_eq!(locked_until(t, &[]), None);
-    }
 }

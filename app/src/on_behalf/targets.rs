@@ -7,7 +7,7 @@ use crate::{
     context::RequestContext,
     db::with_db,
     error::AppError,
-    on_behalf::service::{rule_actor, TargetRow, TARGET_COLUMNS},
+    on_behalf::service::{rule_actor, target_columns, TargetRow},
     role::Role,
     rule,
 };
@@ -66,9 +66,10 @@ pub async fn aliaslogin_targets(
     } else {
         format!("m.role IN ({}) OR ", lower.join(", "))
     };
-    // The actor is bound as $2, as TARGET_COLUMNS expects.
+    // The actor is bound as $2, as `target_columns` expects, and the time as $4.
+    let columns = target_columns("$4");
     let sql = format!(
-        "SELECT {TARGET_COLUMNS} FROM members m \
+        "SELECT {columns} FROM members m \
          WHERE m.deleted_at IS NULL AND m.login_enabled AND m.id <> $2 AND m.id > $1 \
          AND ({by_role}m.id IN (SELECT member_id FROM proxy_permissions WHERE actor_id = $2)) \
          ORDER BY m.id LIMIT $3"
@@ -78,6 +79,7 @@ pub async fn aliaslogin_targets(
             .bind(after.unwrap_or(0))
             .bind(me.id)
             .bind(limit)
+            .bind(state.clock.now())
             .fetch_all(pool)
             .await?
     });
@@ -86,7 +88,7 @@ pub async fn aliaslogin_targets(
         .flatten();
     let mut targets = Vec::with_capacity(rows.len());
     for row in rows {
-        let target = row.rule_target()?;
+        let target = row.rule_target(state.settings.consent_required)?;
         if rule::can_log_in_on_behalf(&actor, Some(&target)).is_ok() {
             targets.push(AliasTarget {
                 id: row.id,

@@ -16,6 +16,7 @@ use crate::{
         BeginWrite,
     },
     error::{AppError, Refusal},
+    grant::{link_allowed, link_consent},
     guard::{record_refusal, require, require_admin},
     one_click::{CreatedLink, LinkList, OneClickLink, PATH_PREFIX},
     policy::{may_create_link, may_manage_links, may_use_admin, LinkParty},
@@ -126,6 +127,12 @@ pub async fn create(
     let object = (ObjectKind::Member, member_id.to_string());
     let session = require(state, request, REFUSED, object.clone(), may_change_links).await?;
     let minutes = lifetime(&state.settings, minutes)?;
+    // A member who asks first (Step 12): a link signs in as them fully, so only a grant
+    // to act (or an explicit permission someone else wrote) lets its maker make one.
+    let consent = link_consent(&state.db, member_id, session.actor().id, state.clock.now()).await?;
+    if !link_allowed(&consent, state.settings.consent_required) {
+        return Err(AppError::Denied(crate::rule::Denial::ConsentRequired));
+    }
     let token = Token::generate();
     let now = state.clock.now();
     let link = NewLink {
@@ -397,6 +404,12 @@ pub async fn continue_with(
     let browser = request.session.as_ref().map(|current| current.actor().id);
     if browser == Some(found.created_by) {
         let reason = "creators_browser";
+        return Err(failed(state, request, "continue", Some(member_id), Some(&found), reason).await);
+    }
+    // The member may have asked to be asked first since the link was made.
+    let consent = link_consent(&state.db, member_id, found.created_by, state.clock.now()).await?;
+    if !link_allowed(&consent, state.settings.consent_required) {
+        let reason = "consent_required";
         return Err(failed(state, request, "continue", Some(member_id), Some(&found), reason).await);
     }
     let hash = state.link_key.hash(&token);

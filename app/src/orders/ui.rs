@@ -4,11 +4,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::{
-    account::AccountNav,
     context::Viewer,
     mode::{Access, VIEW_ONLY_REASON},
     orders::{format_money, list_orders, Order, PlaceOrder, Product},
-    ui::{field_error, on_behalf_limit, Column, DataTable, ErrorPanel, LockedReason, Protected},
+    ui::{field_error, on_behalf_limit, AccountNav, Column, DataTable, ErrorPanel, LockedReason, Protected},
 };
 
 #[component]

@@ -12,6 +12,7 @@ use crate::{
     db::{stored_role, BeginWrite},
     error::{AppError, Refusal},
     guard::{refuse, require},
+    notice::write_ended,
     oversight::{Impersonation, ImpersonationList, MemberSession},
     policy,
     session::{
@@ -177,6 +178,7 @@ pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<
                 Err(refusal) => Err(AppError::Refused(refusal)),
                 Ok(()) => {
                     if end_row(&mut tx, now, id, EndReason::Revoked).await? {
+                        write_ended(&mut tx, now, member, actor, id, EndReason::Revoked.as_str()).await?;
                         tx.append_audit(now, ended_by(request, session.member.id, id, actor, member, now)).await?;
                         // And the overseer's own record, found under their name.
                         let event = NewEvent::new(AuditAction::ImpersonationEnded, request)
@@ -186,6 +188,7 @@ pub async fn end(state: &AppState, request: &RequestContext, id: i64) -> Result<
                             .details(json!({ "actor": actor }));
                         tx.append_audit(now, event).await?;
                         tx.commit().await?;
+                        state.presence.wake(&state.db, member).await;
                         Ok(())
                     } else {
                         Err(AppError::NotFound("There is no such live session on behalf.".to_string()))
@@ -222,6 +225,7 @@ pub async fn end_all(state: &AppState, request: &RequestContext) -> Result<usize
         .fetch_all(&mut *tx)
         .await?;
         for (id, actor, member) in &ended {
+            write_ended(&mut tx, now, *member, *actor, *id, EndReason::Revoked.as_str()).await?;
             tx.append_audit(now, ended_by(request, by, *id, *actor, *member, now)).await?;
         }
         let event = NewEvent::new(AuditAction::ImpersonationsEndedAll, request)
@@ -230,8 +234,12 @@ pub async fn end_all(state: &AppState, request: &RequestContext) -> Result<usize
             .details(json!({ "count": ended.len() }));
         tx.append_audit(now, event).await?;
         tx.commit().await?;
-        ended.len()
+        ended
     });
+    for (_, _, member) in &count {
+        state.presence.wake(&state.db, *member).await;
+    }
+    let count = count.len();
     Ok(count)
 }
 

@@ -9,7 +9,7 @@ use crate::{
     db::stored_role,
     db::with_db,
     error::AppError,
-    mode::{self, Mode},
+    mode::Mode,
     rule,
     session::{
         liveness, needs_touch, next_idle_expiry,
@@ -54,11 +54,28 @@ struct SessionLookup {
     parent_absolute_expires_at: Option<i64>,
     explicit_grant: i64,
     self_written_grant: i64,
+    role_grants: String,
+    member_grant: Option<i64>,
+    end_reason: Option<String>,
 }
 
 /// One round trip loads the session, its member and, for a session on behalf, the
 /// actor, the actor's own (parent) session and the explicit grant: everything the
 /// rule needs to be re-checked on every request.
+/// The lookup's query (built once): `LOOKUP`, the member's consent inputs to the rule
+/// (their setting, and — for a session on behalf only — the actor's live member
+/// grant at `$2`), and why the session ended.
+fn lookup_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "{LOOKUP}, m.role_grants, CASE WHEN s.actor_id IS NULL THEN NULL ELSE {} END AS member_grant, \
+             s.end_reason {LOOKUP_FROM}",
+            crate::grant::member_grant_sql("s.member_id", "s.actor_id", "$2")
+        )
+    })
+}
+
 const LOOKUP: &str = "SELECT s.id, s.member_id, s.created_at, s.last_seen_at, s.idle_expires_at, \
      s.absolute_expires_at, s.ended_at, s.actor_id, s.parent_id, s.reason, s.mode, m.email, m.display_name, m.role, \
      m.admin_access, m.login_enabled, m.deleted_at, m.created_at AS member_created_at, m.last_sign_in_at, \
@@ -70,8 +87,10 @@ const LOOKUP: &str = "SELECT s.id, s.member_id, s.created_at, s.last_seen_at, s.
      (SELECT COUNT(*) FROM proxy_permissions g WHERE g.member_id = s.member_id AND g.actor_id = s.actor_id) \
      AS explicit_grant, \
      (SELECT COUNT(*) FROM proxy_permissions g WHERE g.member_id = s.member_id AND g.actor_id = s.actor_id \
-      AND g.granted_by = s.actor_id) AS self_written_grant \
-     FROM sessions s JOIN members m ON m.id = s.member_id \
+      AND g.granted_by = s.actor_id) AS self_written_grant";
+
+/// What `LOOKUP` reads from (the token bound as `$1`, the time as `$2`).
+const LOOKUP_FROM: &str = "FROM sessions s JOIN members m ON m.id = s.member_id \
      LEFT JOIN members a ON a.id = s.actor_id LEFT JOIN sessions p ON p.id = s.parent_id \
      WHERE s.token_hash = $1";
 
@@ -109,7 +128,7 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Lookup, AppError
     }
     let hash = token::hash_token(token);
     let row: Option<SessionLookup> = with_db!(&state.db, pool => {
-        sqlx::query_as(LOOKUP).bind(&hash).fetch_optional(pool).await?
+        sqlx::query_as(lookup_sql()).bind(&hash).bind(state.clock.now()).fetch_optional(pool).await?
     });
     let Some(row) = row else {
         return ended_on_behalf(state, &hash).await.map(|ended| {
@@ -138,13 +157,9 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Lookup, AppError
     };
     let liveness = liveness(now, row.ended_at, row.idle_expires_at, row.absolute_expires_at);
     let on_behalf = match (row.actor_id, row.parent_id) {
-        (Some(actor_id), Some(parent_id)) => Some(on_behalf_of(
-            &row,
-            actor_id,
-            parent_id,
-            &member,
-            state.settings.act_min_role,
-        )?),
+        (Some(actor_id), Some(parent_id)) => {
+            Some(on_behalf_of(&row, actor_id, parent_id, &member, &state.settings)?)
+        }
         _ => None,
     };
     if let Some(on_behalf) = on_behalf {
@@ -213,8 +228,9 @@ fn on_behalf_of(
     actor_id: i64,
     parent_id: i64,
     member: &MemberRow,
-    act_min_role: Option<crate::role::Role>,
+    settings: &crate::state::Settings,
 ) -> Result<OnBehalf, AppError> {
+    let (act_min_role, consent_required) = (settings.act_min_role, settings.consent_required);
     let (Some(actor_role), Some(actor_name), Some(actor_email)) = (
         row.actor_role.as_deref(),
         row.actor_name.clone(),
@@ -238,10 +254,12 @@ fn on_behalf_of(
             login_enabled: member.login_enabled,
             grants_actor: row.explicit_grant > 0,
             grant_written_by_actor: row.self_written_grant > 0,
+            asks_first: crate::grant::asks_first(&row.role_grants, consent_required),
+            member_grant: crate::grant::grant_mode(row.member_grant),
         }),
     );
     // The mode is re-checked with the rule: a session that may no longer act views.
-    let may_act = grant.is_ok_and(|grant| mode::may_act(actor_role, grant, act_min_role));
+    let may_act = grant.is_ok_and(|grant| rule::may_act(actor_role, grant, act_min_role));
     let stored = row.mode.as_deref().and_then(Mode::parse).unwrap_or_default();
     let act_lost = stored == Mode::Act && !may_act;
     Ok(OnBehalf {
@@ -280,6 +298,9 @@ async fn find_live_on_behalf(
     };
     let parent_usable = parent_liveness == Liveness::Live && on_behalf.actor_usable;
     let ending = match liveness {
+        Liveness::Ended if row.end_reason.as_deref() == Some(EndReason::EndedByMember.as_str()) => {
+            Some((EndReason::EndedByMember, Notice::OnBehalfEndedByMember))
+        }
         Liveness::Ended => Some((EndReason::Revoked, Notice::OnBehalfRevoked)),
         Liveness::IdleExpired | Liveness::LifetimeExpired => {
             Some((EndReason::Expired, Notice::OnBehalfExpired))

@@ -8,6 +8,7 @@ use crate::clock::{Millis, MINUTE, SECOND};
 
 pub mod cookies;
 pub mod lookup;
+pub mod presence;
 pub mod store;
 pub mod token;
 
@@ -27,6 +28,8 @@ pub enum EndReason {
     Revoked,
     /// The actor left a session on behalf.
     Left,
+    /// The member ended a session on their behalf (**End it now**).
+    EndedByMember,
 }
 
 impl EndReason {
@@ -37,6 +40,7 @@ impl EndReason {
             EndReason::Replaced => "replaced",
             EndReason::Revoked => "revoked",
             EndReason::Left => "left",
+            EndReason::EndedByMember => "ended_by_member",
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::{
         BeginWrite,
     },
     error::AppError,
+    notice::write_ended,
     session::{next_idle_expiry, token::Token, EndReason},
     state::{AppState, Settings},
 };
@@ -121,7 +122,9 @@ pub async fn end_on_behalf(state: &AppState, end: EndOnBehalf) -> Result<EndOutc
         if taken == 0 {
             return Ok(EndOutcome::AlreadyTaken);
         }
-        if end_row(&mut tx, now, end.session_id, end.reason).await? {
+        let ended = end_row(&mut tx, now, end.session_id, end.reason).await?;
+        if ended {
+            write_ended(&mut tx, now, end.member_id, end.actor_id, end.session_id, end.reason.as_str()).await?;
             let event = NewEvent::new(AuditAction::OnBehalfEnd, &context)
                 .actor(end.actor_id)
                 .subject(end.member_id)
@@ -158,6 +161,9 @@ pub async fn end_on_behalf(state: &AppState, end: EndOnBehalf) -> Result<EndOutc
             }
         }
         tx.commit().await?;
+        if ended {
+            state.presence.wake(&state.db, end.member_id).await;
+        }
         Ok(EndOutcome::Ended {
             parent_token: parent_token.filter(|_| resumed),
         })
@@ -323,6 +329,17 @@ pub async fn end_member_sessions<'a>(
         .await?
     });
     for (ended_id, ended_member, actor) in &ended {
+        if let Some(actor) = actor {
+            write_ended(
+                &mut tx,
+                now,
+                *ended_member,
+                *actor,
+                *ended_id,
+                EndReason::Revoked.as_str(),
+            )
+            .await?;
+        }
         let action = if actor.is_some() {
             AuditAction::OnBehalfEnd
         } else {

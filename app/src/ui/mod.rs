@@ -385,3 +385,17 @@ mod tests {
         assert_eq!(thousands(-10_000), "-10,000");
     }
 }
+
+/// The member area's links (My account), on each of its pages.
+#[component]
+pub fn AccountNav() -> impl IntoView {
+    view! {
+        <nav class="account-nav" aria-label="My account">
+            <a href="/">"Profile"</a>
+            <a href="/account/orders">"Orders"</a>
+            <a href="/account/sessions">"Sessions"</a>
+            <a href="/account/access-history">"Access history"</a>
+            <a href="/account/access">"Access"</a>
+        </nav>
+    }
+}

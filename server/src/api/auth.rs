@@ -33,11 +33,43 @@ async fn switched(
     token: &Token,
     lifetime: i64,
 ) -> ApiResult<(CurrentSession, String)> {
-    let session = find_live(&state.app, token.expose())
-        .await?
-        .session
-        .ok_or_else(|| ApiError::from(AppError::Internal))?;
-    Ok((session, session_cookie(token, caller.context.https, lifetime)))
+    let found = find_live(&state.app, token.expose()).await?;
+    match found.session {
+        // A session on behalf that ended before its first answer (its grant was
+        // revoked meanwhile, say): the actor is back in their own session, as on any
+        // request that finds its session on behalf over.
+        Some(session) if found.reissued.is_none() => {
+            Ok((session, session_cookie(token, caller.context.https, lifetime)))
+        }
+        Some(_) => {
+            let own = found.reissued.as_ref().unwrap_or(token);
+            let cookie = session_cookie(own, caller.context.https, state.app.settings.session_lifetime);
+            Err(ended_meanwhile(Some(own), cookie))
+        }
+        None if found.ended_on_behalf => Err(ended_meanwhile(None, clearing_cookie(caller.context.https))),
+        None => Err(ApiError::from(AppError::Unauthenticated)),
+    }
+}
+
+/// 409 `on_behalf_ended`, with the actor's own new token (if any) in `Behalf-Token`
+/// and the cookie that goes with it.
+fn ended_meanwhile(own: Option<&Token>, cookie: String) -> ApiError {
+    let mut headers = Vec::new();
+    if let Some(token) = own {
+        if let Ok(value) = axum::http::HeaderValue::from_str(token.expose()) {
+            headers.push((
+                axum::http::HeaderName::from_static(crate::security::TOKEN_HEADER),
+                value,
+            ));
+        }
+    }
+    if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
+        headers.push((axum::http::header::SET_COOKIE, value));
+    }
+    ApiError {
+        error: AppError::OnBehalfEnded,
+        headers,
+    }
 }
 
 /// Sign in with email and password. Throttled per account and per client address.

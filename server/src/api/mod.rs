@@ -5,6 +5,8 @@
 
 pub mod account;
 pub mod auth;
+pub mod consent;
+pub mod events;
 pub mod extract;
 pub mod members;
 pub mod one_click;
@@ -114,6 +116,7 @@ impl Modify for Security {
         (name = "account", description = "The caller's sessions and access history"),
         (name = "audit", description = "The audit trail (editors and super users)"),
         (name = "oversight", description = "Live sessions on behalf, and ending them (editors and super users)"),
+        (name = "consent", description = "The member in the loop: asking first, access requests, grants, notices, live presence and ending a session on one's behalf"),
     )
 )]
 struct ApiDoc;
@@ -145,6 +148,17 @@ pub fn routes() -> (Router<ServerState>, Document) {
         .routes(routes!(account::audit_list))
         .routes(routes!(oversight::list))
         .routes(routes!(oversight::end))
+        .routes(routes!(consent::get_settings, consent::put_settings))
+        .routes(routes!(consent::create_request))
+        .routes(routes!(consent::list_requests))
+        .routes(routes!(consent::approve))
+        .routes(routes!(consent::deny))
+        .routes(routes!(consent::create_grant, consent::list_grants))
+        .routes(routes!(consent::revoke_grant))
+        .routes(routes!(consent::list_notices))
+        .routes(routes!(consent::read_notice))
+        .routes(routes!(consent::end_on_behalf))
+        .routes(routes!(events::profile_events))
         .split_for_parts();
     let json = serde_json::to_value(&document).unwrap_or_default();
     let router = router

@@ -47,6 +47,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> CliResult<()> {
     };
     let flusher = tokio::spawn(flush_refusals(state_for_flush.clone()));
     let trail_flusher = tokio::spawn(crate::startup::flush_views(state_for_flush.clone()));
+    let _consent_tasks = crate::startup::spawn_consent_tasks(&state_for_flush);
     listen::serve(listener, router, limits, shutdown_signal()).await;
     if let Some(metrics) = metrics {
         metrics.stop().await;

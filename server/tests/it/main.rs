@@ -14,6 +14,8 @@ mod audit;
 mod auth;
 mod bench;
 mod cli;
+mod consent;
+mod consent_live;
 mod demo;
 mod editing;
 mod flood;
