@@ -196,9 +196,8 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     >
                         <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
-                        // The blade is drawn by the members page itself (one lazily loaded
-                        // chunk for both): two nested lazy routes loading at once on a
-                        // direct visit raced (`RuntimeError: unreachable`, wasm-split).
+                        // The blade is drawn by the members page itself, from the address
+                        // (one lazily loaded chunk for the list and its blade).
                         <Route path=ParamSegment("id") view=|| () ssr=SsrMode::Async/>
                     </ParentRoute>
                     <Route

@@ -339,9 +339,8 @@ fn RequestAccessForm(member_id: i64, sent: RwSignal<bool>) -> impl IntoView {
     }
 }
 
-/// A grant's mode as the blade shows it. The blade's own words, not the Access page's
-/// helpers: code shared with that page's lazily loaded chunk was called before the
-/// chunk had arrived (a `RuntimeError: unreachable` on some direct loads of a blade).
+/// A grant's mode as the blade shows it (the blade's own words: the Access page's
+/// helpers stay in that page's chunk).
 fn blade_mode(mode: Mode) -> &'static str {
     match mode {
         Mode::View => "View only",

@@ -131,8 +131,9 @@ pub fn MembersPage() -> impl IntoView {
 }
 
 /// The member ID of a blade's address: what follows `prefix` (`/admin/members/` or
-/// `/admin/groups/{group}/members/`), when it is one. The pages draw their blade
-/// themselves (see `lib.rs`), so it is read from the path, not a child route's params.
+/// `/admin/groups/{group}/members/`), when it is one. The list pages draw their blade
+/// themselves (one chunk for both), so it is read from the path, not a child route's
+/// params.
 pub fn blade_in_path(path: &str, prefix: &str) -> Option<i64> {
     path.strip_prefix(prefix)?.trim_end_matches('/').parse().ok()
 }
