@@ -196,8 +196,7 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     >
                         <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
-                        // The blade is drawn by the members page itself, from the address
-                        // (one lazily loaded chunk for the list and its blade).
+                        // The members page draws the blade itself (one chunk for both).
                         <Route path=ParamSegment("id") view=|| () ssr=SsrMode::Async/>
                     </ParentRoute>
                     <Route
