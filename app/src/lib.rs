@@ -196,7 +196,6 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     >
                         <Route path=StaticSegment("") view=|| () ssr=SsrMode::Async/>
-                        // The members page draws the blade itself (one chunk for both).
                         <Route path=ParamSegment("id") view=|| () ssr=SsrMode::Async/>
                     </ParentRoute>
                     <Route
