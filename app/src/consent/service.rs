@@ -5,7 +5,7 @@
 use serde_json::json;
 
 pub use super::requests::{answer, request, requests, RequestForm};
-use super::{sweep, AccessOverview, GranteeOption, NoticeView};
+use super::{AccessOverview, GranteeOption, NoticeView};
 use crate::{
     audit_action::{AuditAction, ObjectKind},
     audit_writer::{AuditTx, NewEvent},
@@ -429,10 +429,10 @@ async fn grantees(state: &AppState, member_role: Role) -> Result<Vec<GranteeOpti
 }
 
 /// Everything the member's Access page shows. Expired requests and grants are
-/// recorded first, so the page shows what is so.
+/// recorded first (by `requests`, which sweeps before it reads, and is read before the
+/// grants), so the page shows what is so.
 pub async fn page(state: &AppState, request: &RequestContext) -> Result<AccessOverview, AppError> {
     let session = own_session(request)?;
-    sweep::expire_due(state).await?;
     Ok(AccessOverview {
         role_grants: setting(state, request).await?,
         consent_required: state.settings.consent_required,
