@@ -16,9 +16,13 @@ use crate::{
         get_group, list_groups, AddGroupMember, CreateGroup, DeleteGroup, GroupList, GroupPage,
         RemoveGroupMember, RenameGroup, MAX_GROUP_NAME_CHARS,
     },
-    members::{blade::MemberBlade, ui::open_blade_on_row_click, MemberSummary},
+    members::{
+        blade::{BladeData, MemberBlade},
+        MemberSummary,
+    },
     ui::{
-        field_error, thousands, BoundField, Column, DataTable, ErrorPanel, Field, Gate, Gated, ListRefresh,
+        field_error, open_blade_on_row_click, thousands, BoundField, Column, DataTable, ErrorPanel, Field,
+        Gate, Gated, ListRefresh,
     },
 };
 
@@ -170,14 +174,18 @@ pub fn GroupDetailPage() -> impl IntoView {
             get_group(id, page.and_then(|p| p.parse().ok())).await
         },
     );
+    // Made here, before the gate, like the group (see `BladeData`).
+    let blade = BladeData::new(Signal::derive(move || group_blade_id(&location.pathname.get())));
     view! {
         <Title text="Group"/>
         <div class="with-blade">
-            <Gated gate=Gate::Admin render=move |_viewer: Viewer| view! { <GroupView group refresh/> }/>
+            <Gated gate=Gate::Admin render=move |_viewer: Viewer| view! {
+                <GroupView group refresh/>
+                <Show when=move || blade.is_open()>
+                    <GroupBladeRoute blade/>
+                </Show>
+            }/>
             <Outlet/>
-            <Show when=move || group_blade_id(&location.pathname.get()).is_some()>
-                <GroupBladeRoute/>
-            </Show>
         </div>
     }
 }
@@ -428,10 +436,9 @@ fn group_blade_id(path: &str) -> Option<i64> {
 }
 
 #[component]
-pub fn GroupBladeRoute() -> impl IntoView {
+pub fn GroupBladeRoute(blade: BladeData) -> impl IntoView {
     let params = use_params_map();
     let location = use_location();
-    let id = Signal::derive(move || group_blade_id(&location.pathname.get()));
     let close_href = Signal::derive(move || {
         let group = params.read().get("group").unwrap_or_default();
         match location.search.get() {
@@ -441,6 +448,6 @@ pub fn GroupBladeRoute() -> impl IntoView {
     });
     view! {
         <Title text="User information"/>
-        <MemberBlade id close_href/>
+        <MemberBlade data=blade close_href/>
     }
 }

@@ -56,22 +56,44 @@ fn yes_no(value: bool) -> &'static str {
     }
 }
 
-/// The blade for member `id`. `close_href` is the list it sits over.
+/// The blade's data: member `id`'s detail, loaded again after a save (`reload`).
+///
+/// The list's page makes it before its gate, as every page makes its resources: the
+/// blade is drawn inside the gate's suspense, and a resource made there would be made
+/// (and numbered) on the server only once the viewer had resolved, but in the browser
+/// at once, so the page failed to hydrate whenever the server's viewer came late.
+#[derive(Clone, Copy)]
+pub struct BladeData {
+    pub id: Signal<Option<i64>>,
+    detail: Resource<Result<MemberDetail, AppError>>,
+    reload: RwSignal<u32>,
+}
+
+impl BladeData {
+    pub fn new(id: Signal<Option<i64>>) -> Self {
+        let reload = RwSignal::new(0u32);
+        let detail = Resource::new(
+            move || (id.get(), reload.get()),
+            |(id, _)| async move {
+                match id {
+                    Some(id) => get_member(id).await,
+                    None => Err(AppError::NotFound("There is no member at this address.".into())),
+                }
+            },
+        );
+        Self { id, detail, reload }
+    }
+
+    /// Whether the address names a member, so the blade is open.
+    pub fn is_open(&self) -> bool {
+        self.id.get().is_some()
+    }
+}
+
+/// The blade for the member `data` loads. `close_href` is the list it sits over.
 #[component]
-pub fn MemberBlade(
-    #[prop(into)] id: Signal<Option<i64>>,
-    #[prop(into)] close_href: Signal<String>,
-) -> impl IntoView {
-    let reload = RwSignal::new(0u32);
-    let detail = Resource::new(
-        move || (id.get(), reload.get()),
-        |(id, _)| async move {
-            match id {
-                Some(id) => get_member(id).await,
-                None => Err(AppError::NotFound("There is no member at this address.".into())),
-            }
-        },
-    );
+pub fn MemberBlade(data: BladeData, #[prop(into)] close_href: Signal<String>) -> impl IntoView {
+    let BladeData { id, detail, reload } = data;
     let editing = RwSignal::new(false);
     let heading = NodeRef::<html::H2>::new();
     let navigate = use_navigate();

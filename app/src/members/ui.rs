@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use leptos::{ev, html, prelude::*, wasm_bindgen::JsCast};
+use leptos::{ev, html, prelude::*};
 use leptos_meta::Title;
 use leptos_router::{
     components::Outlet,
@@ -16,10 +16,11 @@ use leptos_router::{
 use crate::{
     context::Viewer,
     members::{
-        blade::MemberBlade, group_choices, list_members, GroupRef, ListQuery, MemberPage, MemberSummary,
-        Role, SortKey, MAX_SEARCH_CHARS,
+        blade::{BladeData, MemberBlade},
+        group_choices, list_members, GroupRef, ListQuery, MemberPage, MemberSummary, Role, SortKey,
+        MAX_SEARCH_CHARS,
     },
-    ui::{thousands, ErrorPanel, Gate, Gated, ListRefresh},
+    ui::{open_blade_on_row_click, thousands, ErrorPanel, Gate, Gated, ListRefresh},
     urls::encode_query_value,
 };
 
@@ -118,14 +119,19 @@ pub fn MembersPage() -> impl IntoView {
         },
     );
     let groups: GroupsResource = Resource::new(|| (), |_| group_choices());
+    let blade = BladeData::new(Signal::derive(move || {
+        blade_in_path(&location.pathname.get(), "/admin/members/")
+    }));
     view! {
         <Title text="Members"/>
         <div class="with-blade">
-            <Gated gate=Gate::Admin render=move |_viewer: Viewer| view! { <MembersList members groups/> }/>
+            <Gated gate=Gate::Admin render=move |_viewer: Viewer| view! {
+                <MembersList members groups/>
+                <Show when=move || blade.is_open()>
+                    <MemberBladeRoute blade/>
+                </Show>
+            }/>
             <Outlet/>
-            <Show when=move || blade_in_path(&location.pathname.get(), "/admin/members/").is_some()>
-                <MemberBladeRoute/>
-            </Show>
         </div>
     }
 }
@@ -140,16 +146,15 @@ pub fn blade_in_path(path: &str, prefix: &str) -> Option<i64> {
 
 /// `/admin/members/{id}`: the blade over the list.
 #[component]
-pub fn MemberBladeRoute() -> impl IntoView {
+pub fn MemberBladeRoute(blade: BladeData) -> impl IntoView {
     let location = use_location();
-    let id = Signal::derive(move || blade_in_path(&location.pathname.get(), "/admin/members/"));
     let close_href = Signal::derive(move || match location.search.get() {
         search if search.trim_start_matches('?').is_empty() => "/admin/members".to_string(),
         search => format!("/admin/members?{}", search.trim_start_matches('?')),
     });
     view! {
         <Title text="User information"/>
-        <MemberBlade id close_href/>
+        <MemberBlade data=blade close_href/>
     }
 }
 
@@ -492,39 +497,6 @@ fn MemberTable(page: MemberPage) -> impl IntoView {
             {next.map(|href| view! { <a href=href rel="next">"Next →"</a> })}
         </nav>
     }
-}
-
-/// What inside a list row acts by itself: a click on one of these is its own, not the row's.
-const ROW_CONTROLS: &str =
-    "a, button, input, select, textarea, label, summary, [role=\"button\"], [contenteditable]";
-
-/// The `on:click` of a list row that opens a blade (in Virto a click anywhere on a row
-/// opens it): goes to `href`, the address of the row's own link, as that link would.
-/// Clicks that are not the row's are left alone: one on a control inside the row (the
-/// link itself, a Remove button…), and a modified or non-primary click (new tab, new
-/// window), which stays the browser's. The row's link remains the way in for keyboard
-/// and screen-reader users; the row itself is not focusable and has no role of its own.
-pub fn open_blade_on_row_click(href: String) -> impl Fn(ev::MouseEvent) + 'static {
-    let navigate = use_navigate();
-    move |event: ev::MouseEvent| {
-        if is_plain_row_click(&event) {
-            navigate(&href, NavigateOptions::default());
-        }
-    }
-}
-
-fn is_plain_row_click(event: &ev::MouseEvent) -> bool {
-    let modified =
-        event.button() != 0 || event.ctrl_key() || event.meta_key() || event.shift_key() || event.alt_key();
-    if modified || event.default_prevented() {
-        return false;
-    }
-    let on_control = event
-        .target()
-        .and_then(|target| target.dyn_into::<leptos::web_sys::Element>().ok())
-        .and_then(|element| element.closest(ROW_CONTROLS).ok().flatten())
-        .is_some();
-    !on_control
 }
 
 /// One member as a table row; the name opens the blade at `{base}/{id}` with the

@@ -18,7 +18,7 @@ mod list;
 mod table;
 
 pub use list::ListOrEmpty;
-pub use table::{Column, DataTable};
+pub use table::{open_blade_on_row_click, Column, DataTable};
 
 /// 1234567 → "1,234,567".
 pub fn thousands(n: i64) -> String {
