@@ -89,6 +89,9 @@ mod server {
         pub absolute_expires_at: Millis,
         /// Set when this is a session on behalf of `member`.
         pub on_behalf: Option<OnBehalf>,
+        /// The member's own session only: someone may be signed in on their behalf
+        /// (the lookup found a live session on their behalf), so `whoami` lists who.
+        pub someone_in: bool,
     }
 
     /// The real person behind a session on behalf, and how it came about.

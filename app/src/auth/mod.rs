@@ -45,8 +45,9 @@ pub async fn whoami() -> Result<Option<Viewer>, AppError> {
         return Ok(None);
     };
     let mut viewer = service::viewer_of(session, now);
-    // The member's own use only: who is in their account right now.
-    if let crate::context::AccountUse::Own = session.account_use() {
+    // The member's own use only: who is in their account right now (asked only when
+    // the request's session lookup found someone).
+    if session.someone_in && matches!(session.account_use(), crate::context::AccountUse::Own) {
         viewer.someone_in =
             crate::session::presence::live_on_behalf_of(&state.db, session.member.id, now).await?;
     }

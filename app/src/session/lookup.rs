@@ -57,6 +57,7 @@ struct SessionLookup {
     role_grants: String,
     member_grant: Option<i64>,
     end_reason: Option<String>,
+    someone_in: i64,
 }
 
 /// One round trip loads the session, its member and, for a session on behalf, the
@@ -70,7 +71,8 @@ fn lookup_sql() -> &'static str {
     SQL.get_or_init(|| {
         format!(
             "{LOOKUP}, m.role_grants, CASE WHEN s.actor_id IS NULL THEN NULL ELSE {} END AS member_grant, \
-             s.end_reason {LOOKUP_FROM}",
+             s.end_reason, CASE WHEN s.actor_id IS NULL THEN {SOMEONE_IN} ELSE 0 END AS someone_in \
+             {LOOKUP_FROM}",
             crate::grant::member_grant_sql("s.member_id", "s.actor_id", "$2")
         )
     })
@@ -88,6 +90,13 @@ const LOOKUP: &str = "SELECT s.id, s.member_id, s.created_at, s.last_seen_at, s.
      AS explicit_grant, \
      (SELECT COUNT(*) FROM proxy_permissions g WHERE g.member_id = s.member_id AND g.actor_id = s.actor_id \
       AND g.granted_by = s.actor_id) AS self_written_grant";
+
+/// For the member's own session: how many live sessions on their behalf there are (at
+/// most one is counted: on the `sessions_member` index), so that `whoami` lists them,
+/// in a query of its own, only when someone is in.
+const SOMEONE_IN: &str = "(SELECT COUNT(*) FROM (SELECT 1 FROM sessions o WHERE o.member_id = s.member_id \
+     AND o.ended_at IS NULL AND o.actor_id IS NOT NULL AND o.token_hash IS NOT NULL \
+     AND o.idle_expires_at > $2 AND o.absolute_expires_at > $2 LIMIT 1) AS live)";
 
 /// What `LOOKUP` reads from (the token bound as `$1`, the time as `$2`).
 const LOOKUP_FROM: &str = "FROM sessions s JOIN members m ON m.id = s.member_id \
@@ -196,6 +205,7 @@ async fn found_live(
         absolute_expires_at: row.absolute_expires_at,
         member,
         on_behalf,
+        someone_in: row.someone_in > 0,
     };
     session.idle_expires_at = touch(state, now, row, &session).await?;
     Ok(Lookup {
@@ -359,6 +369,8 @@ async fn find_live_on_behalf(
                     absolute_expires_at: row.parent_absolute_expires_at.unwrap_or(now),
                     member: on_behalf.actor,
                     on_behalf: None,
+                    // Not looked up for the actor's own session: `whoami` looks.
+                    someone_in: true,
                 }),
                 None => None,
             };

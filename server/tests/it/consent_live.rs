@@ -95,10 +95,33 @@ impl Events {
     }
 }
 
+/// Who the region on the member's pages lists: `whoami`'s `someone_in`, in the
+/// session of `token` (the page's cookie).
+async fn someone_in(app: &TestApp, token: &str) -> Vec<Value> {
+    let response = app
+        .bare_client()
+        .post(app.url("/api/whoami"))
+        .header(header::COOKIE, format!("behalf_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let viewer: Value = response.json().await.unwrap();
+    viewer["someone_in"]
+        .as_array()
+        .cloned()
+        .expect("whoami lists who is in")
+}
+
 async fn the_member_sees_sessions_on_their_behalf_start_and_end_live(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let w = world(&app).await;
     let ann = app.api_login("ann@example.com").await;
+    assert_eq!(
+        someone_in(&app, &ann).await,
+        Vec::<Value>::new(),
+        "nobody is in yet"
+    );
     let mut events = Events::open(&app.url(""), &ann).await;
     let sam = on_behalf(&app, "sam@example.com", w.ann, Some("view")).await;
     let (name, data) = events.next().await.expect("the start is sent");
@@ -117,6 +140,16 @@ async fn the_member_sees_sessions_on_their_behalf_start_and_end_live(backend: Ba
     // The member's own pages say so (whoami carries it for the region).
     let (_, me) = call(&app, "ann@example.com", Method::GET, "/api/v1/profile", None).await;
     assert_eq!(me["member"]["email"], "ann@example.com");
+    let in_now = someone_in(&app, &ann).await;
+    assert_eq!(in_now.len(), 1, "{in_now:?}");
+    assert_eq!(
+        (
+            in_now[0]["session_id"].as_i64(),
+            &in_now[0]["actor_name"],
+            &in_now[0]["reason"]
+        ),
+        (Some(session_id), &json!("Sid Support"), &json!("Ticket T-11"))
+    );
     // Leaving ends it, live.
     assert_eq!(
         app.api(Method::POST, "/api/v1/alias_logout", Some(&sam), None)
@@ -130,6 +163,11 @@ async fn the_member_sees_sessions_on_their_behalf_start_and_end_live(backend: Ba
         ("on_behalf_ended", Some(session_id))
     );
     assert_eq!(data["end_reason"], "left");
+    assert_eq!(
+        someone_in(&app, &ann).await,
+        Vec::<Value>::new(),
+        "nobody is in any more"
+    );
     // On behalf, the stream is refused (protected); signed out, it closes.
     let sam = on_behalf(&app, "sam@example.com", w.ann, Some("view")).await;
     let (status, body) = app
