@@ -17,7 +17,7 @@ use crate::{
     mode::Mode,
     notice::{write_ended, NoticeKind},
     role::Role,
-    session::{store::end_row, EndReason},
+    session::{recheck::end_no_longer_allowed, store::end_row, EndReason},
     state::AppState,
 };
 
@@ -83,6 +83,10 @@ pub async fn set_role_grants(
         }
         tx.commit().await?;
     });
+    // Asking first now: the sessions a role grant alone let in end at once.
+    if wanted == RoleGrants::Ask {
+        end_no_longer_allowed(state, member, Some(member), request).await;
+    }
     Ok(wanted)
 }
 
@@ -216,7 +220,7 @@ pub async fn create_grant(
 }
 
 /// The member revokes a live grant (`grant_revoked`): the sessions it allowed end at
-/// their next request (the rule, re-checked, no longer holds).
+/// once (and would at their next request anyway: the rule, re-checked, no longer holds).
 pub async fn revoke_grant(state: &AppState, request: &RequestContext, id: i64) -> Result<(), AppError> {
     let session = own_session(request)?;
     let member = session.member.id;
@@ -245,6 +249,7 @@ pub async fn revoke_grant(state: &AppState, request: &RequestContext, id: i64) -
         revoked
     });
     if revoked {
+        end_no_longer_allowed(state, member, Some(member), request).await;
         Ok(())
     } else {
         Err(AppError::NotFound(

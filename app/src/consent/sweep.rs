@@ -13,6 +13,7 @@ use crate::{
     context::RequestContext,
     db::{with_db, BeginWrite},
     error::AppError,
+    session::recheck::end_no_longer_allowed,
     state::AppState,
 };
 
@@ -34,7 +35,7 @@ pub async fn expire_due(state: &AppState) -> Result<(usize, usize), AppError> {
     if due.is_none() {
         return Ok((0, 0));
     }
-    with_db!(&state.db, pool => {
+    let (requests, grants) = with_db!(&state.db, pool => {
         let mut tx = pool.begin_write().await?;
         let requests: Vec<(i64, i64, i64)> = sqlx::query_as(
             "UPDATE access_requests SET status = 'expired', answered_at = $1 \
@@ -71,6 +72,14 @@ pub async fn expire_due(state: &AppState) -> Result<(usize, usize), AppError> {
             tx.append_audit(now, event).await?;
         }
         tx.commit().await?;
-        Ok((requests.len(), grants.len()))
-    })
+        (requests, grants)
+    });
+    // The sessions the expired grants allowed end now (each member once).
+    let mut members: Vec<i64> = grants.iter().map(|(_, member, _)| *member).collect();
+    members.sort_unstable();
+    members.dedup();
+    for member in members {
+        end_no_longer_allowed(state, member, None, &system).await;
+    }
+    Ok((requests.len(), grants.len()))
 }

@@ -68,12 +68,25 @@ struct SessionLookup {
 /// grant at `$2`), and why the session ended.
 fn lookup_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| lookup_where("s.token_hash = $1"))
+}
+
+/// The lookup's query for the sessions `WHERE` says (with `$1`; the time is `$2`).
+fn lookup_where(condition: &str) -> String {
+    format!(
+        "{LOOKUP}, m.role_grants, CASE WHEN s.actor_id IS NULL THEN NULL ELSE {} END AS member_grant, \
+         s.end_reason, CASE WHEN s.actor_id IS NULL THEN {SOMEONE_IN} ELSE 0 END AS someone_in \
+         {LOOKUP_FROM} WHERE {condition}",
+        crate::grant::member_grant_sql("s.member_id", "s.actor_id", "$2")
+    )
+}
+
+/// The live sessions on behalf of member `$1`, for `no_longer_allowed`.
+fn on_behalf_of_member_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
-        format!(
-            "{LOOKUP}, m.role_grants, CASE WHEN s.actor_id IS NULL THEN NULL ELSE {} END AS member_grant, \
-             s.end_reason, CASE WHEN s.actor_id IS NULL THEN {SOMEONE_IN} ELSE 0 END AS someone_in \
-             {LOOKUP_FROM}",
-            crate::grant::member_grant_sql("s.member_id", "s.actor_id", "$2")
+        lookup_where(
+            "s.member_id = $1 AND s.actor_id IS NOT NULL AND s.ended_at IS NULL AND s.token_hash IS NOT NULL",
         )
     })
 }
@@ -98,10 +111,9 @@ const SOMEONE_IN: &str = "(SELECT COUNT(*) FROM (SELECT 1 FROM sessions o WHERE 
      AND o.ended_at IS NULL AND o.actor_id IS NOT NULL AND o.token_hash IS NOT NULL \
      AND o.idle_expires_at > $2 AND o.absolute_expires_at > $2 LIMIT 1) AS live)";
 
-/// What `LOOKUP` reads from (the token bound as `$1`, the time as `$2`).
+/// What `LOOKUP` reads from (the time is bound as `$2`).
 const LOOKUP_FROM: &str = "FROM sessions s JOIN members m ON m.id = s.member_id \
-     LEFT JOIN members a ON a.id = s.actor_id LEFT JOIN sessions p ON p.id = s.parent_id \
-     WHERE s.token_hash = $1";
+     LEFT JOIN members a ON a.id = s.actor_id LEFT JOIN sessions p ON p.id = s.parent_id";
 
 /// What the session cookie turned out to be.
 #[derive(Debug, Default)]
@@ -153,17 +165,7 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Lookup, AppError
         });
     };
     let now = state.clock.now();
-    let role = stored_role(row.member_id, &row.role)?;
-    let member = MemberRow {
-        id: row.member_id,
-        email: row.email.clone(),
-        display_name: row.display_name.clone(),
-        role,
-        admin_access: row.admin_access,
-        login_enabled: row.login_enabled,
-        created_at: row.member_created_at,
-        last_sign_in_at: row.last_sign_in_at,
-    };
+    let member = member_of(&row)?;
     let liveness = liveness(now, row.ended_at, row.idle_expires_at, row.absolute_expires_at);
     let on_behalf = match (row.actor_id, row.parent_id) {
         (Some(actor_id), Some(parent_id)) => {
@@ -187,6 +189,44 @@ pub async fn find_live(state: &AppState, token: &str) -> Result<Lookup, AppError
         return Ok(stale);
     }
     found_live(state, now, &row, member, None).await
+}
+
+/// The session's member, as the request sees them.
+fn member_of(row: &SessionLookup) -> Result<MemberRow, AppError> {
+    Ok(MemberRow {
+        id: row.member_id,
+        email: row.email.clone(),
+        display_name: row.display_name.clone(),
+        role: stored_role(row.member_id, &row.role)?,
+        admin_access: row.admin_access,
+        login_enabled: row.login_enabled,
+        created_at: row.member_created_at,
+        last_sign_in_at: row.last_sign_in_at,
+    })
+}
+
+/// The live sessions on behalf of `member` that the rule, re-checked as the lookup
+/// does, no longer allows (a grant revoked or expired, Ask me first turned on): their
+/// IDs and actors, for `recheck::end_no_longer_allowed`.
+pub(super) async fn no_longer_allowed(state: &AppState, member: i64) -> Result<Vec<(i64, i64)>, AppError> {
+    let rows: Vec<SessionLookup> = with_db!(&state.db, pool => {
+        sqlx::query_as(on_behalf_of_member_sql())
+            .bind(member)
+            .bind(state.clock.now())
+            .fetch_all(pool)
+            .await?
+    });
+    let mut over = Vec::new();
+    for row in rows {
+        let (Some(actor_id), Some(parent_id)) = (row.actor_id, row.parent_id) else {
+            continue;
+        };
+        let on_behalf = on_behalf_of(&row, actor_id, parent_id, &member_of(&row)?, &state.settings)?;
+        if on_behalf.grant.is_none() {
+            over.push((row.id, actor_id));
+        }
+    }
+    Ok(over)
 }
 
 /// The session found live: its activity written back (`touch`), and handed to the

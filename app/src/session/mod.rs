@@ -9,6 +9,7 @@ use crate::clock::{Millis, MINUTE, SECOND};
 pub mod cookies;
 pub mod lookup;
 pub mod presence;
+pub mod recheck;
 pub mod store;
 pub mod token;
 

@@ -23,6 +23,7 @@ on_both_databases!(
     requests_expire_after_a_day_and_are_never_two_at_once,
     asking_first_holds_against_one_click_links_and_self_written_permissions,
     requests_are_for_members_who_ask_and_not_again_right_after_a_denial,
+    asking_first_ends_at_once_the_sessions_it_no_longer_allows,
 );
 
 /// Ann (a member), Sam (support), Eve (editor), Mo (a member, no admin access).
@@ -293,6 +294,12 @@ async fn revoking_a_grant_ends_the_sessions_it_allowed(backend: Backend) {
         call(&app, "ann@example.com", Method::DELETE, &path, None).await.0,
         StatusCode::NO_CONTENT
     );
+    // Ended at once, before its actor's next request: nobody is in Ann's account.
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM sessions WHERE actor_id IS NOT NULL AND ended_at IS NULL")
+            .await,
+        0
+    );
     // Again: nothing left to revoke.
     assert_eq!(
         call(&app, "ann@example.com", Method::DELETE, &path, None).await.0,
@@ -326,7 +333,13 @@ async fn a_grant_expires_with_the_clock(backend: Backend) {
     app.clock.advance(59 * MINUTE);
     let token = on_behalf(&app, "sam@example.com", w.ann, Some("view")).await;
     app.clock.advance(2 * MINUTE);
-    // The grant is over: the session it allowed ends at its next request.
+    // The grant is over: the sweep ends the session it allowed at once, and its
+    // next request finds it over.
+    app::consent::sweep::expire_due(&app.state).await.unwrap();
+    assert_eq!(
+        crate::view_only::text(&app, "SELECT end_reason FROM sessions WHERE actor_id IS NOT NULL").await,
+        "revoked"
+    );
     let (status, body) = app.api(Method::GET, "/api/v1/orders", Some(&token), None).await;
     assert_eq!(
         (status, code(&body)),
@@ -625,5 +638,66 @@ async fn requests_are_for_members_who_ask_and_not_again_right_after_a_denial(bac
     // …but after it.
     app.clock.advance(61 * MINUTE);
     assert_eq!(ask(&app, "sam@example.com", w.ann).await.0, StatusCode::CREATED);
+    app.finish().await;
+}
+
+/// Turning **Ask me first** on ends at once the sessions a role grant alone let in,
+/// and only those: one allowed by an explicit permission someone else wrote goes on.
+/// The actor's next request is back in their own session, told why.
+async fn asking_first_ends_at_once_the_sessions_it_no_longer_allows(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let w = world(&app).await;
+    let mia = app
+        .create_member("mia@example.com", "Mia Member", Role::Member)
+        .await;
+    // Eve (an editor) is in Ann's account by her role; Sam in Mia's by a permission
+    // Eve wrote for him.
+    app.execute(&format!(
+        "INSERT INTO proxy_permissions (member_id, actor_id, created_at, granted_by) VALUES ({mia}, {}, 0, {})",
+        w.sam, w.eve
+    ))
+    .await;
+    let eve_for_ann = on_behalf(&app, "eve@example.com", w.ann, Some("view")).await;
+    let sam_for_mia = on_behalf(&app, "sam@example.com", mia, Some("view")).await;
+    ask_first(&app, "ann@example.com").await;
+    ask_first(&app, "mia@example.com").await;
+    // Ann's session on her behalf ended with her change; Mia's goes on.
+    let live = |member: i64| {
+        format!("SELECT COUNT(*) FROM sessions WHERE member_id = {member} AND actor_id IS NOT NULL AND ended_at IS NULL")
+    };
+    assert_eq!(app.scalar(&live(w.ann)).await, 0);
+    assert_eq!(app.scalar(&live(mia)).await, 1);
+    assert_eq!(
+        crate::view_only::text(
+            &app,
+            &format!(
+                "SELECT end_reason FROM sessions WHERE member_id = {} AND actor_id IS NOT NULL",
+                w.ann
+            )
+        )
+        .await,
+        "revoked"
+    );
+    let notices = format!(
+        "SELECT COUNT(*) FROM notices WHERE member_id = {} AND kind = 'on_behalf_ended'",
+        w.ann
+    );
+    assert_eq!(app.scalar(&notices).await, 1);
+    let (status, body) = app
+        .api(Method::GET, "/api/v1/profile", Some(&eve_for_ann), None)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "on_behalf_ended".into())
+    );
+    assert_eq!(
+        app.api(Method::GET, "/api/v1/profile", Some(&sam_for_mia), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // Recorded once: the actor's request found it over and wrote no second end.
+    assert_eq!(actions(&app, "on_behalf_end").await, 1);
+    assert_eq!(app.scalar(&notices).await, 1);
     app.finish().await;
 }

@@ -1,0 +1,78 @@
+//! Ending at once the sessions on a member's behalf that the rule no longer allows,
+//! when the member (or the clock) takes their consent back: a grant revoked or
+//! expired, or **Ask me first** turned on. The lookup would end each at its next
+//! request anyway; ending them now keeps the member's region **Someone is signed in on
+//! your behalf** true at once, and the actor's next request finds the session over and
+//! gets their own session back, told why (as after **End it now**).
+
+use serde_json::json;
+
+use crate::{
+    audit_action::{AuditAction, ObjectKind},
+    audit_writer::{flush_session, AuditTx, NewEvent},
+    context::RequestContext,
+    db::{with_db, BeginWrite},
+    error::AppError,
+    notice::write_ended,
+    session::{lookup::no_longer_allowed, store::end_row, EndReason},
+    state::AppState,
+};
+
+/// Ends, reason `revoked`, every live session on behalf of `member` the rule no longer
+/// allows, each in its own transaction with the member's notice and its
+/// `on_behalf_end` record (`by`: the member whose change it was; none for the clock).
+/// Called once the change is committed: if this fails, the change stands and each
+/// session still ends at its next request (the lookup re-checks the rule), so the
+/// failure is logged, not returned. Returns how many it ended.
+pub async fn end_no_longer_allowed(
+    state: &AppState,
+    member: i64,
+    by: Option<i64>,
+    request: &RequestContext,
+) -> usize {
+    match end_each(state, member, by, request).await {
+        Ok(ended) => ended,
+        Err(error) => {
+            tracing::error!(%error, member, "could not end the sessions on behalf a consent change no longer allows");
+            0
+        }
+    }
+}
+
+async fn end_each(
+    state: &AppState,
+    member: i64,
+    by: Option<i64>,
+    request: &RequestContext,
+) -> Result<usize, AppError> {
+    let reason = EndReason::Revoked;
+    let mut ended_count = 0;
+    for (session_id, actor) in no_longer_allowed(state, member).await? {
+        let now = state.clock.now();
+        // What was viewed in it is written first, so the trail comes before its end.
+        if let Err(error) = flush_session(&state.db, &state.trail, session_id, now).await {
+            tracing::error!(%error, session = session_id, "could not write the view trail of a session ending");
+        }
+        let ended = with_db!(&state.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let ended = end_row(&mut tx, now, session_id, reason).await?;
+            if ended {
+                write_ended(&mut tx, now, member, actor, session_id, reason.as_str()).await?;
+                let event = NewEvent::new(AuditAction::OnBehalfEnd, request)
+                    .actor(actor)
+                    .subject(member)
+                    .on_behalf(session_id)
+                    .object(ObjectKind::Session, session_id)
+                    .details(json!({ "reason": reason.as_str(), "ended_at": now, "by": by }));
+                tx.append_audit(now, event).await?;
+                tx.commit().await?;
+            }
+            ended
+        });
+        ended_count += usize::from(ended);
+    }
+    if ended_count > 0 {
+        state.presence.wake(&state.db, member).await;
+    }
+    Ok(ended_count)
+}
