@@ -81,12 +81,14 @@ fn lookup_where(condition: &str) -> String {
     )
 }
 
-/// The live sessions on behalf of member `$1`, for `no_longer_allowed`.
+/// The live sessions on behalf of member `$1` (expired ones are the lookup's to end,
+/// as `expired`), for `no_longer_allowed`.
 fn on_behalf_of_member_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         lookup_where(
-            "s.member_id = $1 AND s.actor_id IS NOT NULL AND s.ended_at IS NULL AND s.token_hash IS NOT NULL",
+            "s.member_id = $1 AND s.actor_id IS NOT NULL AND s.ended_at IS NULL AND s.token_hash IS NOT NULL \
+             AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2",
         )
     })
 }

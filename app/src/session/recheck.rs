@@ -69,10 +69,11 @@ async fn end_each(
             }
             ended
         });
-        ended_count += usize::from(ended);
-    }
-    if ended_count > 0 {
-        state.presence.wake(&state.db, member).await;
+        // Told at once, whatever happens to the next one.
+        if ended {
+            ended_count += 1;
+            state.presence.wake(&state.db, member).await;
+        }
     }
     Ok(ended_count)
 }
