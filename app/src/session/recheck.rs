@@ -5,22 +5,22 @@
 //! your behalf** true at once, and the actor's next request finds the session over and
 //! gets their own session back, told why (as after **End it now**).
 
-use serde_json::json;
-
 use crate::{
-    audit_action::{AuditAction, ObjectKind},
-    audit_writer::{flush_session, AuditTx, NewEvent},
+    audit_writer::flush_session,
     context::RequestContext,
     db::{with_db, BeginWrite},
     error::AppError,
-    notice::write_ended,
-    session::{lookup::no_longer_allowed, store::end_row, EndReason},
+    session::{
+        lookup::no_longer_allowed,
+        store::{end_on_behalf_row, OnBehalfEnding},
+        EndReason,
+    },
     state::AppState,
 };
 
 /// Ends, reason `revoked`, every live session on behalf of `member` the rule no longer
 /// allows, each in its own transaction with the member's notice and its
-/// `on_behalf_end` record (`by`: the member whose change it was; none for the clock).
+/// `on_behalf_end` record (`store::end_on_behalf_row`) (`by`: the member whose change it was; none for the clock).
 /// Called once the change is committed: if this fails, the change stands and each
 /// session still ends at its next request (the lookup re-checks the rule), so the
 /// failure is logged, not returned. Returns how many it ended.
@@ -45,7 +45,6 @@ async fn end_each(
     by: Option<i64>,
     request: &RequestContext,
 ) -> Result<usize, AppError> {
-    let reason = EndReason::Revoked;
     let mut ended_count = 0;
     for (session_id, actor) in no_longer_allowed(state, member).await? {
         let now = state.clock.now();
@@ -53,18 +52,17 @@ async fn end_each(
         if let Err(error) = flush_session(&state.db, &state.trail, session_id, now).await {
             tracing::error!(%error, session = session_id, "could not write the view trail of a session ending");
         }
+        let ending = OnBehalfEnding {
+            session_id,
+            member_id: member,
+            actor_id: actor,
+            reason: EndReason::Revoked,
+            by,
+        };
         let ended = with_db!(&state.db, pool => {
             let mut tx = pool.begin_write().await?;
-            let ended = end_row(&mut tx, now, session_id, reason).await?;
+            let ended = end_on_behalf_row(&mut tx, now, &ending, request).await?;
             if ended {
-                write_ended(&mut tx, now, member, actor, session_id, reason.as_str()).await?;
-                let event = NewEvent::new(AuditAction::OnBehalfEnd, request)
-                    .actor(actor)
-                    .subject(member)
-                    .on_behalf(session_id)
-                    .object(ObjectKind::Session, session_id)
-                    .details(json!({ "reason": reason.as_str(), "ended_at": now, "by": by }));
-                tx.append_audit(now, event).await?;
                 tx.commit().await?;
             }
             ended

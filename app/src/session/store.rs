@@ -95,6 +95,51 @@ pub enum EndOutcome {
     Ended { parent_token: Option<Token> },
 }
 
+/// A session on behalf to end: whose it is, who was in it, why, and who ended it
+/// when that was not its actor nor its lookup (`by`, in the record's details).
+pub struct OnBehalfEnding {
+    pub session_id: i64,
+    pub member_id: i64,
+    pub actor_id: i64,
+    pub reason: EndReason,
+    pub by: Option<i64>,
+}
+
+/// Ends a session on behalf inside `tx` if it is still open, with the member's notice
+/// and its `on_behalf_end` record, and says whether it was open: the step shared by
+/// `end_on_behalf` and `recheck` (End it now writes its own record between the end
+/// and this one, so it keeps its own three steps).
+pub async fn end_on_behalf_row<'a>(
+    tx: impl Into<Tx<'a>>,
+    now: Millis,
+    ending: &OnBehalfEnding,
+    context: &RequestContext,
+) -> Result<bool, AppError> {
+    let mut tx = tx.into();
+    let (session, member, actor, reason) = (
+        ending.session_id,
+        ending.member_id,
+        ending.actor_id,
+        ending.reason,
+    );
+    if !end_row(&mut tx, now, session, reason).await? {
+        return Ok(false);
+    }
+    write_ended(&mut tx, now, member, actor, session, reason.as_str()).await?;
+    let mut details = serde_json::json!({ "reason": reason.as_str(), "ended_at": now });
+    if let Some(by) = ending.by {
+        details["by"] = by.into();
+    }
+    let event = NewEvent::new(AuditAction::OnBehalfEnd, context)
+        .actor(actor)
+        .subject(member)
+        .on_behalf(session)
+        .object(ObjectKind::Session, session)
+        .details(details);
+    tx.append_audit(now, event).await?;
+    Ok(true)
+}
+
 /// Ends a session on behalf in one transaction: the session row (its token forgotten,
 /// so the cookie can never be used again), the `on_behalf_end` record, and then either
 /// a fresh token for the actor's own session or the end of that one too.
@@ -122,17 +167,14 @@ pub async fn end_on_behalf(state: &AppState, end: EndOnBehalf) -> Result<EndOutc
         if taken == 0 {
             return Ok(EndOutcome::AlreadyTaken);
         }
-        let ended = end_row(&mut tx, now, end.session_id, end.reason).await?;
-        if ended {
-            write_ended(&mut tx, now, end.member_id, end.actor_id, end.session_id, end.reason.as_str()).await?;
-            let event = NewEvent::new(AuditAction::OnBehalfEnd, &context)
-                .actor(end.actor_id)
-                .subject(end.member_id)
-                .on_behalf(end.session_id)
-                .object(ObjectKind::Session, end.session_id)
-                .details(serde_json::json!({ "reason": end.reason.as_str(), "ended_at": now }));
-            tx.append_audit(now, event).await?;
-        }
+        let ending = OnBehalfEnding {
+            session_id: end.session_id,
+            member_id: end.member_id,
+            actor_id: end.actor_id,
+            reason: end.reason,
+            by: None,
+        };
+        let ended = end_on_behalf_row(&mut tx, now, &ending, &context).await?;
         let mut resumed = false;
         if let Some(hash) = &parent_hash {
             resumed = sqlx::query(

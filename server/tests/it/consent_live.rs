@@ -98,15 +98,8 @@ impl Events {
 /// Who the region on the member's pages lists: `whoami`'s `someone_in`, in the
 /// session of `token` (the page's cookie).
 async fn someone_in(app: &TestApp, token: &str) -> Vec<Value> {
-    let response = app
-        .bare_client()
-        .post(app.url("/api/whoami"))
-        .header(header::COOKIE, format!("behalf_session={token}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let viewer: Value = response.json().await.unwrap();
+    let (status, viewer) = app.viewer_with_token(token).await;
+    assert_eq!(status, StatusCode::OK);
     viewer["someone_in"]
         .as_array()
         .cloned()

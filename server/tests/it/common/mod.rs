@@ -257,6 +257,13 @@ impl TestApp {
 
     /// A raw request with only this session cookie (no cookie store).
     pub async fn whoami_with_token(&self, token: &str) -> Option<String> {
+        let (_, body) = self.viewer_with_token(token).await;
+        body.get("email").and_then(|v| v.as_str()).map(str::to_string)
+    }
+
+    /// `whoami`'s whole answer (the status, and the viewer or `null`) with only this
+    /// session cookie (no cookie store).
+    pub async fn viewer_with_token(&self, token: &str) -> (reqwest::StatusCode, serde_json::Value) {
         let response = self
             .bare_client()
             .post(self.url("/api/whoami"))
@@ -264,8 +271,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let body: serde_json::Value = response.json().await.unwrap();
-        body.get("email").and_then(|v| v.as_str()).map(str::to_string)
+        (response.status(), response.json().await.unwrap())
     }
 
     /// A JSON API call with a bearer token (or none) and a JSON body (or none), from a
